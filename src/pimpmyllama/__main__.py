@@ -1,0 +1,3 @@
+from pimpmyllama.cli.main import main
+
+main()

@@ -1,0 +1,118 @@
+"""All-or-nothing writes: an error, a Ctrl-C or a kill never leaves half an artifact.
+
+Artifacts are written into a hidden temporary sibling and renamed into place only
+once complete (a rename within one directory is atomic on POSIX). A temporary
+left behind by a killed process is recognised by its owner's pid and swept.
+"""
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+_TMP_PREFIX = ".tmp-"
+
+
+def _temp_sibling(final: Path) -> Path:
+    return final.parent / f"{_TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}-{final.name}"
+
+
+def _fsync_tree(path: Path) -> None:
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            with open(os.path.join(root, name), "rb") as f:
+                os.fsync(f.fileno())
+    _fsync_dir(path)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def atomic_dir(final: Path, *, replace: bool = False) -> Iterator[Path]:
+    """Yield an empty temporary folder that becomes `final` when the block succeeds."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale_temps(final.parent)
+    tmp = _temp_sibling(final)
+    tmp.mkdir()
+    try:
+        yield tmp
+        _fsync_tree(tmp)
+        if final.exists():
+            if not replace:
+                raise FileExistsError(final)
+            # Move the old one aside first so that `final` is never missing a file.
+            old = _temp_sibling(final)
+            os.rename(final, old)
+            os.rename(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, final)
+        _fsync_dir(final.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_sibling(path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def remove_dir_atomic(path: Path) -> None:
+    """Rename, then delete: a crash mid-delete leaves a hidden temporary (swept
+    later), never half of an artifact under its real name."""
+    doomed = _temp_sibling(path)
+    os.rename(path, doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale_temps(folder: Path) -> list[Path]:
+    """Remove temporaries whose writer process is gone (killed mid-write)."""
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for entry in folder.iterdir():
+        if not entry.name.startswith(_TMP_PREFIX):
+            continue
+        try:
+            pid = int(entry.name[len(_TMP_PREFIX):].split("-", 1)[0])
+        except ValueError:
+            continue
+        if pid != os.getpid() and not _pid_alive(pid):
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
+
+
+def is_hidden_temp(path: Path) -> bool:
+    return path.name.startswith(".")

@@ -1,0 +1,1 @@
+"""A chat turn, end to end: build -> session -> packer -> engine -> session."""

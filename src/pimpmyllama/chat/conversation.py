@@ -1,0 +1,141 @@
+"""One conversation with a build, turn by turn, remembered in a session."""
+
+from collections.abc import Iterator
+
+from pimpmyllama.errors import InvalidInputError
+from pimpmyllama.generation.engine import Completion, GenerationParams
+from pimpmyllama.generation.sampling import SamplingParams
+from pimpmyllama.memory.sessions import Session, SessionStore
+from pimpmyllama.prompting.build import Build, Parameters
+from pimpmyllama.prompting.packer import PackedContext, Turn, pack_context
+
+
+def generation_params(p: Parameters) -> GenerationParams:
+    sampling = SamplingParams(
+        temperature=p.temperature,
+        top_k=p.top_k,
+        top_p=p.top_p,
+        repeat_penalty=p.repeat_penalty,
+        repeat_last_n=p.repeat_last_n,
+        seed=p.seed,
+    )
+    return GenerationParams(max_new_tokens=p.max_new_tokens, sampling=sampling, stop=tuple(p.stop))
+
+
+class Reply:
+    """Iterate for the reply's text as it streams; afterwards `completion` holds the
+    whole reply and its usage, and the turn has been stored (when in a session)."""
+
+    def __init__(self, conversation: "Conversation", message: str, context: PackedContext, generation):
+        self._conversation = conversation
+        self._message = message
+        self.context = context
+        self._generation = generation
+        self.completion: Completion | None = None
+        self.turn_index: int | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        try:
+            yield from self._generation
+        finally:
+            self.completion = self._generation.completion
+            self.turn_index = self._conversation._record(self._message, self.context, self.completion)
+
+    def text(self) -> str:
+        for _ in self:
+            pass
+        return self.completion.text
+
+
+class Conversation:
+    def __init__(self, engine, build: Build, *, sessions: SessionStore | None = None, session: Session | None = None):
+        self.engine = engine
+        self.build = build
+        self.sessions = sessions
+        self.session = session
+        self.format = engine.chat_format(build.template)
+        self.parameters = build.parameters.for_model(engine.context_length)
+
+    @property
+    def system(self) -> str | None:
+        if self.session is not None and self.session.system is not None:
+            return self.session.system or None
+        return self.build.system
+
+    @property
+    def pinned(self) -> list[str]:
+        extra = [p.text for p in self.sessions.pins(self.session)] if self.session else []
+        return list(self.build.pinned) + extra
+
+    def history(self) -> list[Turn]:
+        if self.session is None:
+            return []
+        return [t.as_turn() for t in self.sessions.window(self.session)]
+
+    def pack(self, message: str) -> PackedContext:
+        p = self.parameters
+        return pack_context(
+            self.format,
+            message=message,
+            num_ctx=p.num_ctx,
+            max_new_tokens=p.max_new_tokens,
+            system=self.system,
+            pinned=self.pinned,
+            few_shot=self.build.few_shot(),
+            history=self.history(),
+        )
+
+    def send(self, message: str) -> Reply:
+        context = self.pack(message)
+        generation = self.engine.generate(context.prompt_ids, generation_params(self.parameters),
+                                          self.parameters.num_ctx)
+        return Reply(self, message, context, generation)
+
+    def _record(self, message: str, context: PackedContext, completion: Completion) -> int | None:
+        status = "interrupted" if completion.finish_reason == "interrupted" else "complete"
+        window_start = None
+        if context.dropped_turns:
+            window_start = context.kept_turns[0] if context.kept_turns else context.dropped_turns[-1] + 1
+        if self.session is None:
+            return None
+        return self.sessions.add_turn(
+            self.session,
+            message,
+            completion.text,
+            status=status,
+            finish_reason=completion.finish_reason,
+            model=self.engine.name,
+            prompt_tokens=completion.usage.prompt_tokens,
+            completion_tokens=completion.usage.completion_tokens,
+            window_start=window_start,
+        )
+
+    # REPL commands (they need a session) ----------------------------------------
+    def _need_session(self) -> Session:
+        if self.session is None:
+            raise InvalidInputError("this needs a session")
+        return self.session
+
+    def set_system(self, text: str | None) -> None:
+        self.sessions.set_system(self._need_session(), text)
+
+    def pin(self, fact: str) -> None:
+        self.sessions.pin(self._need_session(), fact)
+
+    def unpin(self, number: int) -> str:
+        """Remove a pin by its number in `pinned` (the build's pins come first and stay)."""
+        fixed = len(self.build.pinned)
+        if 1 <= number <= fixed:
+            raise InvalidInputError(f"pin {number} comes from the build; edit the build to change it")
+        if number < 1:
+            raise InvalidInputError(f"no pin number {number}")
+        return self.sessions.unpin(self._need_session(), number - fixed)
+
+    def reset(self) -> int:
+        return self.sessions.reset(self._need_session())
+
+    def evicted_turns(self) -> list[int]:
+        """Indexes of the turns that have left the rolling window for good."""
+        if self.session is None:
+            return []
+        return [t.index for t in self.sessions.turns(self.session) if t.index < self.session.window_start]

@@ -1,0 +1,1 @@
+"""The `pml` command line: thin commands that parse, call the library and render."""

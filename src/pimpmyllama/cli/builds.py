@@ -1,0 +1,60 @@
+"""pml create, pml builds list|show|rm"""
+
+from pathlib import Path
+
+import typer
+from rich.syntax import Syntax
+from rich.table import Table
+
+from pimpmyllama.cli.app import new_app
+from pimpmyllama.cli.console import out
+
+app = new_app("Manage builds (model + system prompt + facts + parameters).")
+
+
+def create(
+    name: str = typer.Argument(..., help="name of the new build"),
+    file: Path = typer.Option(..., "--file", "-f", help="the build's YAML file"),
+):
+    """Create (or replace) a build from a YAML file."""
+    from pimpmyllama.chat.resolve import check_model_ref
+    from pimpmyllama.models.store import check_name
+    from pimpmyllama.prompting.build import load_build_file
+    from pimpmyllama.prompting.builds import BuildStore
+
+    check_name(name, "build")
+    build = load_build_file(file)
+    check_model_ref(build.from_)
+    BuildStore().save(name, build)
+    out.print(f"created build [bold]{name}[/] (model {build.from_})")
+
+
+@app.command("list")
+def list_():
+    """List builds."""
+    from pimpmyllama.prompting.builds import BuildStore
+
+    store = BuildStore()
+    table = Table("NAME", "MODEL", "SYSTEM", box=None)
+    for name in store.names():
+        build = store.get(name)
+        system = (build.system or "").replace("\n", " ")
+        table.add_row(name, build.from_, system[:60] + ("…" if len(system) > 60 else ""))
+    out.print(table)
+
+
+@app.command("show")
+def show(name: str = typer.Argument(..., help="build name")):
+    """Print a build's YAML."""
+    from pimpmyllama.prompting.builds import BuildStore
+
+    out.print(Syntax(BuildStore().text(name), "yaml", theme="ansi_dark", background_color="default"))
+
+
+@app.command("rm")
+def rm(name: str = typer.Argument(..., help="build name")):
+    """Remove a build."""
+    from pimpmyllama.prompting.builds import BuildStore
+
+    BuildStore().remove(name)
+    out.print(f"removed {name}")

@@ -1,0 +1,50 @@
+"""Terminal output: the consoles, progress bars and shared renderings."""
+
+import sys
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+def human_size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def human_count(n: int) -> str:
+    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f}{unit}"
+    return str(n)
+
+
+@contextmanager
+def progress_reporter(title: str):
+    """A progress callback (stage, completed, total) drawn as one rich bar on stderr."""
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(title, total=None)
+
+        def report(stage: str, completed: int, total: int | None) -> None:
+            progress.update(task, description=f"{title}: {stage}", completed=completed, total=total)
+
+        yield report
+
+
+def write_stream(text: str) -> None:
+    """Streamed reply text goes out raw: it may hold brackets rich would read as markup."""
+    sys.stdout.write(text)
+    sys.stdout.flush()

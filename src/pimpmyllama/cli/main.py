@@ -1,0 +1,26 @@
+"""Entry point of `pml`. Heavy libraries (torch, transformers) are imported inside
+the commands that need them, so `pml --help` stays instant."""
+
+from pimpmyllama import __version__
+from pimpmyllama.cli import builds, chat, models, sessions
+from pimpmyllama.cli.app import new_app
+
+app = new_app(
+    "pimpmyllama: customize an open Llama-family model on your machine, and see what each customization does."
+)
+app.command()(chat.chat)
+app.command()(chat.ask)
+app.command()(builds.create)
+app.add_typer(models.app, name="models")
+app.add_typer(builds.app, name="builds")
+app.add_typer(sessions.app, name="sessions")
+
+
+@app.command()
+def version():
+    """Print the version."""
+    print(__version__)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,77 @@
+"""pml models import|list|show|rm"""
+
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from pimpmyllama.cli.app import new_app
+from pimpmyllama.cli.console import human_count, human_size, out, progress_reporter
+
+app = new_app("Manage the model store (imported models).")
+
+
+@app.command("import")
+def import_(
+    path: Path = typer.Argument(..., help="a Hugging Face model folder (safetensors) or a .gguf file"),
+    name: str = typer.Option(None, "--name", "-n", help="store name (default: from the file or folder name)"),
+):
+    """Import a model into the store (a GGUF is dequantized once, to safetensors)."""
+    from pimpmyllama.models.store import ModelStore
+
+    with progress_reporter(f"Importing {path.name}") as report:
+        stored = ModelStore().import_model(path, name, report)
+    out.print(f"imported [bold]{stored}[/]")
+
+
+@app.command("list")
+def list_():
+    """List the stored models."""
+    from pimpmyllama.models.store import ModelStore
+
+    store = ModelStore()
+    table = Table("NAME", "ARCH", "PARAMS", "CONTEXT", "SIZE", "IMPORTED", box=None)
+    for name in store.names():
+        info = store.info(name)
+        table.add_row(name, info.architecture, human_count(info.parameters), str(info.context_length),
+                      human_size(info.size_bytes), info.imported_at)
+    out.print(table)
+
+
+@app.command("show")
+def show(
+    name: str = typer.Argument(..., help="store name"),
+    as_json: bool = typer.Option(False, "--json", help="print as JSON"),
+):
+    """Architecture, parameters, context length, chat template and size of a model."""
+    from pimpmyllama.models.store import ModelStore
+
+    info = ModelStore().info(name)
+    if as_json:
+        out.print_json(json.dumps(info.as_dict()))
+        return
+    rows = [
+        ("name", info.name),
+        ("architecture", info.architecture),
+        ("parameters", f"{human_count(info.parameters)} ({info.parameters:,})"),
+        ("context length", str(info.context_length)),
+        ("chat template", "yes" if info.has_chat_template else "no"),
+        ("size on disk", human_size(info.size_bytes)),
+        ("source", info.source),
+        ("imported", info.imported_at),
+        ("path", str(info.path)),
+    ]
+    table = Table(show_header=False, box=None)
+    for key, value in rows:
+        table.add_row(key, value)
+    out.print(table)
+
+
+@app.command("rm")
+def rm(name: str = typer.Argument(..., help="store name")):
+    """Remove a model from the store."""
+    from pimpmyllama.models.store import ModelStore
+
+    ModelStore().remove(name)
+    out.print(f"removed {name}")

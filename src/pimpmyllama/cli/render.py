@@ -1,0 +1,71 @@
+"""Renderings shared by chat, ask and the REPL."""
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _ranges(indexes: list[int]) -> str:
+    """[0,1,2,5] -> '#0–#2, #5'"""
+    parts, start, prev = [], None, None
+    for i in indexes:
+        if start is None:
+            start = prev = i
+        elif i == prev + 1:
+            prev = i
+        else:
+            parts.append(f"#{start}" if start == prev else f"#{start}–#{prev}")
+            start = prev = i
+    if start is not None:
+        parts.append(f"#{start}" if start == prev else f"#{start}–#{prev}")
+    return ", ".join(parts)
+
+
+def context_dict(packed, evicted: list[int] | None = None) -> dict:
+    return {
+        "sections": [s.__dict__ for s in packed.sections],
+        "total_tokens": packed.total_tokens,
+        "budget": packed.budget,
+        "num_ctx": packed.num_ctx,
+        "max_new_tokens": packed.max_new_tokens,
+        "kept_turns": packed.kept_turns,
+        "left_out_turns": sorted((evicted or []) + packed.dropped_turns),
+    }
+
+
+def render_context(console: Console, packed, evicted: list[int] | None = None) -> None:
+    table = Table("section", "items", "tokens", box=None, title="context", title_justify="left")
+    for s in packed.sections:
+        if s.name == "template":
+            items = ""
+        elif s.dropped:
+            items = f"{s.kept} of {s.kept + s.dropped}"
+        else:
+            items = str(s.kept)
+        table.add_row(s.name, items, str(s.tokens))
+    table.add_row(
+        "[bold]total[/]",
+        "",
+        f"[bold]{packed.total_tokens}[/] / {packed.budget}",
+    )
+    console.print(table)
+    console.print(
+        f"[dim]budget = num_ctx {packed.num_ctx} − max_new_tokens {packed.max_new_tokens} (room kept for the reply)[/]"
+    )
+    left_out = sorted((evicted or []) + packed.dropped_turns)
+    if left_out:
+        console.print(f"[dim]turns left out: {_ranges(left_out)}[/]")
+    if packed.kept_turns:
+        console.print(f"[dim]turns sent: {_ranges(packed.kept_turns)}[/]")
+
+
+def usage_line(completion, packed) -> str:
+    u = completion.usage
+    parts = [
+        f"{u.completion_tokens} tokens",
+        f"{u.tokens_per_second:.1f} tok/s",
+        f"first token {u.prefill_seconds:.2f}s",
+        f"context {packed.total_tokens + u.completion_tokens}/{packed.num_ctx}",
+    ]
+    if completion.finish_reason == "length":
+        parts.append("stopped at max_new_tokens")
+    return " · ".join(parts)

@@ -1,0 +1,1 @@
+"""The engine: load a model, generate and stream, sampling and stop conditions."""

@@ -1,0 +1,211 @@
+"""A lean forward pass for Llama-family models, with a preallocated KV cache.
+
+Decoding a small model on a CPU is bound by per-operation overhead more than by
+arithmetic, so this forward does as few operations per layer as it can: fused
+q/k/v and gate/up projections, a cache written in place, and for single-token
+steps the query heads of each key/value group attend as one small batch (exact,
+and needs no mask). The weights and tensor names are those of Hugging Face
+checkpoints; `tests/generation/test_llama.py` checks parity with transformers.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from pimpmyllama.generation.rope import (
+    SUPPORTED_ROPE_TYPES,
+    apply_rotations,
+    interleave_heads,
+    rope_parameters,
+    rope_rotations,
+)
+
+LEAN_ARCHITECTURES = ("llama", "mistral", "qwen2")
+
+
+@dataclass(frozen=True)
+class LlamaSpec:
+    vocab_size: int
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    intermediate_size: int
+    rms_norm_eps: float
+    rope: dict
+    tie_word_embeddings: bool
+    max_position_embeddings: int
+
+    @classmethod
+    def from_config(cls, config: dict) -> "LlamaSpec":
+        heads = config["num_attention_heads"]
+        return cls(
+            vocab_size=config["vocab_size"],
+            hidden_size=config["hidden_size"],
+            num_layers=config["num_hidden_layers"],
+            num_heads=heads,
+            num_kv_heads=config.get("num_key_value_heads") or heads,
+            head_dim=config.get("head_dim") or config["hidden_size"] // heads,
+            intermediate_size=config["intermediate_size"],
+            rms_norm_eps=config.get("rms_norm_eps", 1e-6),
+            rope=rope_parameters(config),
+            tie_word_embeddings=config.get("tie_word_embeddings", False),
+            max_position_embeddings=config.get("max_position_embeddings", 2048),
+        )
+
+
+def lean_unsupported_reason(config: dict) -> str | None:
+    """Why the lean forward cannot run this config (None when it can)."""
+    kind = config.get("model_type")
+    if kind not in LEAN_ARCHITECTURES:
+        return f"architecture {kind!r}"
+    if config.get("hidden_act", "silu") != "silu":
+        return f"activation {config['hidden_act']!r}"
+    rope_type = rope_parameters(config)["rope_type"]
+    if rope_type not in SUPPORTED_ROPE_TYPES:
+        return f"rope type {rope_type!r}"
+    if config.get("sliding_window") and config.get("use_sliding_window", True):
+        return "sliding-window attention"
+    return None
+
+
+class KVCache:
+    """Keys and values of every layer for up to `max_len` positions, and the token
+    ids they were computed from (so a following prompt can reuse the shared prefix)."""
+
+    def __init__(self, spec: LlamaSpec, max_len: int, dtype: torch.dtype = torch.float32):
+        shape = (spec.num_layers, spec.num_kv_heads, max_len, spec.head_dim)
+        self.k = torch.zeros(shape, dtype=dtype)
+        self.v = torch.zeros(shape, dtype=dtype)
+        self.ids: list[int] = []
+
+    @property
+    def max_len(self) -> int:
+        return self.k.shape[2]
+
+
+@dataclass
+class _Layer:
+    attn_norm: torch.Tensor
+    qkv: torch.Tensor
+    qkv_bias: torch.Tensor | None
+    out: torch.Tensor
+    out_bias: torch.Tensor | None
+    mlp_norm: torch.Tensor
+    gate_up: torch.Tensor
+    gate_up_bias: torch.Tensor | None
+    down: torch.Tensor
+    down_bias: torch.Tensor | None
+
+
+def _cat_optional(parts: list[torch.Tensor | None]) -> torch.Tensor | None:
+    if all(p is None for p in parts):
+        return None
+    if any(p is None for p in parts):
+        raise ValueError("some projections have a bias and others not")
+    return torch.cat(parts)
+
+
+class LlamaModel:
+    def __init__(self, spec: LlamaSpec, get: Callable[[str], torch.Tensor | None], dtype=torch.float32):
+        """Build from a tensor getter (name -> tensor or None); fuses as it goes so that
+        peak memory stays near one copy of the weights."""
+        self.spec = spec
+        self.dtype = dtype
+
+        def need(name: str) -> torch.Tensor:
+            tensor = get(name)
+            if tensor is None:
+                raise KeyError(name)
+            return tensor.to(dtype).contiguous()
+
+        def maybe(name: str) -> torch.Tensor | None:
+            tensor = get(name)
+            return None if tensor is None else tensor.to(dtype)
+
+        self.embed = need("model.embed_tokens.weight")
+        self.layers = []
+        for i in range(spec.num_layers):
+            p = f"model.layers.{i}."
+            attn = [p + f"self_attn.{n}_proj." for n in ("q", "k", "v")]
+            mlp = [p + f"mlp.{n}_proj." for n in ("gate", "up")]
+
+            def rotary(tensor, name):  # q and k rows go to the pair layout; v stays
+                return tensor if tensor is None or name.endswith("v_proj.") else interleave_heads(tensor, spec.head_dim)
+
+            self.layers.append(
+                _Layer(
+                    attn_norm=need(p + "input_layernorm.weight"),
+                    qkv=torch.cat([rotary(need(a + "weight"), a) for a in attn]),
+                    qkv_bias=_cat_optional([rotary(maybe(a + "bias"), a) for a in attn]),
+                    out=need(p + "self_attn.o_proj.weight"),
+                    out_bias=maybe(p + "self_attn.o_proj.bias"),
+                    mlp_norm=need(p + "post_attention_layernorm.weight"),
+                    gate_up=torch.cat([need(m + "weight") for m in mlp]),
+                    gate_up_bias=_cat_optional([maybe(m + "bias") for m in mlp]),
+                    down=need(p + "mlp.down_proj.weight"),
+                    down_bias=maybe(p + "mlp.down_proj.bias"),
+                )
+            )
+        self.norm = need("model.norm.weight")
+        head = None if spec.tie_word_embeddings else get("lm_head.weight")
+        self.head = self.embed if head is None else head.to(dtype).contiguous()
+        self._rotations = torch.empty(0, dtype=torch.complex64)
+
+    def new_cache(self, max_len: int) -> KVCache:
+        return KVCache(self.spec, max_len, self.dtype)
+
+    def _rope(self, pos0: int, length: int) -> torch.Tensor:
+        end = pos0 + length
+        if self._rotations.shape[0] < end:
+            size = max(end, 2 * self._rotations.shape[0], 256)
+            self._rotations = rope_rotations(self.spec.head_dim, self.spec.rope, size)
+        return self._rotations[pos0:end]
+
+    @torch.inference_mode()
+    def forward(self, ids: list[int], cache: KVCache, pos0: int, all_logits: bool = False) -> torch.Tensor:
+        """Logits for the last position ([vocab]) or all positions ([T, vocab]) of
+        `ids`, which sit at positions pos0.. of the sequence held in `cache`."""
+        s = self.spec
+        T = len(ids)
+        end = pos0 + T
+        if end > cache.max_len:
+            raise ValueError(f"positions up to {end} do not fit a cache of {cache.max_len}")
+        H, KV, hd = s.num_heads, s.num_kv_heads, s.head_dim
+        group = H // KV
+        rotations = self._rope(pos0, T)
+        mask = None
+        if T > 1 and pos0 > 0:  # a chunk after a cached prefix: causal with an offset
+            mask = torch.ones(T, end, dtype=torch.bool).tril(diagonal=pos0)
+        x = self.embed[torch.tensor(ids, dtype=torch.long)]
+        eps = s.rms_norm_eps
+        for i, layer in enumerate(self.layers):
+            h = F.rms_norm(x, (s.hidden_size,), layer.attn_norm, eps)
+            qkv = F.linear(h, layer.qkv, layer.qkv_bias)
+            # Queries and keys rotated together, in one complex multiplication.
+            qk = apply_rotations(qkv[:, : (H + KV) * hd].view(T, H + KV, hd), rotations)
+            q = qk[:, :H].transpose(0, 1)
+            cache.k[i, :, pos0:end] = qk[:, H:].transpose(0, 1)
+            cache.v[i, :, pos0:end] = qkv[:, (H + KV) * hd :].view(T, KV, hd).transpose(0, 1)
+            keys, values = cache.k[i, :, :end], cache.v[i, :, :end]
+            # SDPA gets 4-D inputs: with 3-D ones the CPU build falls back from its
+            # fused kernel to a math path several times slower.
+            if T == 1:
+                # The query heads sharing a key/value head form one batch of `group`
+                # queries; every cached position is visible, so no mask is needed.
+                o = F.scaled_dot_product_attention(q.reshape(1, KV, group, hd), keys[None], values[None])
+            else:
+                o = F.scaled_dot_product_attention(
+                    q[None], keys[None], values[None], attn_mask=mask, is_causal=mask is None, enable_gqa=True
+                )[0].transpose(0, 1)
+            x = x + F.linear(o.reshape(T, H * hd), layer.out, layer.out_bias)
+            h = F.rms_norm(x, (s.hidden_size,), layer.mlp_norm, eps)
+            gate, up = F.linear(h, layer.gate_up, layer.gate_up_bias).chunk(2, dim=-1)
+            x = x + F.linear(F.silu(gate) * up, layer.down, layer.down_bias)
+        if not all_logits:
+            x = x[-1:]
+        logits = F.linear(F.rms_norm(x, (s.hidden_size,), self.norm, eps), self.head)
+        return logits if all_logits else logits[0]

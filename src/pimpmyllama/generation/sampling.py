@@ -1,0 +1,72 @@
+"""Choosing the next token: repetition penalty, temperature, top-k, top-p, seed.
+
+The same order as llama.cpp's and transformers' default samplers: penalise
+repeats, scale by temperature, keep the top-k, then the smallest nucleus whose
+probability reaches top-p, and draw. A temperature of 0 is greedy decoding.
+"""
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    temperature: float = 0.8
+    top_k: int = 40
+    top_p: float = 0.9
+    repeat_penalty: float = 1.1
+    repeat_last_n: int = 64
+    seed: int | None = None
+
+
+def apply_repeat_penalty(logits: torch.Tensor, recent: list[int], penalty: float) -> torch.Tensor:
+    """CTRL's penalty (transformers and llama.cpp do the same): shrink the logits of
+    recently seen tokens towards 'less likely', dividing positive and multiplying
+    negative ones."""
+    if penalty == 1.0 or not recent:
+        return logits
+    ids = torch.tensor(sorted(set(recent)), dtype=torch.long)
+    seen = logits[ids]
+    logits = logits.clone()
+    logits[ids] = torch.where(seen > 0, seen / penalty, seen * penalty)
+    return logits
+
+
+def filter_top_k_top_p(logits: torch.Tensor, top_k: int, top_p: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(candidate logits, their token ids), sorted by decreasing logit."""
+    if 0 < top_k < logits.numel():
+        values, ids = torch.topk(logits, top_k)
+    else:
+        values, ids = torch.sort(logits, descending=True)
+    if 0.0 < top_p < 1.0:
+        cumulative = torch.softmax(values, dim=-1).cumsum(-1)
+        # Keep every token up to and including the first one that reaches top_p.
+        keep = int((cumulative < top_p).sum()) + 1
+        values, ids = values[:keep], ids[:keep]
+    return values, ids
+
+
+class Sampler:
+    def __init__(self, params: SamplingParams):
+        self.params = params
+        self._generator = torch.Generator()
+        if params.seed is not None:
+            self._generator.manual_seed(params.seed)
+        else:
+            self._generator.seed()
+
+    def __call__(self, logits: torch.Tensor, generated_ids: list[int]) -> int:
+        """Pick a token. The repeat penalty looks at the reply's own tokens only: a
+        penalty over the prompt too (llama.cpp's and transformers' choice) pushes the
+        model away from the very facts its system prompt or documents state."""
+        p = self.params
+        logits = logits.float()
+        if p.repeat_last_n != 0:
+            recent = generated_ids if p.repeat_last_n < 0 else generated_ids[-p.repeat_last_n :]
+            logits = apply_repeat_penalty(logits, recent, p.repeat_penalty)
+        if p.temperature <= 0:
+            return int(torch.argmax(logits))
+        values, ids = filter_top_k_top_p(logits / p.temperature, p.top_k, p.top_p)
+        choice = torch.multinomial(torch.softmax(values, dim=-1), 1, generator=self._generator)
+        return int(ids[choice])

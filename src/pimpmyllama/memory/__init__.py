@@ -1,0 +1,1 @@
+"""Conversation memory: sessions and their turns, pinned facts."""

@@ -1,0 +1,1 @@
+"""The model store: import, list, show, remove; loading; the bundled defaults."""

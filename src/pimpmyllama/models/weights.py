@@ -1,0 +1,72 @@
+"""Reading safetensors checkpoints, single-file or sharded, one tensor at a time."""
+
+import json
+import struct
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+from pimpmyllama.errors import InvalidInputError
+
+
+def safetensors_files(folder: Path) -> list[Path]:
+    index = folder / "model.safetensors.index.json"
+    if index.exists():
+        weight_map = json.loads(index.read_text())["weight_map"]
+        return [folder / name for name in sorted(set(weight_map.values()))]
+    files = sorted(folder.glob("*.safetensors"))
+    return [f for f in files if not f.name.startswith("adapter_")]
+
+
+def read_header(path: Path) -> dict:
+    """The JSON header of a safetensors file: name -> {dtype, shape, data_offsets}."""
+    try:
+        with open(path, "rb") as f:
+            (size,) = struct.unpack("<Q", f.read(8))
+            if size > 100_000_000:
+                raise ValueError("header too large")
+            header = json.loads(f.read(size))
+    except (OSError, ValueError, struct.error) as exc:
+        raise InvalidInputError(f"{path} is not a readable safetensors file ({exc})") from None
+    header.pop("__metadata__", None)
+    return header
+
+
+def tensor_shapes(folder: Path) -> dict[str, tuple[int, ...]]:
+    shapes = {}
+    for path in safetensors_files(folder):
+        for name, info in read_header(path).items():
+            shapes[name] = tuple(info["shape"])
+    return shapes
+
+
+@contextmanager
+def open_tensors(folder: Path) -> Iterator[dict]:
+    """A mapping-like reader: `reader.get(name)` loads one tensor (None if absent)."""
+    from safetensors import safe_open
+
+    files = safetensors_files(folder)
+    if not files:
+        raise InvalidInputError(f"{folder} holds no .safetensors weights")
+    with ExitStack() as stack:
+        handles = {}
+        for path in files:
+            try:
+                handle = stack.enter_context(safe_open(str(path), framework="pt"))
+            except Exception as exc:  # safetensors raises its own error types
+                raise InvalidInputError(f"{path} is not a readable safetensors file ({exc})") from None
+            for name in handle.keys():
+                handles[name] = handle
+        yield _Reader(handles)
+
+
+class _Reader:
+    def __init__(self, handles: dict):
+        self._handles = handles
+
+    def keys(self):
+        return self._handles.keys()
+
+    def get(self, name: str):
+        handle = self._handles.get(name)
+        return None if handle is None else handle.get_tensor(name)

@@ -1,0 +1,29 @@
+"""Where pimpmyllama keeps its state: `$PML_HOME`, default `~/.pimpmyllama`."""
+
+import os
+from pathlib import Path
+
+
+def pml_home() -> Path:
+    home = os.environ.get("PML_HOME")
+    path = Path(home).expanduser() if home else Path.home() / ".pimpmyllama"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def models_dir() -> Path:
+    return _sub("models")
+
+
+def builds_dir() -> Path:
+    return _sub("builds")
+
+
+def database_path() -> Path:
+    return pml_home() / "pml.db"
+
+
+def _sub(name: str) -> Path:
+    path = pml_home() / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path

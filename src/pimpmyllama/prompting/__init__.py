@@ -1,0 +1,1 @@
+"""Prompt engineering: chat templates, token counting, the context packer and builds."""

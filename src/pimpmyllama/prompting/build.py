@@ -1,0 +1,111 @@
+"""Builds: our Modelfile. A YAML file that says which model, which system prompt,
+few-shot messages, pinned facts and parameters make up an assistant."""
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from pimpmyllama.config_errors import describe_validation_error
+from pimpmyllama.errors import InvalidInputError
+from pimpmyllama.models.defaults import DEFAULT_MODEL
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Parameters(_Strict):
+    """Generation parameters; names and defaults follow Ollama's Modelfile."""
+
+    num_ctx: int = Field(2048, ge=32, description="context window, in tokens: prompt and reply together")
+    max_new_tokens: int = Field(512, ge=1, description="longest reply, in tokens (Ollama's num_predict)")
+    temperature: float = Field(0.8, ge=0, description="0 decodes greedily")
+    top_p: float = Field(0.9, gt=0, le=1, description="nucleus sampling threshold")
+    top_k: int = Field(40, ge=0, description="sample among the k likeliest tokens; 0 disables")
+    repeat_penalty: float = Field(1.1, gt=0, description="penalty on tokens the reply already used; 1 disables")
+    repeat_last_n: int = Field(64, ge=-1, description="how many recent reply tokens the penalty looks at; -1 all")
+    seed: int | None = Field(None, description="random seed for reproducible sampling")
+    stop: list[str] = Field(default_factory=list, description="strings that end the reply")
+
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _one_or_many(cls, value):
+        return [value] if isinstance(value, str) else value
+
+    def for_model(self, context_length: int) -> "Parameters":
+        """Fit the defaults to a model: num_ctx, when not given, is at most the model's
+        context length, and the reply's reserve at most a quarter of it."""
+        update = {}
+        if "num_ctx" not in self.model_fields_set:
+            update["num_ctx"] = min(self.num_ctx, context_length)
+        num_ctx = update.get("num_ctx", self.num_ctx)
+        if "max_new_tokens" not in self.model_fields_set:
+            update["max_new_tokens"] = min(self.max_new_tokens, num_ctx // 4)
+        return self.model_copy(update=update) if update else self
+
+
+class FewShotMessage(_Strict):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class Build(_Strict):
+    from_: str = Field(DEFAULT_MODEL, alias="from", description="store model name or model folder")
+    system: str | None = Field(None, description="system prompt, sent with every turn")
+    messages: list[FewShotMessage] = Field(default_factory=list, description="few-shot messages, always sent")
+    pinned: list[str] = Field(default_factory=list, description="facts always kept in the context")
+    parameters: Parameters = Field(default_factory=Parameters)
+    template: str | None = Field(None, description="chat template (Jinja) for models that have none")
+
+    def few_shot(self) -> list[dict]:
+        return [m.model_dump() for m in self.messages]
+
+    def to_yaml(self) -> str:
+        data = {"from": self.from_, **self.model_dump(by_alias=True, exclude_defaults=True)}
+        return yaml.dump(data, Dumper=_BlockDumper, sort_keys=False, allow_unicode=True)
+
+
+class _BlockDumper(yaml.SafeDumper):
+    """Writes multi-line strings (system prompts, templates) as readable `|` blocks."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str):
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_BlockDumper.add_representer(str, _represent_str)
+
+
+def parse_build(text: str, source: str = "build") -> Build:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise InvalidInputError(f"{source}: not valid YAML{where}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise InvalidInputError(f"{source}: a build is a mapping of keys (from, system, parameters, ...)")
+    try:
+        return Build.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInputError(describe_validation_error(source, exc)) from None
+
+
+def load_build_file(path: Path) -> Build:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InvalidInputError(f"{path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"{path} cannot be read ({exc})") from None
+    build = parse_build(text, str(path))
+    # A relative model path in a build file means relative to that file.
+    candidate = (path.parent / build.from_).resolve()
+    if not Path(build.from_).is_absolute() and ("/" in build.from_ or build.from_.startswith(".")) and candidate.exists():
+        build = build.model_copy(update={"from_": str(candidate)})
+    return build

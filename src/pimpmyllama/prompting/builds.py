@@ -1,0 +1,45 @@
+"""The build store: named builds under `$PML_HOME/builds/NAME.yml`."""
+
+from pathlib import Path
+
+from pimpmyllama.atomic import write_text_atomic
+from pimpmyllama.errors import NotFoundError
+from pimpmyllama.paths import builds_dir
+from pimpmyllama.prompting.build import Build, load_build_file, parse_build
+
+
+class BuildStore:
+    def __init__(self, root: Path | None = None):
+        self.root = root or builds_dir()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, name: str) -> Path:
+        return self.root / f"{name}.yml"
+
+    def names(self) -> list[str]:
+        return sorted(p.stem for p in self.root.glob("*.yml") if not p.name.startswith("."))
+
+    def exists(self, name: str) -> bool:
+        return self._path(name).exists()
+
+    def get(self, name: str) -> Build:
+        path = self._path(name)
+        if not path.exists():
+            raise NotFoundError(f"unknown build {name!r} (known: {', '.join(self.names()) or 'none'})")
+        return parse_build(path.read_text(encoding="utf-8"), f"build {name}")
+
+    def text(self, name: str) -> str:
+        self.get(name)
+        return self._path(name).read_text(encoding="utf-8")
+
+    def save(self, name: str, build: Build) -> None:
+        write_text_atomic(self._path(name), build.to_yaml())
+
+    def create_from_file(self, name: str, path: Path) -> Build:
+        build = load_build_file(path)
+        self.save(name, build)
+        return build
+
+    def remove(self, name: str) -> None:
+        self.get(name)
+        self._path(name).unlink()

@@ -1,0 +1,203 @@
+"""The context packer: what goes into each turn's prompt, within the window.
+
+Budget = num_ctx - max_new_tokens (room for the reply is reserved up front).
+Always in: the system prompt, the pinned facts, the few-shot messages and the
+new message; if these alone do not fit, the turn is refused with the numbers,
+never cut silently. Then, in order of priority and each within its share of what
+is left: recalled memories, knowledge passages, and history turns newest first,
+whole turns only. Every count is the length of the prompt rendered with the
+model's own chat template, the same text the engine receives.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from pimpmyllama.errors import ContextOverflowError
+from pimpmyllama.prompting.format import ChatFormat
+from pimpmyllama.prompting.template import Message
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One exchange of the history: a user message and the reply to it."""
+
+    index: int
+    user: str
+    assistant: str
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A piece of text offered to the packer (a knowledge passage or a recalled memory)."""
+
+    text: str
+    label: str = ""  # shown before the text, e.g. "[1] hours.md"
+    score: float | None = None
+
+
+@dataclass(frozen=True)
+class Section:
+    name: str
+    tokens: int  # tokens of the section's own text (template markers counted apart)
+    kept: int = 1
+    dropped: int = 0
+
+
+@dataclass
+class PackedContext:
+    messages: list[Message]
+    prompt_ids: list[int]
+    num_ctx: int
+    max_new_tokens: int
+    sections: list[Section]
+    kept_turns: list[int]  # indexes of the history turns sent, oldest first
+    dropped_turns: list[int]  # indexes of the offered history turns left out
+    recalled: list[Passage] = field(default_factory=list)
+    knowledge: list[Passage] = field(default_factory=list)
+
+    @property
+    def budget(self) -> int:
+        return self.num_ctx - self.max_new_tokens
+
+    @property
+    def total_tokens(self) -> int:
+        return len(self.prompt_ids)
+
+
+@dataclass(frozen=True)
+class Shares:
+    """Fractions of the room left after the always-in parts that recalled memories and
+    knowledge passages may take; history takes whatever they leave."""
+
+    recalled: float = 0.2
+    knowledge: float = 0.5
+
+
+def _block(title: str, lines: list[str]) -> str:
+    return title + "\n" + "\n".join(lines)
+
+
+def compose_system(system: str | None, pinned: Sequence[str], recalled: Sequence[Passage],
+                   knowledge: Sequence[Passage]) -> str | None:
+    parts = [system] if system else []
+    if pinned:
+        parts.append(_block("Facts to keep in mind:", [f"- {fact}" for fact in pinned]))
+    if recalled:
+        parts.append(_block("From earlier in this conversation:", [f"- {p.text}" for p in recalled]))
+    if knowledge:
+        parts.append(
+            _block(
+                "Use these passages to answer, and cite them by number:",
+                [f"{p.label} {p.text}".strip() for p in knowledge],
+            )
+        )
+    return "\n\n".join(parts) if parts else None
+
+
+def compose_messages(system: str | None, few_shot: Sequence[Message], turns: Sequence[Turn],
+                     message: str) -> list[Message]:
+    messages: list[Message] = [{"role": "system", "content": system}] if system else []
+    messages.extend({"role": m["role"], "content": m["content"]} for m in few_shot)
+    for turn in turns:
+        messages.append({"role": "user", "content": turn.user})
+        messages.append({"role": "assistant", "content": turn.assistant})
+    messages.append({"role": "user", "content": message})
+    return messages
+
+
+def pack_context(
+    fmt: ChatFormat,
+    *,
+    message: str,
+    num_ctx: int,
+    max_new_tokens: int,
+    system: str | None = None,
+    pinned: Sequence[str] = (),
+    few_shot: Sequence[Message] = (),
+    history: Sequence[Turn] = (),
+    recalled: Sequence[Passage] = (),
+    knowledge: Sequence[Passage] = (),
+    shares: Shares = Shares(),
+) -> PackedContext:
+    budget = num_ctx - max_new_tokens
+    if budget <= 0:
+        raise ContextOverflowError(f"max_new_tokens {max_new_tokens} leaves no room in num_ctx {num_ctx}")
+
+    def count(rec: Sequence[Passage], kno: Sequence[Passage], turns: Sequence[Turn]) -> int:
+        sys = compose_system(system, pinned, rec, kno)
+        return fmt.count(compose_messages(sys, few_shot, turns, message))
+
+    fixed = count((), (), ())
+    if fixed > budget:
+        raise ContextOverflowError(_overflow_message(fmt, fixed, budget, num_ctx, max_new_tokens,
+                                                     system, pinned, few_shot, message))
+    room = budget - fixed
+    kept_recalled = _take_within(lambda items: count(items, (), ()), recalled, fixed + int(room * shares.recalled))
+    used = count(kept_recalled, (), ())
+    kept_knowledge = _take_within(
+        lambda items: count(kept_recalled, items, ()), knowledge, used + int(room * shares.knowledge)
+    )
+    # Newest turns first, whole turns, as a suffix of the history: the largest k whose
+    # last-k turns fit. Rendered length grows with k, so a binary search finds it.
+    lo, hi = 0, len(history)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if count(kept_recalled, kept_knowledge, history[len(history) - mid :]) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    kept = list(history[len(history) - lo :])
+    dropped = list(history[: len(history) - lo])
+
+    sys = compose_system(system, pinned, kept_recalled, kept_knowledge)
+    messages = compose_messages(sys, few_shot, kept, message)
+    prompt_ids = fmt.encode(messages)
+    tok = fmt.tokenizer.count
+    sections = [
+        Section("system", tok(system) if system else 0, kept=1 if system else 0),
+        Section("pinned", sum(tok(p) for p in pinned), kept=len(pinned)),
+        Section("few-shot", sum(tok(m["content"]) for m in few_shot), kept=len(few_shot)),
+        Section("recalled", sum(tok(p.text) for p in kept_recalled), kept=len(kept_recalled),
+                dropped=len(recalled) - len(kept_recalled)),
+        Section("knowledge", sum(tok(p.text) for p in kept_knowledge), kept=len(kept_knowledge),
+                dropped=len(knowledge) - len(kept_knowledge)),
+        Section("history", sum(tok(t.user) + tok(t.assistant) for t in kept), kept=len(kept), dropped=len(dropped)),
+        Section("message", tok(message)),
+    ]
+    sections.append(Section("template", len(prompt_ids) - sum(s.tokens for s in sections)))
+    return PackedContext(
+        messages=messages,
+        prompt_ids=prompt_ids,
+        num_ctx=num_ctx,
+        max_new_tokens=max_new_tokens,
+        sections=sections,
+        kept_turns=[t.index for t in kept],
+        dropped_turns=[t.index for t in dropped],
+        recalled=kept_recalled,
+        knowledge=kept_knowledge,
+    )
+
+
+def _take_within(count, items: Sequence[Passage], limit: int) -> list[Passage]:
+    """Items in priority order while the rendered prompt stays within `limit`."""
+    kept: list[Passage] = []
+    for item in items:
+        if count(kept + [item]) > limit:
+            break
+        kept.append(item)
+    return kept
+
+
+def _overflow_message(fmt, fixed, budget, num_ctx, max_new_tokens, system, pinned, few_shot, message) -> str:
+    tok = fmt.tokenizer.count
+    parts = [f"message {tok(message)}"]
+    if system:
+        parts.append(f"system prompt {tok(system)}")
+    if pinned:
+        parts.append(f"pinned facts {sum(tok(p) for p in pinned)}")
+    if few_shot:
+        parts.append(f"few-shot {sum(tok(m['content']) for m in few_shot)}")
+    return (
+        f"the prompt needs {fixed} tokens ({', '.join(parts)}, plus template markers) but only {budget} fit "
+        f"(num_ctx {num_ctx} - max_new_tokens {max_new_tokens}); shorten it or raise num_ctx"
+    )

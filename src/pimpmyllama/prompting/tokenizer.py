@@ -1,0 +1,117 @@
+"""The model's own tokenizer, loaded from a store folder with the `tokenizers` library.
+
+transformers is not imported here: a chat turn needs only tokenizer.json, the
+special tokens and the chat template, and importing transformers costs seconds.
+"""
+
+import json
+from functools import cached_property
+from pathlib import Path
+
+from pimpmyllama.errors import InvalidInputError
+
+# Markers that close a turn in the common chat formats; each one counts as an end
+# token only if the tokenizer declares it a special token.
+_END_MARKERS = (
+    "<|im_end|>",
+    "<|eot_id|>",
+    "<|end_of_text|>",
+    "<|endoftext|>",
+    "<|end|>",
+    "<end_of_turn>",
+    "</s>",
+)
+
+
+def _token_text(value) -> str | None:
+    if isinstance(value, dict):
+        return value.get("content")
+    return value
+
+
+def _read_json(path: Path) -> dict:
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"{path} is not valid JSON: {exc}") from None
+
+
+def read_chat_template(folder: Path) -> str | None:
+    """The chat template saved with a model: chat_template.jinja, or tokenizer_config.json's."""
+    file = folder / "chat_template.jinja"
+    if file.exists():
+        return file.read_text(encoding="utf-8")
+    template = _read_json(folder / "tokenizer_config.json").get("chat_template")
+    if isinstance(template, list):  # named templates: take the default one
+        named = {t.get("name"): t.get("template") for t in template}
+        template = named.get("default") or next(iter(named.values()), None)
+    return template
+
+
+class Tokenizer:
+    def __init__(self, folder: Path):
+        from tokenizers import Tokenizer as _Backend
+
+        path = folder / "tokenizer.json"
+        if not path.exists():
+            raise InvalidInputError(f"{folder} has no tokenizer.json")
+        try:
+            self._backend = _Backend.from_file(str(path))
+        except Exception as exc:  # the tokenizers library raises plain Exceptions
+            raise InvalidInputError(f"{path} is not a readable tokenizer: {exc}") from None
+        config = _read_json(folder / "tokenizer_config.json")
+        self.bos_token = _token_text(config.get("bos_token"))
+        self.eos_token = _token_text(config.get("eos_token"))
+        self.pad_token = _token_text(config.get("pad_token"))
+        self.chat_template = read_chat_template(folder)
+        self._generation_eos = _read_json(folder / "generation_config.json").get("eos_token_id")
+
+    @property
+    def vocab_size(self) -> int:
+        return self._backend.get_vocab_size(with_added_tokens=True)
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        """Token ids of `text`. Rendered chat templates already hold their BOS, so the
+        default adds none (adding one again is the classic double-BOS bug)."""
+        return self._backend.encode(text, add_special_tokens=add_special_tokens).ids
+
+    def encode_batch(self, texts: list[str], add_special_tokens: bool = False) -> list[list[int]]:
+        return [e.ids for e in self._backend.encode_batch(texts, add_special_tokens=add_special_tokens)]
+
+    def count(self, text: str) -> int:
+        return len(self.encode(text))
+
+    def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str:
+        return self._backend.decode(ids, skip_special_tokens=skip_special_tokens)
+
+    def token_to_id(self, token: str) -> int | None:
+        return self._backend.token_to_id(token)
+
+    def id_to_token(self, token_id: int) -> str | None:
+        return self._backend.id_to_token(token_id)
+
+    @cached_property
+    def special_tokens(self) -> dict[str, int]:
+        return {t.content: i for i, t in self._backend.get_added_tokens_decoder().items() if t.special}
+
+    @property
+    def eos_token_id(self) -> int | None:
+        return self.token_to_id(self.eos_token) if self.eos_token else None
+
+    @cached_property
+    def end_token_ids(self) -> frozenset[int]:
+        """Every token that ends a reply: the generation config's EOS ids, the
+        tokenizer's EOS, and the turn-closing markers the vocabulary declares special."""
+        ids: set[int] = set()
+        eos = self._generation_eos
+        if isinstance(eos, int):
+            ids.add(eos)
+        elif isinstance(eos, list):
+            ids.update(i for i in eos if isinstance(i, int))
+        if self.eos_token_id is not None:
+            ids.add(self.eos_token_id)
+        special = self.special_tokens
+        ids.update(special[m] for m in _END_MARKERS if m in special)
+        return frozenset(ids)

@@ -1,0 +1,1 @@
+"""The database: one schema, applied by numbered migrations, on SQLite by default."""

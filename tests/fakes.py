@@ -1,0 +1,49 @@
+"""A fake engine with queued replies, for chat and CLI tests that are not about the
+model. It uses a real tokenizer and chat template, so packing is real."""
+
+from collections import deque
+from pathlib import Path
+
+from pimpmyllama.generation.engine import Completion, Generation, Usage
+from pimpmyllama.prompting.format import ChatFormat
+from pimpmyllama.prompting.tokenizer import Tokenizer
+
+
+class FakeEngine:
+    def __init__(self, folder: Path, replies=(), name: str = "fake", context_length: int = 512):
+        self.name = name
+        self.folder = folder
+        self.tokenizer = Tokenizer(folder)
+        self.context_length = context_length
+        self.replies = deque(replies)
+        self.prompts: list[str] = []  # every prompt, as rendered text
+
+    def chat_format(self, template=None):
+        return ChatFormat(self.tokenizer, template, model_name=self.name)
+
+    def generate(self, prompt_ids, params, num_ctx=None):
+        self.prompts.append(self.tokenizer.decode(prompt_ids, skip_special_tokens=False))
+        reply = self.replies.popleft() if self.replies else "ok"
+        interrupt = None
+        if isinstance(reply, tuple):  # (text so far, exception to raise after it)
+            reply, interrupt = reply
+        generation = Generation(iter(()))
+
+        def steps():
+            usage = Usage(prompt_tokens=len(prompt_ids))
+            sent = ""
+            finish = "interrupted"
+            try:
+                for word in reply.split(" "):
+                    piece = word if not sent else " " + word
+                    sent += piece
+                    usage.completion_tokens += 1
+                    yield piece
+                if interrupt is not None:
+                    raise interrupt
+                finish = "stop"
+            finally:
+                generation.completion = Completion(sent, finish, usage)
+
+        generation._steps = steps()
+        return generation

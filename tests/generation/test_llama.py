@@ -1,0 +1,79 @@
+"""The lean forward against transformers' own, on tiny random models."""
+
+import pytest
+import torch
+
+from pimpmyllama.generation.llama import lean_unsupported_reason
+from pimpmyllama.generation.loading import load_backend
+from tiny import make_tiny_model
+
+IDS = [5, 17, 42, 99, 3, 250, 7, 64, 128, 11, 300, 2]
+
+
+def hf_logits(folder, ids):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)
+    with torch.no_grad():
+        return model(torch.tensor([ids])).logits[0]
+
+
+VARIANTS = {
+    "llama-tied": dict(),
+    "llama-untied": dict(tie=False),
+    "llama-mha": dict(num_key_value_heads=4),
+    "llama3-rope": dict(
+        rope_parameters={
+            "rope_type": "llama3",
+            "rope_theta": 500000.0,
+            "factor": 8.0,
+            "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 16,
+        }
+    ),
+    "linear-rope": dict(rope_parameters={"rope_type": "linear", "rope_theta": 10000.0, "factor": 4.0}),
+    "qwen2-bias": dict(model_type="qwen2", use_sliding_window=False),
+}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_forward_matches_transformers(tmp_path, variant):
+    folder = make_tiny_model(tmp_path / variant, seed=3, **VARIANTS[variant])
+    model = load_backend(folder)
+    assert type(model).__name__ == "LlamaModel"
+    expected = hf_logits(folder, IDS)
+    got = model.forward(IDS, model.new_cache(64), 0, all_logits=True)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_step_by_step_decoding_equals_one_pass(tiny_model):
+    model = load_backend(tiny_model)
+    full = model.forward(IDS, model.new_cache(32), 0, all_logits=True)
+    cache = model.new_cache(32)
+    steps = [model.forward([token], cache, pos) for pos, token in enumerate(IDS)]
+    torch.testing.assert_close(torch.stack(steps), full, rtol=1e-5, atol=1e-5)
+
+
+def test_chunked_prefill_after_a_cached_prefix_equals_one_pass(tiny_model):
+    model = load_backend(tiny_model)
+    full = model.forward(IDS, model.new_cache(32), 0, all_logits=True)
+    cache = model.new_cache(32)
+    model.forward(IDS[:5], cache, 0)
+    chunk = model.forward(IDS[5:], cache, 5, all_logits=True)
+    torch.testing.assert_close(chunk, full[5:], rtol=1e-5, atol=1e-5)
+
+
+def test_positions_beyond_the_cache_are_refused(tiny_model):
+    model = load_backend(tiny_model)
+    with pytest.raises(ValueError, match="do not fit"):
+        model.forward(IDS, model.new_cache(4), 0)
+
+
+def test_unsupported_configs_fall_back_to_transformers(tmp_path):
+    assert lean_unsupported_reason({"model_type": "gpt2"}) == "architecture 'gpt2'"
+    assert lean_unsupported_reason({"model_type": "llama", "rope_scaling": {"rope_type": "yarn", "factor": 2}}) == (
+        "rope type 'yarn'"
+    )
+    assert lean_unsupported_reason({"model_type": "mistral", "sliding_window": 4096}) == "sliding-window attention"
+    assert lean_unsupported_reason({"model_type": "llama"}) is None
