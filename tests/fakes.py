@@ -15,6 +15,7 @@ class FakeEngine:
         self.folder = folder
         self.tokenizer = Tokenizer(folder)
         self.context_length = context_length
+        self.sampling_defaults: dict = {}
         self.replies = deque(replies)
         self.prompts: list[str] = []  # every prompt, as rendered text
 

@@ -23,6 +23,14 @@ def engine(default_model_home):
     return Engine.load(DEFAULT_MODEL, default_model_home / "models" / DEFAULT_MODEL)
 
 
+def test_the_default_model_carries_its_recommended_sampling(engine):
+    from pimpmyllama.models.defaults import DEFAULT_SAMPLING
+
+    assert engine.sampling_defaults == DEFAULT_SAMPLING
+    assert engine.context_length == 8192
+    assert engine.tokenizer.end_token_ids == {0, 2}  # <|endoftext|>, <|im_end|>
+
+
 def test_the_system_prompt_is_obeyed(engine):
     build = Build.model_validate({"system": "The post office opens at 9am.", "parameters": {"temperature": 0}})
     reply = Conversation(engine, build).send("When does the post office open?")

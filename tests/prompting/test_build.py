@@ -84,3 +84,11 @@ def test_defaults_fit_the_model_but_explicit_values_stay():
     assert (default.for_model(512).num_ctx, default.for_model(512).max_new_tokens) == (512, 128)
     explicit = parse_build("parameters: {num_ctx: 4096, max_new_tokens: 1000}").parameters.for_model(512)
     assert (explicit.num_ctx, explicit.max_new_tokens) == (4096, 1000)
+
+
+def test_sampling_defaults_come_from_the_model_unless_the_build_sets_them():
+    recommended = {"temperature": 0.2, "top_p": 0.5}
+    p = parse_build("{}").parameters.for_model(2048, recommended)
+    assert (p.temperature, p.top_p, p.top_k) == (0.2, 0.5, 40)
+    p = parse_build("parameters: {temperature: 0.9}").parameters.for_model(2048, recommended)
+    assert (p.temperature, p.top_p) == (0.9, 0.5)

@@ -54,7 +54,7 @@ class Conversation:
         self.sessions = sessions
         self.session = session
         self.format = engine.chat_format(build.template)
-        self.parameters = build.parameters.for_model(engine.context_length)
+        self.parameters = build.parameters.for_model(engine.context_length, engine.sampling_defaults)
 
     @property
     def system(self) -> str | None:

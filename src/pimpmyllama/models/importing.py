@@ -174,6 +174,14 @@ def _import_gguf(source: Path, dest: Path, progress: Progress) -> None:
     tokenizer.save_pretrained(str(dest))
 
 
+def add_generation_defaults(folder: Path, values: dict) -> None:
+    """Record recommended sampling settings in the model's generation_config.json."""
+    path = folder / "generation_config.json"
+    config = json.loads(path.read_text()) if path.exists() else {}
+    config.update(values)
+    path.write_text(json.dumps(config, indent=2))
+
+
 def verify_model_folder(folder: Path) -> None:
     """Every tensor readable and finite, and the lean engine (where it applies) runs."""
     import torch

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from pimpmyllama.atomic import atomic_dir, remove_dir_atomic, sweep_stale_temps
 from pimpmyllama.errors import InvalidInputError, NotFoundError
-from pimpmyllama.models.defaults import DEFAULT_MODEL, bundled_default_gguf
-from pimpmyllama.models.importing import Progress, import_into
+from pimpmyllama.models.defaults import DEFAULT_MODEL, DEFAULT_SAMPLING, bundled_default_gguf
+from pimpmyllama.models.importing import Progress, add_generation_defaults, import_into
 from pimpmyllama.models.info import ModelInfo, read_model_info, weights_present
 from pimpmyllama.paths import models_dir
 
@@ -85,6 +85,7 @@ class ModelStore:
                 source = bundled_default_gguf()
                 with atomic_dir(path) as tmp:
                     import_into(source, tmp, progress)
+                    add_generation_defaults(tmp, DEFAULT_SAMPLING)
         return path
 
     @contextmanager

@@ -34,16 +34,18 @@ class Parameters(_Strict):
     def _one_or_many(cls, value):
         return [value] if isinstance(value, str) else value
 
-    def for_model(self, context_length: int) -> "Parameters":
+    def for_model(self, context_length: int, sampling_defaults: dict | None = None) -> "Parameters":
         """Fit the defaults to a model: num_ctx, when not given, is at most the model's
-        context length, and the reply's reserve at most a quarter of it."""
-        update = {}
-        if "num_ctx" not in self.model_fields_set:
+        context length, and the reply's reserve at most a quarter of it; sampling
+        parameters not given come from the model's own recommendations, if any."""
+        given = self.model_fields_set
+        update = {k: v for k, v in (sampling_defaults or {}).items() if k not in given}
+        if "num_ctx" not in given:
             update["num_ctx"] = min(self.num_ctx, context_length)
         num_ctx = update.get("num_ctx", self.num_ctx)
-        if "max_new_tokens" not in self.model_fields_set:
+        if "max_new_tokens" not in given:
             update["max_new_tokens"] = min(self.max_new_tokens, num_ctx // 4)
-        return self.model_copy(update=update) if update else self
+        return self.model_validate({**self.model_dump(), **update}) if update else self
 
 
 class FewShotMessage(_Strict):
