@@ -37,3 +37,40 @@ def default_model_home(tmp_path_factory) -> Path:
     home = tmp_path_factory.mktemp("pml-default")
     ModelStore(home / "models").ensure_default()
     return home
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory):
+    """A real PostgreSQL 16 + pgvector server from the pgserver wheel, for the session."""
+    import pgserver
+
+    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def pg_url(pg_server) -> str:
+    """A fresh, empty database on the test server."""
+    import uuid
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    pg_server.psql(f"CREATE DATABASE {name};")
+    return pg_server.get_uri().replace("/postgres?", f"/{name}?", 1)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_target(request, tmp_path):
+    """Each store test runs twice: on SQLite and on PostgreSQL, same assertions."""
+    if request.param == "sqlite":
+        return tmp_path / "pml.db"
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def db(db_target):
+    from pimpmyllama.storage.db import open_database
+
+    database = open_database(db_target)
+    yield database
+    database.close()

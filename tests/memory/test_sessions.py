@@ -4,12 +4,11 @@ import pytest
 
 from pimpmyllama.errors import InvalidInputError, NotFoundError
 from pimpmyllama.memory.sessions import SessionStore
-from pimpmyllama.storage.db import open_database
 
 
 @pytest.fixture
-def store(tmp_path):
-    return SessionStore(open_database(tmp_path / "pml.db"))
+def store(db):
+    return SessionStore(db)
 
 
 def add(store, session, user, reply="ok", status="complete", window_start=None):
