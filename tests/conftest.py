@@ -42,6 +42,9 @@ def default_model_home(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def pg_server(tmp_path_factory):
     """A real PostgreSQL 16 + pgvector server from the pgserver wheel, for the session."""
+    import os
+
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(tmp_path_factory.mktemp("runtime")))
     import pgserver
 
     server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")

@@ -10,7 +10,7 @@ from pimpmyllama.prompting.tokenizer import Tokenizer
 
 
 class FakeEngine:
-    def __init__(self, folder: Path, replies=(), name: str = "fake", context_length: int = 512):
+    def __init__(self, folder: Path, replies=(), name: str = "fake", context_length: int = 4096):
         self.name = name
         self.folder = folder
         self.tokenizer = Tokenizer(folder)

@@ -53,7 +53,7 @@ def test_a_long_session_in_a_small_window_keeps_its_system_prompt(engine, tmp_pa
         reply = conv.send(f"Tell me one short thing about {topics[i % len(topics)]}.")
         reply.text()
         assert reply.context.total_tokens <= 512 - 16
-        assert reply.context.messages[0]["content"] == build.system
+        assert reply.context.messages[0]["content"].startswith(build.system)
     assert store.get("long").window_start > 0  # older turns really left the window
     assert len(store.turns(store.get("long"))) == 40
     final = conv.send("When does the post office open?")

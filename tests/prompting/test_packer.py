@@ -56,17 +56,24 @@ def test_what_must_stay_is_never_cut_but_refused_with_the_numbers(fmt):
 
 
 def test_passages_fill_their_shares_in_rank_order(fmt):
-    passages = [Passage("hello world " * 10, f"[{i}]", 1.0 - i / 10) for i in range(1, 9)]
-    packed = pack_context(fmt, message="hi", num_ctx=400, max_new_tokens=100, knowledge=passages,
-                          history=turns(20), shares=Shares(recalled=0.0, knowledge=0.5))
+    passages = [Passage("hello world " * 30, f"[{i}]", 1.0 - i / 10) for i in range(1, 9)]
+    packed = pack_context(fmt, message="hi", num_ctx=1000, max_new_tokens=100, knowledge=passages,
+                          history=turns(40), shares=Shares(recalled=0.0, knowledge=0.5))
     kept = [p.label for p in packed.knowledge]
     assert kept == [f"[{i}]" for i in range(1, len(kept) + 1)] and 0 < len(kept) < 8
-    base = pack_context(fmt, message="hi", num_ctx=400, max_new_tokens=100)
-    knowledge_tokens = pack_context(fmt, message="hi", num_ctx=400, max_new_tokens=100,
-                                    knowledge=packed.knowledge).total_tokens - base.total_tokens
-    assert knowledge_tokens <= (300 - base.total_tokens) * 0.5
+    base = pack_context(fmt, message="hi", num_ctx=1000, max_new_tokens=100)
+    everything = Shares(recalled=0.0, knowledge=1.0)  # to measure what passages cost
+
+    def cost(items):
+        return pack_context(fmt, message="hi", num_ctx=1000, max_new_tokens=100, knowledge=items,
+                            shares=everything).total_tokens - base.total_tokens
+
+    assert cost(packed.knowledge) <= (900 - base.total_tokens) * 0.5 < cost(passages[: len(kept) + 1])
+    # the passages sit with the question, in rank order
+    question = packed.messages[-1]["content"]
+    assert question.startswith("Context information is below.") and question.endswith("Query: hi\nAnswer:")
     assert packed.kept_turns  # history used what the passages left
-    assert packed.total_tokens <= 300
+    assert packed.total_tokens <= 900
 
 
 # --- properties -------------------------------------------------------------------

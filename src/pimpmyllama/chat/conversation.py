@@ -1,13 +1,17 @@
 """One conversation with a build, turn by turn, remembered in a session."""
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from pimpmyllama.errors import InvalidInputError
 from pimpmyllama.generation.engine import Completion, GenerationParams
 from pimpmyllama.generation.sampling import SamplingParams
 from pimpmyllama.memory.sessions import Session, SessionStore
 from pimpmyllama.prompting.build import Build, Parameters
-from pimpmyllama.prompting.packer import PackedContext, Turn, pack_context
+from pimpmyllama.prompting.packer import PackedContext, Shares, Turn, pack_context
+
+if TYPE_CHECKING:
+    from pimpmyllama.knowledge.store import KnowledgeStore
 
 
 def generation_params(p: Parameters) -> GenerationParams:
@@ -48,11 +52,21 @@ class Reply:
 
 
 class Conversation:
-    def __init__(self, engine, build: Build, *, sessions: SessionStore | None = None, session: Session | None = None):
+    def __init__(self, engine, build: Build, *, sessions: SessionStore | None = None, session: Session | None = None,
+                 knowledge: "KnowledgeStore | None" = None):
         self.engine = engine
         self.build = build
         self.sessions = sessions
         self.session = session
+        self.knowledge = knowledge
+        if build.knowledge and knowledge is None:
+            raise InvalidInputError("this build searches knowledge bases, but no knowledge store was given")
+        self.memory = None
+        if session is not None and build.memory.enabled:
+            from pimpmyllama.knowledge.embedders import load_embedder
+            from pimpmyllama.memory.recall import MemoryStore
+
+            self.memory = MemoryStore(sessions.db, load_embedder(build.memory.embedder))
         self.format = engine.chat_format(build.template)
         self.parameters = build.parameters.for_model(engine.context_length, engine.sampling_defaults)
 
@@ -73,7 +87,11 @@ class Conversation:
         return [t.as_turn() for t in self.sessions.window(self.session)]
 
     def pack(self, message: str) -> PackedContext:
+        from pimpmyllama.chat.sources import knowledge_passages, recalled_passages
+
         p = self.parameters
+        knowledge = knowledge_passages(self.knowledge, self.build, message) if self.build.knowledge and message else []
+        recalled = recalled_passages(self.memory, self.session, self.build, message) if self.memory and message else []
         return pack_context(
             self.format,
             message=message,
@@ -83,6 +101,9 @@ class Conversation:
             pinned=self.pinned,
             few_shot=self.build.few_shot(),
             history=self.history(),
+            recalled=recalled,
+            knowledge=knowledge,
+            shares=Shares(recalled=self.build.memory.share, knowledge=self.build.retrieval.share),
         )
 
     def send(self, message: str) -> Reply:
@@ -98,7 +119,8 @@ class Conversation:
             window_start = context.kept_turns[0] if context.kept_turns else context.dropped_turns[-1] + 1
         if self.session is None:
             return None
-        return self.sessions.add_turn(
+        before = self.session.window_start
+        index = self.sessions.add_turn(
             self.session,
             message,
             completion.text,
@@ -109,6 +131,11 @@ class Conversation:
             completion_tokens=completion.usage.completion_tokens,
             window_start=window_start,
         )
+        if self.memory is not None and self.session.window_start > before:
+            # The turns that just left the window go to long-term memory.
+            evicted = [t for t in self.sessions.turns(self.session, since=before) if t.index < self.session.window_start]
+            self.memory.index(self.session, evicted)
+        return index
 
     # REPL commands (they need a session) ----------------------------------------
     def _need_session(self) -> Session:
@@ -133,6 +160,16 @@ class Conversation:
 
     def reset(self) -> int:
         return self.sessions.reset(self._need_session())
+
+    def memories(self):
+        if self.memory is None:
+            raise InvalidInputError("long-term memory is off for this build")
+        return self.memory.list(self._need_session())
+
+    def forget(self, number: int):
+        if self.memory is None:
+            raise InvalidInputError("long-term memory is off for this build")
+        return self.memory.forget(self._need_session(), number)
 
     def evicted_turns(self) -> list[int]:
         """Indexes of the turns that have left the rolling window for good."""

@@ -6,8 +6,8 @@ from datetime import datetime
 
 import typer
 
-from pimpmyllama.cli.console import err, progress_reporter, write_stream
-from pimpmyllama.cli.render import context_dict, render_context, usage_line
+from pimpmyllama.cli.console import err, out, progress_reporter, write_stream
+from pimpmyllama.cli.render import context_dict, render_context, render_sources, usage_line
 from pimpmyllama.errors import InvalidInputError, PmlError
 
 
@@ -16,6 +16,9 @@ def _sessions():
     from pimpmyllama.storage.db import open_database
 
     return SessionStore(open_database())
+
+
+KB = typer.Option(None, "--kb", help="search this knowledge base for every message (repeatable)")
 
 
 def _new_session_name(sessions) -> str:
@@ -28,7 +31,7 @@ def _new_session_name(sessions) -> str:
 
 
 def open_conversation(build_ref: str | None, session_name: str | None, *, continue_latest: bool = False,
-                      new_session: bool = True):
+                      new_session: bool = True, knowledge: list[str] | None = None):
     """Resolve the build, open (or create) the session, load the engine."""
     from pimpmyllama.chat import resolve
     from pimpmyllama.chat.conversation import Conversation
@@ -48,20 +51,31 @@ def open_conversation(build_ref: str | None, session_name: str | None, *, contin
         session = sessions.create(session_name or _new_session_name(sessions), resolved.ref)
     elif session is not None and build_ref != session.build:
         sessions.set_build(session, resolved.ref)
-    with progress_reporter(f"Loading {resolved.build.from_}") as report:
-        engine = resolve.load_engine(resolved.build.from_, report)
-    return Conversation(engine, resolved.build, sessions=sessions, session=session), resolved
+    build = resolved.build
+    if knowledge:
+        build = build.model_copy(update={"knowledge": [*build.knowledge, *knowledge]})
+    store = None
+    if build.knowledge:
+        from pimpmyllama.knowledge.store import KnowledgeStore
+
+        store = KnowledgeStore(sessions.db)
+        for name in build.knowledge:
+            store.get(name)  # an unknown base fails now, not at the first message
+    with progress_reporter(f"Loading {build.from_}") as report:
+        engine = resolve.load_engine(build.from_, report)
+    return Conversation(engine, build, sessions=sessions, session=session, knowledge=store), resolved
 
 
 def chat(
     build: str = typer.Argument(None, help="build name, build file, or model (default: the bundled model)"),
     session: str = typer.Option(None, "--session", "-s", help="session to resume or create"),
     continue_latest: bool = typer.Option(False, "--continue", "-c", help="continue the most recent session"),
+    kb: list[str] = KB,
 ):
     """Chat in the terminal, streaming replies; the conversation is kept in a session."""
     from pimpmyllama.cli.repl import ChatRepl
 
-    conversation, resolved = open_conversation(build, session, continue_latest=continue_latest)
+    conversation, resolved = open_conversation(build, session, continue_latest=continue_latest, knowledge=kb)
     ChatRepl(conversation, resolved.ref).run()
 
 
@@ -98,10 +112,11 @@ def ask(
     session: str = typer.Option(None, "--session", "-s", help="continue (or start) this session"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object: reply, usage, context"),
     show_context: bool = typer.Option(False, "--show-context", help="show what the prompt holds, section by section"),
+    kb: list[str] = KB,
 ):
     """Ask one question and print the reply (for scripts)."""
     build, question = _split_ask_args(args or [])
-    conversation, resolved = open_conversation(build, session, new_session=False)
+    conversation, resolved = open_conversation(build, session, new_session=False, knowledge=kb)
     evicted = conversation.evicted_turns()
     reply = conversation.send(question)
     if show_context and not as_json:
@@ -116,6 +131,7 @@ def ask(
             "reply": text,
             "finish_reason": c.finish_reason,
             "usage": c.usage.as_dict(),
+            "sources": [{"label": p.label, "source": p.source, "score": p.score} for p in reply.context.knowledge],
         }
         if show_context:
             payload["context"] = context_dict(reply.context, evicted)
@@ -124,6 +140,7 @@ def ask(
     for delta in reply:
         write_stream(delta)
     write_stream("\n")
+    render_sources(out, reply.context)
     if show_context:
         err.print(f"[dim]{usage_line(reply.completion, reply.context)}[/]")
 

@@ -2,7 +2,7 @@
 the commands that need them, so `pml --help` stays instant."""
 
 from pimpmyllama import __version__
-from pimpmyllama.cli import builds, chat, models, sessions
+from pimpmyllama.cli import builds, chat, kb, models, sessions
 from pimpmyllama.cli.app import new_app
 
 app = new_app(
@@ -14,6 +14,7 @@ app.command()(builds.create)
 app.add_typer(models.app, name="models")
 app.add_typer(builds.app, name="builds")
 app.add_typer(sessions.app, name="sessions")
+app.add_typer(kb.app, name="kb")
 
 
 @app.command()

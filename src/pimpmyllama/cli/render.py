@@ -28,6 +28,8 @@ def context_dict(packed, evicted: list[int] | None = None) -> dict:
         "num_ctx": packed.num_ctx,
         "max_new_tokens": packed.max_new_tokens,
         "kept_turns": packed.kept_turns,
+        "knowledge": [{"label": p.label, "source": p.source, "score": p.score} for p in packed.knowledge],
+        "recalled": [{"source": p.source, "score": p.score} for p in packed.recalled],
         "left_out_turns": sorted((evicted or []) + packed.dropped_turns),
     }
 
@@ -51,11 +53,26 @@ def render_context(console: Console, packed, evicted: list[int] | None = None) -
     console.print(
         f"[dim]budget = num_ctx {packed.num_ctx} − max_new_tokens {packed.max_new_tokens} (room kept for the reply)[/]"
     )
+    for p in packed.knowledge:
+        console.print(f"[dim]knowledge {p.label.split(' ', 1)[0]} {p.source} · similarity {p.score:.3f}[/]",
+                      highlight=False)
+    for p in packed.recalled:
+        console.print(f"[dim]recalled {p.source} · similarity {p.score:.3f}[/]", highlight=False)
     left_out = sorted((evicted or []) + packed.dropped_turns)
     if left_out:
         console.print(f"[dim]turns left out: {_ranges(left_out)}[/]")
     if packed.kept_turns:
         console.print(f"[dim]turns sent: {_ranges(packed.kept_turns)}[/]")
+
+
+def render_sources(console: Console, packed) -> None:
+    """The knowledge passages a reply could cite, under the reply."""
+    if not packed.knowledge:
+        return
+    console.print("[dim]Sources:[/]")
+    for p in packed.knowledge:
+        number = p.label.split(" ", 1)[0]
+        console.print(f"[dim]  {number} {p.source}[/]", highlight=False)
 
 
 def usage_line(completion, packed) -> str:

@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pimpmyllama.cli.console import out, write_stream
-from pimpmyllama.cli.render import render_context, usage_line
+from pimpmyllama.cli.render import render_context, render_sources, usage_line
 from pimpmyllama.errors import PmlError
 
 HELP = [
@@ -16,6 +16,8 @@ HELP = [
     ("/pins", "list the pinned facts"),
     ("/context", "show what the next prompt holds, section by section"),
     ("/reset", "forget this session's conversation (system prompt and pins stay)"),
+    ("/memory", "list what long-term memory holds (turns that left the window)"),
+    ("/forget N", "remove memory number N"),
     ("/sessions", "list sessions"),
     ("/help", "this list"),
     ("/exit", "leave (also /bye or Ctrl-D)"),
@@ -78,6 +80,7 @@ class ChatRepl:
             self.console.print("[yellow]\\[interrupted][/]")
             return
         write_stream("\n")
+        render_sources(self.console, reply.context)
         self.console.print(f"[dim]{usage_line(reply.completion, reply.context)}[/]")
 
     def _command(self, line: str) -> str | None:
@@ -112,6 +115,18 @@ class ChatRepl:
                 self.console.print(f"{i}. {fact}", markup=False)
         elif name == "/context":
             render_context(self.console, conv.pack(""), conv.evicted_turns())
+        elif name == "/memory":
+            memories = conv.memories()
+            if not memories:
+                self.console.print("long-term memory is empty")
+            for i, m in enumerate(memories, 1):
+                preview = m.text.replace("\n", " · ")
+                self.console.print(f"{i}. (turn #{m.turn_idx}) {preview[:100]}", markup=False)
+        elif name == "/forget":
+            if not arg.isdigit():
+                raise PmlError("usage: /forget N (see /memory)")
+            forgotten = conv.forget(int(arg))
+            self.console.print(f"forgot turn #{forgotten.turn_idx}")
         elif name == "/reset":
             count = conv.reset()
             self.console.print(f"conversation reset ({count} turns forgotten)")

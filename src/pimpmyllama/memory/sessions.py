@@ -100,8 +100,12 @@ class SessionStore:
         )
 
     def remove(self, name: str) -> None:
+        from pimpmyllama.memory.recall import forget_session
+
         session = self.get(name)
-        self.db.execute("DELETE FROM sessions WHERE id = ?", (session.id,))
+        with self.db.transaction():
+            forget_session(self.db, session.id)
+            self.db.execute("DELETE FROM sessions WHERE id = ?", (session.id,))
 
     def set_system(self, session: Session, system: str | None) -> None:
         self.db.execute("UPDATE sessions SET system = ?, updated_at = ? WHERE id = ?", (system, utc_now(), session.id))
@@ -128,6 +132,7 @@ class SessionStore:
                  window_start: int | None = None) -> int:
         """Store a finished exchange and move the window's edge, in one transaction."""
         with self.db.transaction():
+            self.db.lock_row("sessions", session.id)
             row = self.db.query_one("SELECT COALESCE(MAX(idx), -1) + 1 AS next FROM turns WHERE session_id = ?",
                                     (session.id,))
             index = row["next"]
@@ -145,8 +150,12 @@ class SessionStore:
         return index
 
     def reset(self, session: Session) -> int:
-        """Forget the conversation (system prompt and pins stay); return how many turns went."""
+        """Forget the conversation and its long-term memories (system prompt and pins
+        stay); return how many turns went."""
+        from pimpmyllama.memory.recall import forget_session
+
         with self.db.transaction():
+            forget_session(self.db, session.id)
             count = self.db.query_one("SELECT COUNT(*) AS n FROM turns WHERE session_id = ?", (session.id,))["n"]
             self.db.execute("DELETE FROM turns WHERE session_id = ?", (session.id,))
             self.db.execute("UPDATE sessions SET window_start = 0, updated_at = ? WHERE id = ?", (utc_now(), session.id))

@@ -48,6 +48,24 @@ class Parameters(_Strict):
         return self.model_validate({**self.model_dump(), **update}) if update else self
 
 
+class Retrieval(_Strict):
+    """How the build's knowledge bases are searched for each message."""
+
+    top_k: int = Field(4, ge=1, le=50, description="passages retrieved per message")
+    mode: Literal["hybrid", "dense", "keyword"] = Field("hybrid", description="dense + keyword fused, or one of them")
+    mmr: bool = Field(False, description="diversify passages (maximal marginal relevance)")
+    share: float = Field(0.5, ge=0, le=1, description="share of the free context the passages may take")
+
+
+class LongTermMemory(_Strict):
+    """Turns that leave the rolling window are embedded and recalled when relevant."""
+
+    enabled: bool = Field(True, description="remember turns that left the window")
+    recall_k: int = Field(3, ge=0, le=20, description="memories recalled per message")
+    share: float = Field(0.2, ge=0, le=1, description="share of the free context recalled memories may take")
+    embedder: str = Field("all-minilm-l6-v2", description="embedder for memories")
+
+
 class FewShotMessage(_Strict):
     role: Literal["system", "user", "assistant"]
     content: str
@@ -60,6 +78,9 @@ class Build(_Strict):
     pinned: list[str] = Field(default_factory=list, description="facts always kept in the context")
     parameters: Parameters = Field(default_factory=Parameters)
     template: str | None = Field(None, description="chat template (Jinja) for models that have none")
+    knowledge: list[str] = Field(default_factory=list, description="knowledge bases searched for every message")
+    retrieval: Retrieval = Field(default_factory=Retrieval)
+    memory: LongTermMemory = Field(default_factory=LongTermMemory)
 
     def few_shot(self) -> list[dict]:
         return [m.model_dump() for m in self.messages]

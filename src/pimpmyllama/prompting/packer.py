@@ -31,8 +31,9 @@ class Passage:
     """A piece of text offered to the packer (a knowledge passage or a recalled memory)."""
 
     text: str
-    label: str = ""  # shown before the text, e.g. "[1] hours.md"
+    label: str = ""  # shown before the text, e.g. "[1] (hours.md)"
     score: float | None = None
+    source: str = ""  # where it comes from: a document (source#position) or a turn (turn #3)
 
 
 @dataclass(frozen=True)
@@ -77,31 +78,39 @@ def _block(title: str, lines: list[str]) -> str:
     return title + "\n" + "\n".join(lines)
 
 
-def compose_system(system: str | None, pinned: Sequence[str], recalled: Sequence[Passage],
-                   knowledge: Sequence[Passage]) -> str | None:
+def compose_system(system: str | None, pinned: Sequence[str], recalled: Sequence[Passage]) -> str | None:
     parts = [system] if system else []
     if pinned:
         parts.append(_block("Facts to keep in mind:", [f"- {fact}" for fact in pinned]))
     if recalled:
         parts.append(_block("From earlier in this conversation:", [f"- {p.text}" for p in recalled]))
-    if knowledge:
-        parts.append(
-            _block(
-                "Use these passages to answer, and cite them by number:",
-                [f"{p.label} {p.text}".strip() for p in knowledge],
-            )
-        )
     return "\n\n".join(parts) if parts else None
 
 
+def compose_question(message: str, knowledge: Sequence[Passage]) -> str:
+    """The new message, preceded by the knowledge passages when there are any. They go
+    next to the question (as LlamaIndex's QA prompt does): small models follow
+    context there far better than in the system prompt (measured on SmolLM2-135M)."""
+    if not knowledge:
+        return message
+    passages = "\n".join(f"{p.label} {p.text}".strip() for p in knowledge)
+    return (
+        "Context information is below.\n---------------------\n"
+        f"{passages}\n---------------------\n"
+        "Given the context information and not prior knowledge, answer the query, "
+        "citing the passages you use by their numbers.\n"
+        f"Query: {message}\nAnswer:"
+    )
+
+
 def compose_messages(system: str | None, few_shot: Sequence[Message], turns: Sequence[Turn],
-                     message: str) -> list[Message]:
+                     message: str, knowledge: Sequence[Passage] = ()) -> list[Message]:
     messages: list[Message] = [{"role": "system", "content": system}] if system else []
     messages.extend({"role": m["role"], "content": m["content"]} for m in few_shot)
     for turn in turns:
         messages.append({"role": "user", "content": turn.user})
         messages.append({"role": "assistant", "content": turn.assistant})
-    messages.append({"role": "user", "content": message})
+    messages.append({"role": "user", "content": compose_question(message, knowledge)})
     return messages
 
 
@@ -124,8 +133,7 @@ def pack_context(
         raise ContextOverflowError(f"max_new_tokens {max_new_tokens} leaves no room in num_ctx {num_ctx}")
 
     def count(rec: Sequence[Passage], kno: Sequence[Passage], turns: Sequence[Turn]) -> int:
-        sys = compose_system(system, pinned, rec, kno)
-        return fmt.count(compose_messages(sys, few_shot, turns, message))
+        return fmt.count(compose_messages(compose_system(system, pinned, rec), few_shot, turns, message, kno))
 
     fixed = count((), (), ())
     if fixed > budget:
@@ -149,8 +157,7 @@ def pack_context(
     kept = list(history[len(history) - lo :])
     dropped = list(history[: len(history) - lo])
 
-    sys = compose_system(system, pinned, kept_recalled, kept_knowledge)
-    messages = compose_messages(sys, few_shot, kept, message)
+    messages = compose_messages(compose_system(system, pinned, kept_recalled), few_shot, kept, message, kept_knowledge)
     prompt_ids = fmt.encode(messages)
     tok = fmt.tokenizer.count
     sections = [
@@ -159,7 +166,7 @@ def pack_context(
         Section("few-shot", sum(tok(m["content"]) for m in few_shot), kept=len(few_shot)),
         Section("recalled", sum(tok(p.text) for p in kept_recalled), kept=len(kept_recalled),
                 dropped=len(recalled) - len(kept_recalled)),
-        Section("knowledge", sum(tok(p.text) for p in kept_knowledge), kept=len(kept_knowledge),
+        Section("knowledge", sum(tok(f"{p.label} {p.text}") for p in kept_knowledge), kept=len(kept_knowledge),
                 dropped=len(knowledge) - len(kept_knowledge)),
         Section("history", sum(tok(t.user) + tok(t.assistant) for t in kept), kept=len(kept), dropped=len(dropped)),
         Section("message", tok(message)),

@@ -61,6 +61,10 @@ class Tokenizer:
             self._backend = _Backend.from_file(str(path))
         except Exception as exc:  # the tokenizers library raises plain Exceptions
             raise InvalidInputError(f"{path} is not a readable tokenizer: {exc}") from None
+        # Some tokenizer.json files carry padding/truncation settings; counting and
+        # encoding prompts needs the plain token sequence.
+        self._backend.no_padding()
+        self._backend.no_truncation()
         config = _read_json(folder / "tokenizer_config.json")
         self.bos_token = _token_text(config.get("bos_token"))
         self.eos_token = _token_text(config.get("eos_token"))

@@ -36,6 +36,11 @@ class Database:
         rows = self._fetchall(sql, params)
         return rows[0] if rows else None
 
+    def lock_row(self, table: str, row_id: int) -> None:
+        """Within a transaction: make concurrent writers of this row wait their turn.
+        SQLite's IMMEDIATE transactions already serialise writers; PostgreSQL needs
+        the row lock."""
+
     @contextmanager
     def transaction(self) -> Iterator["Database"]:
         """All or nothing; nested uses join the outer transaction."""
@@ -154,6 +159,9 @@ class PostgresDatabase(Database):
     def script(self, sql: str) -> None:
         for statement in _statements(sql):
             self._conn.execute(statement)
+
+    def lock_row(self, table: str, row_id: int) -> None:
+        self._conn.execute(f"SELECT id FROM {table} WHERE id = %s FOR UPDATE", (row_id,))
 
     def _begin(self):
         self._conn.execute("BEGIN")

@@ -60,6 +60,85 @@ MIGRATIONS: list[Migration] = [
         );
         """,
     ),
+    Migration(
+        2,
+        "knowledge",
+        """
+        CREATE TABLE knowledge_bases (
+            id {pk},
+            name TEXT NOT NULL UNIQUE,
+            embedder TEXT NOT NULL,
+            dim INTEGER NOT NULL,
+            chunk_size INTEGER NOT NULL,
+            overlap INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE documents (
+            id {pk},
+            kb_id BIGINT NOT NULL REFERENCES knowledge_bases(id) ON DELETE CASCADE,
+            source TEXT NOT NULL,
+            content_hash TEXT NOT NULL,
+            title TEXT,
+            bytes BIGINT NOT NULL,
+            chunk_count INTEGER NOT NULL,
+            added_at TEXT NOT NULL,
+            UNIQUE (kb_id, source)
+        );
+        CREATE TABLE chunks (
+            id {pk},
+            kb_id BIGINT NOT NULL REFERENCES knowledge_bases(id) ON DELETE CASCADE,
+            document_id BIGINT NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+            position INTEGER NOT NULL,
+            text TEXT NOT NULL,
+            heading TEXT,
+            page INTEGER,
+            tokens INTEGER NOT NULL
+        );
+        CREATE INDEX chunks_document ON chunks (document_id);
+        CREATE INDEX chunks_kb ON chunks (kb_id);
+        """,
+        per_engine={
+            # Keyword search: FTS5 (BM25) on SQLite, kept in step with `chunks` by triggers.
+            "sqlite": """
+            CREATE VIRTUAL TABLE chunks_fts USING fts5(
+                text, heading, content='chunks', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
+            );
+            CREATE TRIGGER chunks_fts_insert AFTER INSERT ON chunks BEGIN
+                INSERT INTO chunks_fts (rowid, text, heading) VALUES (new.id, new.text, new.heading);
+            END;
+            CREATE TRIGGER chunks_fts_delete AFTER DELETE ON chunks BEGIN
+                INSERT INTO chunks_fts (chunks_fts, rowid, text, heading) VALUES ('delete', old.id, old.text, old.heading);
+            END;
+            CREATE TRIGGER chunks_fts_update AFTER UPDATE ON chunks BEGIN
+                INSERT INTO chunks_fts (chunks_fts, rowid, text, heading) VALUES ('delete', old.id, old.text, old.heading);
+                INSERT INTO chunks_fts (rowid, text, heading) VALUES (new.id, new.text, new.heading);
+            END;
+            """,
+            # ...and a generated tsvector with a GIN index on PostgreSQL.
+            "postgres": """
+            ALTER TABLE chunks ADD COLUMN tsv tsvector
+                GENERATED ALWAYS AS (to_tsvector('simple', coalesce(heading, '') || ' ' || text)) STORED;
+            CREATE INDEX chunks_tsv ON chunks USING GIN (tsv);
+            """,
+        },
+    ),
+    Migration(
+        3,
+        "memories",
+        """
+        CREATE TABLE memories (
+            id {pk},
+            session_id BIGINT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            turn_idx INTEGER NOT NULL,
+            text TEXT NOT NULL,
+            embedder TEXT NOT NULL,
+            dim INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            UNIQUE (session_id, turn_idx)
+        );
+        """,
+    ),
 ]
 
 

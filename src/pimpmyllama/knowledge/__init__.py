@@ -1,0 +1,1 @@
+"""Knowledge bases (RAG): loaders, chunking, embedders, storage and hybrid retrieval."""

@@ -1,0 +1,6 @@
+"""Default knowledge-base settings. Chunk size and overlap are in embedder tokens;
+the defaults were chosen by measurement (bench/chunking.py, see the README)."""
+
+CHUNK_SIZE = 200
+OVERLAP = 40
+TOP_K = 4
