@@ -19,6 +19,14 @@ def builds_dir() -> Path:
     return _sub("builds")
 
 
+def adapters_dir() -> Path:
+    return _sub("adapters")
+
+
+def runs_dir() -> Path:
+    return _sub("runs")
+
+
 def database_path() -> Path:
     return pml_home() / "pml.db"
 

@@ -88,3 +88,36 @@ def test_ask_json_lists_sources_and_an_unknown_base_fails_first(run, fake_engine
     result = run("ask", "--kb", "nope", "hello")
     assert result.exit_code == 2 and "unknown knowledge base 'nope'" in result.output
     assert len(fake_engine.prompts) == 1
+
+
+def test_a_base_queried_with_another_embedder_says_how_to_reindex(run, pml_home, tmp_path):
+    import shutil
+
+    from pimpmyllama.models.defaults import bundled_default_embedder
+
+    other = tmp_path / "other-embedder"
+    shutil.copytree(bundled_default_embedder(), other)
+    run("kb", "create", "seed")
+    run("kb", "add", "seed", str(write_seed(tmp_path / "seed")))
+    result = run("kb", "search", "seed", QUERY, "--embedder", str(other))
+    assert result.exit_code == 2
+    assert f"re-index it with `pml kb reindex seed --embedder {other}`" in result.output.replace("\n", "")
+    result = run("kb", "reindex", "seed", "--embedder", str(other))
+    assert result.exit_code == 0 and "re-indexed 4 chunks" in result.output
+    out = run("kb", "search", "seed", QUERY, "--embedder", str(other), "-k", "1").output
+    assert "poste.txt#0" in out
+
+
+def test_memory_commands_in_the_repl(run, fake_engine, pml_home, tmp_path):
+    build = tmp_path / "small.yml"
+    build.write_text("from: tiny\nparameters: {num_ctx: 300, max_new_tokens: 20}\nmemory: {share: 0.4}\n")
+    lines = ["My locker code is 4172."] + ["Tell me about the weather."] * 10 + ["/memory", "/forget 1", "/memory", "/exit"]
+    result = run("chat", str(build), "--session", "m1", input="\n".join(lines) + "\n")
+    assert result.exit_code == 0, result.output
+    assert "1. (turn #0) User: My locker code is 4172. · Assistant: ok" in result.output
+    assert "forgot turn #0" in result.output
+    from pimpmyllama.storage.db import open_database
+
+    db = open_database()
+    assert db.query_one("SELECT COUNT(*) AS n FROM memories WHERE turn_idx = 0")["n"] == 0
+    assert db.query_one("SELECT COUNT(*) AS n FROM memories")["n"] > 0

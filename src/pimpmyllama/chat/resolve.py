@@ -36,16 +36,33 @@ def resolve_build(ref: str | None, builds: BuildStore | None = None, models: Mod
     )
 
 
-def check_model_ref(ref: str, models: ModelStore | None = None) -> None:
-    """Fail now, not at the first chat, when a build names a model that is not there."""
+def check_model_ref(ref: str, models: ModelStore | None = None, adapter: str | None = None) -> None:
+    """Fail now, not at the first chat, when a build names a model (or an adapter) that
+    is not there, or an adapter that does not fit its model."""
     models = models or ModelStore()
-    if ref == DEFAULT_MODEL or models.exists(ref):
-        return
-    models.resolve(ref)
+    if not (ref == DEFAULT_MODEL or models.exists(ref)):
+        models.resolve(ref)
+    if adapter:
+        from pimpmyllama.models.adapters import check_adapter_base
+
+        name, folder = models.resolve(ref)
+        check_adapter_base(adapter_folder(adapter), folder, name)
 
 
-def load_engine(model_ref: str, progress: Progress | None = None):
+def adapter_folder(ref: str) -> Path:
+    from pimpmyllama.models.adapters import AdapterStore
+
+    store = AdapterStore()
+    if store.exists(ref):
+        return store.folder(ref)
+    path = Path(ref).expanduser()
+    if (path / "adapter_config.json").exists():
+        return path
+    return store.folder(ref)  # raises, listing the known adapters
+
+
+def load_engine(model_ref: str, progress: Progress | None = None, adapter: str | None = None):
     from pimpmyllama.generation.engine import Engine
 
     name, folder = ModelStore().resolve(model_ref, progress)
-    return Engine.load(name, folder)
+    return Engine.load(name, folder, adapter_folder(adapter) if adapter else None)

@@ -24,7 +24,7 @@ def create(
 
     check_name(name, "build")
     build = load_build_file(file)
-    check_model_ref(build.from_)
+    check_model_ref(build.from_, adapter=build.adapter)
     BuildStore().save(name, build)
     out.print(f"created build [bold]{name}[/] (model {build.from_})")
 

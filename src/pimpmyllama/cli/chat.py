@@ -19,6 +19,7 @@ def _sessions():
 
 
 KB = typer.Option(None, "--kb", help="search this knowledge base for every message (repeatable)")
+ADAPTER = typer.Option(None, "--adapter", help="apply this LoRA adapter to the model")
 
 
 def _new_session_name(sessions) -> str:
@@ -31,7 +32,7 @@ def _new_session_name(sessions) -> str:
 
 
 def open_conversation(build_ref: str | None, session_name: str | None, *, continue_latest: bool = False,
-                      new_session: bool = True, knowledge: list[str] | None = None):
+                      new_session: bool = True, knowledge: list[str] | None = None, adapter: str | None = None):
     """Resolve the build, open (or create) the session, load the engine."""
     from pimpmyllama.chat import resolve
     from pimpmyllama.chat.conversation import Conversation
@@ -52,6 +53,8 @@ def open_conversation(build_ref: str | None, session_name: str | None, *, contin
     elif session is not None and build_ref != session.build:
         sessions.set_build(session, resolved.ref)
     build = resolved.build
+    if adapter:
+        build = build.model_copy(update={"adapter": adapter})
     if knowledge:
         build = build.model_copy(update={"knowledge": [*build.knowledge, *knowledge]})
     store = None
@@ -62,7 +65,7 @@ def open_conversation(build_ref: str | None, session_name: str | None, *, contin
         for name in build.knowledge:
             store.get(name)  # an unknown base fails now, not at the first message
     with progress_reporter(f"Loading {build.from_}") as report:
-        engine = resolve.load_engine(build.from_, report)
+        engine = resolve.load_engine(build.from_, report, adapter=build.adapter)
     return Conversation(engine, build, sessions=sessions, session=session, knowledge=store), resolved
 
 
@@ -71,11 +74,13 @@ def chat(
     session: str = typer.Option(None, "--session", "-s", help="session to resume or create"),
     continue_latest: bool = typer.Option(False, "--continue", "-c", help="continue the most recent session"),
     kb: list[str] = KB,
+    adapter: str = ADAPTER,
 ):
     """Chat in the terminal, streaming replies; the conversation is kept in a session."""
     from pimpmyllama.cli.repl import ChatRepl
 
-    conversation, resolved = open_conversation(build, session, continue_latest=continue_latest, knowledge=kb)
+    conversation, resolved = open_conversation(build, session, continue_latest=continue_latest, knowledge=kb,
+                                               adapter=adapter)
     ChatRepl(conversation, resolved.ref).run()
 
 
@@ -113,10 +118,11 @@ def ask(
     as_json: bool = typer.Option(False, "--json", help="print one JSON object: reply, usage, context"),
     show_context: bool = typer.Option(False, "--show-context", help="show what the prompt holds, section by section"),
     kb: list[str] = KB,
+    adapter: str = ADAPTER,
 ):
     """Ask one question and print the reply (for scripts)."""
     build, question = _split_ask_args(args or [])
-    conversation, resolved = open_conversation(build, session, new_session=False, knowledge=kb)
+    conversation, resolved = open_conversation(build, session, new_session=False, knowledge=kb, adapter=adapter)
     evicted = conversation.evicted_turns()
     reply = conversation.send(question)
     if show_context and not as_json:

@@ -125,16 +125,19 @@ def search(
     filters: list[str] = typer.Option(None, "--filter", help="FIELD=VALUE (source, title, heading: globs; page: N or N-M)"),
     mode: str = typer.Option("hybrid", "--mode", help="hybrid, dense or keyword"),
     mmr: bool = typer.Option(False, "--mmr", help="diversify the passages (maximal marginal relevance)"),
+    embedder: str = typer.Option(None, "--embedder", help="embed the query with this embedder (default: the base's)"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
     db: str = DB,
 ):
     """Print the passages nearest a query, with source, position and score."""
+    from pimpmyllama.knowledge.embedders import canonical_name
     from pimpmyllama.knowledge.retrieval import retrieve
     from pimpmyllama.knowledge.store import parse_filters
 
     store = _store(db)
     kb = store.get(name)
-    hits = retrieve(store, kb, _embedder(kb.embedder), query, k, mode=mode, filters=parse_filters(filters), mmr=mmr)
+    e = _embedder(canonical_name(embedder) if embedder else kb.embedder)
+    hits = retrieve(store, kb, e, query, k, mode=mode, filters=parse_filters(filters), mmr=mmr)
     if as_json:
         print(json.dumps([
             {"source": h.chunk.source, "position": h.chunk.position, "heading": h.chunk.heading,

@@ -2,7 +2,7 @@
 the commands that need them, so `pml --help` stays instant."""
 
 from pimpmyllama import __version__
-from pimpmyllama.cli import builds, chat, kb, models, sessions
+from pimpmyllama.cli import adapters, builds, chat, kb, models, sessions, train
 from pimpmyllama.cli.app import new_app
 
 app = new_app(
@@ -15,6 +15,9 @@ app.add_typer(models.app, name="models")
 app.add_typer(builds.app, name="builds")
 app.add_typer(sessions.app, name="sessions")
 app.add_typer(kb.app, name="kb")
+app.add_typer(train.app, name="train")
+app.add_typer(adapters.app, name="adapters")
+app.command()(adapters.export)
 
 
 @app.command()
@@ -24,4 +27,9 @@ def version():
 
 
 def main() -> None:
+    import warnings
+
+    # Deprecation notices from the libraries underneath are for us, not for users.
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
     app()

@@ -106,13 +106,16 @@ class Engine:
         self._cache = None
 
     @classmethod
-    def load(cls, name: str, folder: Path) -> "Engine":
+    def load(cls, name: str, folder: Path, adapter: Path | None = None) -> "Engine":
         from pimpmyllama.generation.loading import load_backend
         from pimpmyllama.models.info import read_config
 
         config = read_config(folder)
         tokenizer = Tokenizer(folder)
-        return cls(name, folder, load_backend(folder), tokenizer, int(config.get("max_position_embeddings", 2048)),
+        backend = load_backend(folder, adapter=adapter)
+        if adapter is not None:
+            name = f"{name}+{adapter.name}"
+        return cls(name, folder, backend, tokenizer, int(config.get("max_position_embeddings", 2048)),
                    sampling_defaults(folder))
 
     def chat_format(self, template: str | None = None) -> ChatFormat:

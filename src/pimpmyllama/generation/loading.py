@@ -10,20 +10,32 @@ from pimpmyllama.generation.llama import LlamaModel, LlamaSpec, lean_unsupported
 from pimpmyllama.models.weights import open_tensors
 
 
-def load_backend(folder: Path, dtype=torch.float32):
-    """The lean Llama forward where it applies, transformers otherwise."""
+def load_backend(folder: Path, dtype=torch.float32, adapter: Path | None = None):
+    """The lean Llama forward where it applies, transformers otherwise; a LoRA adapter,
+    if given, is merged into the weights as they load."""
     config_path = folder / "config.json"
     if not config_path.exists():
         raise InvalidInputError(f"{folder} has no config.json")
     config = json.loads(config_path.read_text())
+    deltas = {}
+    if adapter is not None:
+        from pimpmyllama.models.adapters import adapter_deltas, check_adapter_base
+
+        check_adapter_base(adapter, folder, folder.name)
+        deltas = adapter_deltas(adapter)
     if lean_unsupported_reason(config) is not None:
         from pimpmyllama.generation.hf_backend import HFBackend
 
-        return HFBackend(folder, dtype)
+        return HFBackend(folder, dtype, deltas)
     spec = LlamaSpec.from_config(config)
     with open_tensors(folder) as reader:
+        get = reader.get
+        if deltas:
+            from pimpmyllama.models.adapters import with_adapter
+
+            get = with_adapter(reader.get, deltas)
         try:
-            return LlamaModel(spec, reader.get, dtype)
+            return LlamaModel(spec, get, dtype)
         except KeyError as exc:
             raise InvalidInputError(f"{folder.name}: tensor {exc.args[0]} is missing from the weights") from None
         except RuntimeError as exc:  # shape mismatches surface from torch.cat/linear

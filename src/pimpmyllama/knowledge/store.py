@@ -14,6 +14,7 @@ import numpy as np
 
 from pimpmyllama.errors import InvalidInputError, NotFoundError
 from pimpmyllama.knowledge.chunking import Chunk
+from pimpmyllama.knowledge.stopwords import STOPWORDS
 from pimpmyllama.storage.db import Database, utc_now
 from pimpmyllama.storage.vectors import VectorTable
 
@@ -77,8 +78,11 @@ def source_matches(source: str, pattern: str) -> bool:
     return _glob_match(source if "/" in pattern else PurePath(source).name, pattern)
 
 
-def keyword_terms(query: str) -> list[str]:
-    return re.findall(r"\w+", query.lower())
+def keyword_terms(query: str, limit: int = 32) -> list[str]:
+    """The query's distinct words, function words left out (all of them if that is all there is)."""
+    words = list(dict.fromkeys(re.findall(r"\w+", query.lower())))
+    content = [w for w in words if w not in STOPWORDS]
+    return (content or words)[:limit]
 
 
 class KnowledgeStore:
@@ -255,7 +259,7 @@ class KnowledgeStore:
 
     def keyword_search(self, kb: KnowledgeBase, query: str, k: int,
                        among: list[int] | None = None) -> list[tuple[int, float]]:
-        """Full-text search: BM25 on SQLite (FTS5), ts_rank_cd on PostgreSQL; any term may match."""
+        """Full-text search: BM25 on SQLite (FTS5), ts_rank on PostgreSQL; any term may match."""
         terms = keyword_terms(query)
         if not terms or (among is not None and not among):
             return []
@@ -270,7 +274,7 @@ class KnowledgeStore:
                 params.append(json.dumps(among))
             sql += " ORDER BY bm25(chunks_fts) LIMIT ?"
         else:
-            sql = ("SELECT id, ts_rank_cd(tsv, q) AS score FROM chunks, to_tsquery('simple', ?) q "
+            sql = ("SELECT id, ts_rank(tsv, q) AS score FROM chunks, to_tsquery('simple', ?) q "
                    "WHERE tsv @@ q AND kb_id = ?")
             params = [" | ".join(terms), kb.id]
             if among is not None:

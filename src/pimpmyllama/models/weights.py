@@ -41,11 +41,11 @@ def tensor_shapes(folder: Path) -> dict[str, tuple[int, ...]]:
 
 
 @contextmanager
-def open_tensors(folder: Path) -> Iterator[dict]:
+def open_tensors(folder: Path, files: list[Path] | None = None) -> Iterator[dict]:
     """A mapping-like reader: `reader.get(name)` loads one tensor (None if absent)."""
     from safetensors import safe_open
 
-    files = safetensors_files(folder)
+    files = files if files is not None else safetensors_files(folder)
     if not files:
         raise InvalidInputError(f"{folder} holds no .safetensors weights")
     with ExitStack() as stack:

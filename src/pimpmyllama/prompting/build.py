@@ -78,6 +78,7 @@ class Build(_Strict):
     pinned: list[str] = Field(default_factory=list, description="facts always kept in the context")
     parameters: Parameters = Field(default_factory=Parameters)
     template: str | None = Field(None, description="chat template (Jinja) for models that have none")
+    adapter: str | None = Field(None, description="a LoRA adapter (store name or folder) applied to the model")
     knowledge: list[str] = Field(default_factory=list, description="knowledge bases searched for every message")
     retrieval: Retrieval = Field(default_factory=Retrieval)
     memory: LongTermMemory = Field(default_factory=LongTermMemory)

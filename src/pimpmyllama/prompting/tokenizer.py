@@ -81,6 +81,11 @@ class Tokenizer:
         default adds none (adding one again is the classic double-BOS bug)."""
         return self._backend.encode(text, add_special_tokens=add_special_tokens).ids
 
+    def encode_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """Token ids and the character span of each token in `text`."""
+        encoding = self._backend.encode(text, add_special_tokens=False)
+        return encoding.ids, encoding.offsets
+
     def encode_batch(self, texts: list[str], add_special_tokens: bool = False) -> list[list[int]]:
         return [e.ids for e in self._backend.encode_batch(texts, add_special_tokens=add_special_tokens)]
 
@@ -103,6 +108,15 @@ class Tokenizer:
     @property
     def eos_token_id(self) -> int | None:
         return self.token_to_id(self.eos_token) if self.eos_token else None
+
+    @property
+    def end_of_text_id(self) -> int | None:
+        """The token that separates documents in pre-training data."""
+        special = self.special_tokens
+        for marker in ("<|endoftext|>", "<|end_of_text|>", "</s>"):
+            if marker in special:
+                return special[marker]
+        return self.eos_token_id
 
     @cached_property
     def end_token_ids(self) -> frozenset[int]:

@@ -1,0 +1,122 @@
+"""LoRA adapters: the store (`$PML_HOME/adapters/NAME/`, PEFT's own file layout) and
+applying an adapter to a base model's weights.
+
+An adapter is merged into the weights as they load (W + alpha/r * B @ A), so the
+engine runs at full speed with it, at any precision.
+"""
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from pimpmyllama.atomic import remove_dir_atomic, sweep_stale_temps
+from pimpmyllama.errors import InvalidInputError, NotFoundError
+from pimpmyllama.models.weights import open_tensors, tensor_shapes
+from pimpmyllama.paths import adapters_dir
+
+META = "pml-adapter.json"
+_KEY = re.compile(r"^(?:base_model\.model\.)?(?P<module>.+)\.lora_(?P<which>[AB])(?:\.[^.]+)?\.weight$")
+
+
+def base_fingerprint(folder: Path) -> str:
+    """Identifies a model's weights cheaply: tensor names and shapes, and the bytes of
+    a few tensors (two fine-tunes of one architecture still differ)."""
+    digest = hashlib.sha256()
+    shapes = tensor_shapes(folder)
+    digest.update(json.dumps(sorted(shapes.items())).encode())
+    with open_tensors(folder) as reader:
+        for name in ("model.norm.weight", "model.embed_tokens.weight"):
+            tensor = reader.get(name)
+            if tensor is not None:
+                digest.update(tensor.flatten()[:65536].float().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+class AdapterStore:
+    def __init__(self, root: Path | None = None):
+        self.root = root or adapters_dir()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def names(self) -> list[str]:
+        sweep_stale_temps(self.root)
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    def exists(self, name: str) -> bool:
+        return (self.root / name).is_dir()
+
+    def folder(self, name: str) -> Path:
+        path = self.root / name
+        if not path.is_dir():
+            raise NotFoundError(f"unknown adapter {name!r} (known: {', '.join(self.names()) or 'none'})")
+        return path
+
+    def meta(self, name: str) -> dict:
+        path = self.folder(name) / META
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def remove(self, name: str) -> None:
+        remove_dir_atomic(self.folder(name))
+
+
+def adapter_deltas(folder: Path) -> dict[str, torch.Tensor]:
+    """Weight name -> the LoRA update (scale * B @ A) to add to it."""
+    config_path = folder / "adapter_config.json"
+    if not config_path.exists():
+        raise InvalidInputError(f"{folder} has no adapter_config.json: not a PEFT adapter")
+    config = json.loads(config_path.read_text())
+    if config.get("peft_type", "LORA") != "LORA" or config.get("use_dora"):
+        raise InvalidInputError(f"{folder}: only plain LoRA adapters can be applied (not {config.get('peft_type')})")
+    rank, alpha = config["r"], config["lora_alpha"]
+    scale = alpha / (rank ** 0.5) if config.get("use_rslora") else alpha / rank
+    factors: dict[str, dict[str, torch.Tensor]] = {}
+    weights = folder / "adapter_model.safetensors"
+    if not weights.exists():
+        raise InvalidInputError(f"{folder} has no adapter_model.safetensors")
+    with open_tensors(folder, [weights]) as reader:
+        for key in reader.keys():
+            match = _KEY.match(key)
+            if match:
+                factors.setdefault(match["module"], {})[match["which"]] = reader.get(key).float()
+    deltas = {}
+    for module, ab in factors.items():
+        if set(ab) != {"A", "B"}:
+            raise InvalidInputError(f"{folder}: adapter tensor pair for {module} is incomplete")
+        deltas[f"{module}.weight"] = scale * (ab["B"] @ ab["A"])
+    if not deltas:
+        raise InvalidInputError(f"{folder}: the adapter holds no LoRA weights")
+    return deltas
+
+
+def check_adapter_base(adapter: Path, base: Path, base_name: str) -> None:
+    meta_path = adapter / META
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    expected = meta.get("base_fingerprint")
+    if expected and expected != base_fingerprint(base):
+        raise InvalidInputError(
+            f"adapter {adapter.name} was trained on {meta.get('base', 'another model')}, not on {base_name}"
+        )
+    shapes = tensor_shapes(base)
+    for name, delta in adapter_deltas(adapter).items():
+        if name not in shapes:
+            raise InvalidInputError(f"adapter {adapter.name} does not fit {base_name}: it has no weight {name}")
+        if tuple(shapes[name]) != tuple(delta.shape):
+            raise InvalidInputError(
+                f"adapter {adapter.name} does not fit {base_name}: {name} is {tuple(shapes[name])}, "
+                f"the adapter's update {tuple(delta.shape)}"
+            )
+
+
+def with_adapter(get: Callable[[str], torch.Tensor | None], deltas: dict[str, torch.Tensor]):
+    """A tensor getter that returns base weights with the adapter's updates added."""
+
+    def merged(name: str):
+        tensor = get(name)
+        if tensor is not None and name in deltas:
+            tensor = (tensor.float() + deltas[name]).to(tensor.dtype)
+        return tensor
+
+    return merged

@@ -1,0 +1,1 @@
+"""Fine-tuning: data formats, label masking, packing, the training recipe, LoRA, checkpoints."""

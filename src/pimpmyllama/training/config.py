@@ -1,0 +1,65 @@
+"""A training run's configuration: a YAML file (`--config`) validated like builds,
+with command-line options overriding it."""
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from pimpmyllama.config_errors import describe_validation_error
+from pimpmyllama.errors import InvalidInputError
+
+
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    kind: Literal["sft", "pretrain"] = Field("sft", description="supervised fine-tuning or continued pre-training")
+    data: list[str] = Field(default_factory=list, description="data files (JSONL, JSON, CSV, Parquet; text for pretrain)")
+    from_: str = Field("smollm2-135m-instruct", alias="from", description="base model (store name or folder) or build")
+    output: str = Field("", description="name of the adapter or model written to the store")
+    method: Literal["lora", "full"] = Field("lora", description="LoRA adapter or full fine-tune")
+    epochs: float = Field(3.0, gt=0, description="passes over the training data (ignored when max_steps is set)")
+    max_steps: int | None = Field(None, ge=1, description="optimizer steps to run, overriding epochs")
+    learning_rate: float | None = Field(None, gt=0, description="peak learning rate (LoRA 2e-4, full 2e-5)")
+    lr_scheduler: Literal["cosine", "linear", "constant"] = Field("cosine", description="decay after warmup")
+    warmup_ratio: float = Field(0.03, ge=0, lt=1, description="share of steps spent warming up")
+    batch_size: int = Field(4, ge=1, description="rows per micro-batch, per process")
+    gradient_accumulation: int = Field(1, ge=1, description="micro-batches per optimizer step")
+    max_length: int = Field(512, ge=8, description="tokens per row; longer examples are dropped, and counted")
+    packing: bool = Field(True, description="pack several examples per row (exact: block-diagonal attention)")
+    lora_rank: int = Field(8, ge=1)
+    lora_alpha: int = Field(16, ge=1)
+    lora_dropout: float = Field(0.05, ge=0, lt=1)
+    lora_targets: list[str] | Literal["all-linear"] = Field("all-linear", description="module names, or all-linear")
+    weight_decay: float = Field(0.0, ge=0)
+    max_grad_norm: float = Field(1.0, gt=0)
+    eval_split: float = Field(0.05, ge=0, lt=1, description="share of examples held out for evaluation")
+    general_text: str | None = Field(None, description="reference text for what the model may forget")
+    seed: int = 42
+    save_steps: int = Field(50, ge=1, description="checkpoint every N steps")
+    log_steps: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _defaults(self):
+        if self.learning_rate is None:
+            self.learning_rate = 2e-4 if self.method == "lora" else 2e-5
+        return self
+
+
+def load_train_config(path: Path | None, overrides: dict) -> TrainConfig:
+    data: dict = {}
+    if path is not None:
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except FileNotFoundError:
+            raise InvalidInputError(f"{path} does not exist") from None
+        except yaml.YAMLError:
+            raise InvalidInputError(f"{path}: not valid YAML") from None
+        if not isinstance(data, dict):
+            raise InvalidInputError(f"{path}: a training config is a mapping of keys")
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInputError(describe_validation_error(str(path or "options"), exc)) from None
