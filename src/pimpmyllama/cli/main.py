@@ -2,7 +2,7 @@
 the commands that need them, so `pml --help` stays instant."""
 
 from pimpmyllama import __version__
-from pimpmyllama.cli import adapters, builds, chat, kb, models, sessions, train
+from pimpmyllama.cli import adapters, builds, chat, data, kb, models, sessions, train
 from pimpmyllama.cli.app import new_app
 
 app = new_app(
@@ -18,6 +18,8 @@ app.add_typer(kb.app, name="kb")
 app.add_typer(train.app, name="train")
 app.add_typer(adapters.app, name="adapters")
 app.command()(adapters.export)
+app.add_typer(data.data_app, name="data")
+app.add_typer(data.eval_app, name="eval")
 
 
 @app.command()

@@ -28,14 +28,21 @@ def _run(kind: str, data: list[Path], config_file: Path | None, resume: bool, ov
     main = Distributed.from_env().is_main
     columns = [TextColumn("step {task.completed}/{task.total}"), BarColumn(),
                TextColumn("loss {task.fields[loss]:.4f} · {task.fields[tps]:.0f} tok/s"), TimeRemainingColumn()]
-    with Progress(*columns, console=err, transient=False, disable=not main) as bar:
-        task = bar.add_task("train", total=None, loss=float("nan"), tps=0.0)
+    # The bar appears with the first step: setup errors stay one clean line.
+    bar = Progress(*columns, console=err, transient=False, disable=not main)
+    task = bar.add_task("train", total=None, loss=float("nan"), tps=0.0)
 
-        def report(m: dict) -> None:
-            bar.update(task, completed=m["step"], total=m["total_steps"], loss=m["loss"],
-                       tps=m["trained_tokens_per_second"])
+    def report(m: dict) -> None:
+        if not bar.live.is_started:
+            bar.start()
+        bar.update(task, completed=m["step"], total=m["total_steps"], loss=m["loss"],
+                   tps=m["trained_tokens_per_second"])
 
+    try:
         result = train(config, resume=resume, progress=report)
+    finally:
+        if bar.live.is_started:
+            bar.stop()
     if not main:
         return
     m = result.metrics

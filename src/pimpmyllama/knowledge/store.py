@@ -78,6 +78,11 @@ def source_matches(source: str, pattern: str) -> bool:
     return _glob_match(source if "/" in pattern else PurePath(source).name, pattern)
 
 
+def _clean(text: str | None) -> str | None:
+    """PostgreSQL text cannot hold NUL characters (JSON and docstrings can); neither engine keeps them."""
+    return None if text is None else text.replace("\x00", "")
+
+
 def keyword_terms(query: str, limit: int = 32) -> list[str]:
     """The query's distinct words, function words left out (all of them if that is all there is)."""
     words = list(dict.fromkeys(re.findall(r"\w+", query.lower())))
@@ -180,7 +185,7 @@ class KnowledgeStore:
                 self.db.insert(
                     "INSERT INTO chunks (kb_id, document_id, position, text, heading, page, tokens) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (kb.id, doc_id, c.position, c.text, c.heading, c.page, c.tokens),
+                    (kb.id, doc_id, c.position, _clean(c.text), _clean(c.heading), c.page, c.tokens),
                 )
                 for c in chunks
             ]

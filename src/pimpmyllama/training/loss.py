@@ -27,8 +27,15 @@ class CausalLMLoss(torch.nn.Module):
         hidden = self.lm.model(input_ids=input_ids, position_ids=position_ids,
                                attention_mask=attention_mask).last_hidden_state
         keep = targets != IGNORE
-        logits = self.lm.lm_head(hidden[keep])
-        return F.cross_entropy(logits.float(), targets[keep], reduction="sum")
+        hidden, targets = hidden[keep], targets[keep]
+        if torch.is_grad_enabled():
+            return F.cross_entropy(self.lm.lm_head(hidden).float(), targets, reduction="sum")
+        # Evaluation: vocabulary-sized logits a slice at a time, to bound memory.
+        return sum(
+            (F.cross_entropy(self.lm.lm_head(hidden[i : i + 256]).float(), targets[i : i + 256], reduction="sum")
+             for i in range(0, len(targets), 256)),
+            torch.zeros(()),
+        )
 
 
 def batch_loss(module: torch.nn.Module, batch: Batch) -> torch.Tensor:

@@ -25,7 +25,7 @@ def general_examples(encoder: ExampleEncoder, path: Path, block: int) -> list[To
 
 
 @torch.no_grad()
-def perplexity(loss_module, examples: list[TokenizedExample], pad_id: int, batch_size: int = 4) -> float | None:
+def perplexity(loss_module, examples: list[TokenizedExample], pad_id: int, batch_size: int = 1) -> float | None:
     if not examples:
         return None
     total, count = 0.0, 0
@@ -40,3 +40,40 @@ def perplexity(loss_module, examples: list[TokenizedExample], pad_id: int, batch
     finally:
         loss_module.train(was_training)
     return math.exp(total / count) if count else None
+
+
+def model_perplexity(model_ref: str, paths: list[Path], *, adapter: str | None = None,
+                     max_length: int = 512) -> tuple[float, int]:
+    """Perplexity of a stored model (with an adapter merged in, if given) on data files:
+    text files are cut into blocks; datasets count their trained tokens (answers)."""
+    from pimpmyllama.chat.resolve import adapter_folder
+    from pimpmyllama.models.store import ModelStore
+    from pimpmyllama.prompting.format import ChatFormat
+    from pimpmyllama.prompting.tokenizer import Tokenizer
+    from pimpmyllama.training.dataset import prepare
+    from pimpmyllama.training.loss import CausalLMLoss
+
+    name, folder = ModelStore().resolve(model_ref)
+    tokenizer = Tokenizer(folder)
+    data = prepare(paths, ChatFormat(tokenizer, model_name=name), kind="sft", max_length=max_length,
+                   eval_split=0.0, seed=0)
+    from transformers import AutoModelForCausalLM
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)
+    if adapter:
+        from pimpmyllama.models.adapters import adapter_deltas, check_adapter_base
+
+        path = adapter_folder(adapter)
+        check_adapter_base(path, folder, name)
+        params = dict(model.named_parameters())
+        with torch.no_grad():
+            for key, delta in adapter_deltas(path).items():
+                params[key].add_(delta)
+    pad = tokenizer.token_to_id(tokenizer.pad_token) if tokenizer.pad_token else None
+    examples = data.train
+    value = perplexity(CausalLMLoss(model), examples, pad if pad is not None else 0)
+    tokens = sum(max(0, sum(1 for x in e.labels[1:] if x != -100)) for e in examples)
+    return value, tokens

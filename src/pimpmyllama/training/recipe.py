@@ -133,6 +133,10 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress | Non
     # setup ------------------------------------------------------------------------
     if not config.output:
         raise InvalidInputError("name the output with -o NAME")
+    run_dir = runs_dir() / config.output
+    checkpoints = run_dir / "checkpoints"
+    if resume and latest_checkpoint(checkpoints) is None:
+        raise InvalidInputError(f"nothing to resume: run {config.output!r} has no checkpoint")
     dist = Distributed.from_env()
     seed_everything(config.seed)
     base = resolve_base(config.from_)
@@ -144,8 +148,6 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress | Non
     plan = StepPlan(rows, config, dist.world_size)
     pad_id = tokenizer.pad_token and tokenizer.token_to_id(tokenizer.pad_token)
     pad_id = pad_id if pad_id is not None else 0
-    run_dir = runs_dir() / config.output
-    checkpoints = run_dir / "checkpoints"
     model = build_model(base, config)
     loss_module = CausalLMLoss(causal_lm(model))
     trained = [p for p in loss_module.parameters() if p.requires_grad]
@@ -162,19 +164,21 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress | Non
 
     start, before = 0, {}
     if resume:
-        found = latest_checkpoint(checkpoints)
-        if found is None:
-            raise InvalidInputError(f"nothing to resume: run {config.output!r} has no checkpoint")
-        state = load_checkpoint(found, loss_module, optimizer, scheduler)
+        state = load_checkpoint(latest_checkpoint(checkpoints), loss_module, optimizer, scheduler)
         if state.get("data_hash") != data.data_hash:
             raise InvalidInputError("the data changed since the checkpoint; resume needs the same data files")
         start, before = state["step"], state.get("before", {})
     else:
         before = {"domain": perplexity(loss_module, data.eval, pad_id), "general": perplexity(loss_module, general, pad_id)}
+    metrics_file = run_dir / "metrics.jsonl"
     if dist.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(config.model_dump(by_alias=True), indent=2))
-    metrics_file = run_dir / "metrics.jsonl"
+        # The log restarts where the checkpoint does: steps after it will be run again.
+        kept = []
+        if start and metrics_file.exists():
+            kept = [line for line in metrics_file.read_text().splitlines() if json.loads(line)["step"] <= start]
+        metrics_file.write_text("".join(line + "\n" for line in kept))
 
     def checkpoint(step: int) -> None:
         if dist.is_main:

@@ -1,0 +1,28 @@
+import json
+
+import pytest
+
+
+def chat_records(n=40):
+    return [{"messages": [{"role": "user", "content": f"what is {i} plus {i}?"},
+                          {"role": "assistant", "content": f"{2 * i}"}]} for i in range(n)]
+
+
+@pytest.fixture
+def chat_data(tmp_path):
+    path = tmp_path / "chat.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in chat_records()) + "\n")
+    return path
+
+
+@pytest.fixture
+def train_config(stored_tiny, chat_data):
+    from pimpmyllama.training.config import TrainConfig
+
+    def make(**overrides):
+        data = {"from": "tiny", "data": [str(chat_data)], "output": "t1", "max_steps": 4, "batch_size": 2,
+                "max_length": 64, "save_steps": 2, "learning_rate": 1e-2, "eval_split": 0.1}
+        data.update(overrides)
+        return TrainConfig.model_validate(data)
+
+    return make
