@@ -47,13 +47,13 @@ def write_tokenizer(folder: Path, vocab_size: int = 384, template: str | None = 
 
 
 def make_tiny_model(folder: Path, *, seed: int = 0, model_type: str = "llama", tie: bool = True,
-                    template: str | None = CHATML, **overrides) -> Path:
+                    template: str | None = CHATML, tokenizer_size: int = 384, **overrides) -> Path:
     """Write a deterministic tiny random model into `folder` and return it."""
     import torch
     from tokenizers import Tokenizer
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    write_tokenizer(folder, template=template)
+    write_tokenizer(folder, tokenizer_size, template=template)
     vocab = Tokenizer.from_file(str(folder / "tokenizer.json")).get_vocab_size()
     eos = Tokenizer.from_file(str(folder / "tokenizer.json")).token_to_id("<|im_end|>")
     params = dict(

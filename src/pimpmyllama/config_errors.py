@@ -14,3 +14,27 @@ def describe_validation_error(source: str, exc: ValidationError) -> str:
         else:
             problems.append(f"'{where}': {err['msg'].rstrip('.')}")
     return f"{source}: " + "; ".join(problems)
+
+
+def parse_yaml_mapping(text: str, source: str, what: str, model, empty_ok: bool = False):
+    """Parse YAML text into `model` (a pydantic class); every failure is one line
+    naming the file and, where it can, the line or key. `what` describes the
+    expected mapping for the error when the document is not one."""
+    import yaml
+
+    from pimpmyllama.errors import InvalidInputError
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise InvalidInputError(f"{source}: not valid YAML{where}") from None
+    if data is None and empty_ok:
+        data = {}
+    if not isinstance(data, dict):
+        raise InvalidInputError(f"{source}: {what}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInputError(describe_validation_error(source, exc)) from None

@@ -2,7 +2,7 @@
 the commands that need them, so `pml --help` stays instant."""
 
 from pimpmyllama import __version__
-from pimpmyllama.cli import adapters, builds, chat, data, kb, models, sessions, train
+from pimpmyllama.cli import adapters, builds, chat, data, kb, merge, models, sessions, train
 from pimpmyllama.cli.app import new_app
 
 app = new_app(
@@ -20,6 +20,8 @@ app.add_typer(adapters.app, name="adapters")
 app.command()(adapters.export)
 app.add_typer(data.data_app, name="data")
 app.add_typer(data.eval_app, name="eval")
+app.command()(merge.merge)
+app.command("extract-lora")(merge.extract_lora)
 
 
 @app.command()

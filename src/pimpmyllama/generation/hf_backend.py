@@ -15,7 +15,7 @@ class _HFCache:
 
 
 class HFBackend:
-    def __init__(self, folder: Path, dtype=torch.float32, deltas: dict | None = None):
+    def __init__(self, folder: Path, dtype=torch.float32, adapter=None):
         from transformers import AutoModelForCausalLM
         from transformers.utils import logging
 
@@ -24,11 +24,8 @@ class HFBackend:
         self.model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype)
         self.model.eval()
         self.dtype = dtype
-        if deltas:
-            params = dict(self.model.named_parameters())
-            with torch.no_grad():
-                for name, delta in deltas.items():
-                    params[name].add_(delta.to(params[name].dtype))
+        if adapter is not None:
+            adapter.apply_to_module(self.model)
         # transformers is renaming `past_key_values` to `cache`; use whichever it takes.
         accepted = inspect.signature(self.model.forward).parameters
         self._cache_arg = "cache" if "cache" in accepted else "past_key_values"

@@ -17,23 +17,18 @@ def load_backend(folder: Path, dtype=torch.float32, adapter: Path | None = None)
     if not config_path.exists():
         raise InvalidInputError(f"{folder} has no config.json")
     config = json.loads(config_path.read_text())
-    deltas = {}
+    applied = None
     if adapter is not None:
-        from pimpmyllama.models.adapters import adapter_deltas, check_adapter_base
+        from pimpmyllama.models.adapters import load_adapter
 
-        check_adapter_base(adapter, folder, folder.name)
-        deltas = adapter_deltas(adapter)
+        applied = load_adapter(adapter, folder, folder.name)
     if lean_unsupported_reason(config) is not None:
         from pimpmyllama.generation.hf_backend import HFBackend
 
-        return HFBackend(folder, dtype, deltas)
+        return HFBackend(folder, dtype, applied)
     spec = LlamaSpec.from_config(config)
     with open_tensors(folder) as reader:
-        get = reader.get
-        if deltas:
-            from pimpmyllama.models.adapters import with_adapter
-
-            get = with_adapter(reader.get, deltas)
+        get = applied.wrap(reader.get) if applied else reader.get
         try:
             return LlamaModel(spec, get, dtype)
         except KeyError as exc:

@@ -62,8 +62,9 @@ class AdapterStore:
         remove_dir_atomic(self.folder(name))
 
 
-def adapter_deltas(folder: Path) -> dict[str, torch.Tensor]:
-    """Weight name -> the LoRA update (scale * B @ A) to add to it."""
+def read_adapter(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """(updates to add: scale * B @ A per weight, whole weights that replace the base's:
+    PEFT's `modules_to_save`, e.g. embeddings or norms)."""
     config_path = folder / "adapter_config.json"
     if not config_path.exists():
         raise InvalidInputError(f"{folder} has no adapter_config.json: not a PEFT adapter")
@@ -73,6 +74,7 @@ def adapter_deltas(folder: Path) -> dict[str, torch.Tensor]:
     rank, alpha = config["r"], config["lora_alpha"]
     scale = alpha / (rank ** 0.5) if config.get("use_rslora") else alpha / rank
     factors: dict[str, dict[str, torch.Tensor]] = {}
+    replacements: dict[str, torch.Tensor] = {}
     weights = folder / "adapter_model.safetensors"
     if not weights.exists():
         raise InvalidInputError(f"{folder} has no adapter_model.safetensors")
@@ -81,14 +83,17 @@ def adapter_deltas(folder: Path) -> dict[str, torch.Tensor]:
             match = _KEY.match(key)
             if match:
                 factors.setdefault(match["module"], {})[match["which"]] = reader.get(key).float()
+            else:
+                name = key.removeprefix("base_model.model.").replace(".modules_to_save.default", "")
+                replacements[name] = reader.get(key)
     deltas = {}
     for module, ab in factors.items():
         if set(ab) != {"A", "B"}:
             raise InvalidInputError(f"{folder}: adapter tensor pair for {module} is incomplete")
         deltas[f"{module}.weight"] = scale * (ab["B"] @ ab["A"])
-    if not deltas:
+    if not deltas and not replacements:
         raise InvalidInputError(f"{folder}: the adapter holds no LoRA weights")
-    return deltas
+    return deltas, replacements
 
 
 def check_adapter_base(adapter: Path, base: Path, base_name: str) -> None:
@@ -100,7 +105,8 @@ def check_adapter_base(adapter: Path, base: Path, base_name: str) -> None:
             f"adapter {adapter.name} was trained on {meta.get('base', 'another model')}, not on {base_name}"
         )
     shapes = tensor_shapes(base)
-    for name, delta in adapter_deltas(adapter).items():
+    deltas, replacements = read_adapter(adapter)
+    for name, delta in {**deltas, **replacements}.items():
         if name not in shapes:
             raise InvalidInputError(f"adapter {adapter.name} does not fit {base_name}: it has no weight {name}")
         if tuple(shapes[name]) != tuple(delta.shape):
@@ -110,13 +116,37 @@ def check_adapter_base(adapter: Path, base: Path, base_name: str) -> None:
             )
 
 
-def with_adapter(get: Callable[[str], torch.Tensor | None], deltas: dict[str, torch.Tensor]):
-    """A tensor getter that returns base weights with the adapter's updates added."""
+class Adapter:
+    """An adapter's effect on a base model's weights, applied tensor by tensor."""
 
-    def merged(name: str):
-        tensor = get(name)
-        if tensor is not None and name in deltas:
-            tensor = (tensor.float() + deltas[name]).to(tensor.dtype)
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.deltas, self.replacements = read_adapter(folder)
+
+    def apply(self, name: str, tensor: torch.Tensor) -> torch.Tensor:
+        if name in self.replacements:
+            return self.replacements[name].to(tensor.dtype)
+        if name in self.deltas:
+            return (tensor.float() + self.deltas[name]).to(tensor.dtype)
         return tensor
 
-    return merged
+    def wrap(self, get: Callable[[str], torch.Tensor | None]) -> Callable[[str], torch.Tensor | None]:
+        """A tensor getter that returns base weights with the adapter applied."""
+
+        def merged(name: str):
+            tensor = get(name)
+            return None if tensor is None else self.apply(name, tensor)
+
+        return merged
+
+    def apply_to_module(self, module: torch.nn.Module) -> None:
+        """Merge into a loaded transformers model, in place."""
+        with torch.no_grad():
+            for name, param in module.named_parameters():
+                if name in self.deltas or name in self.replacements:
+                    param.copy_(self.apply(name, param))
+
+
+def load_adapter(folder: Path, base: Path, base_name: str) -> Adapter:
+    check_adapter_base(folder, base, base_name)
+    return Adapter(folder)

@@ -70,3 +70,53 @@ class _Reader:
     def get(self, name: str):
         handle = self._handles.get(name)
         return None if handle is None else handle.get_tensor(name)
+
+
+_TORCH_DTYPES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16", "F64": "float64", "I64": "int64",
+                 "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool"}
+
+
+class TensorFiles:
+    """Reads tensors from a checkpoint with plain file reads (no memory map), so a
+    process that streams through several models holds only the tensors it is using:
+    mapped pages would count against its memory until the files are closed."""
+
+    def __init__(self, folder: Path, files: list[Path] | None = None):
+        self.index: dict[str, tuple[Path, dict, int]] = {}
+        for path in files if files is not None else safetensors_files(folder):
+            with open(path, "rb") as f:
+                (size,) = struct.unpack("<Q", f.read(8))
+            for name, info in read_header(path).items():
+                self.index[name] = (path, info, 8 + size)
+
+    def names(self) -> list[str]:
+        return list(self.index)
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return tuple(self.index[name][1]["shape"])
+
+    def dtype(self, name: str) -> str:
+        return self.index[name][1]["dtype"]
+
+    def read(self, name: str):
+        import os
+
+        import torch
+
+        path, info, data_start = self.index[name]
+        start, end = info["data_offsets"]
+        buffer = bytearray(end - start)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            view, offset = memoryview(buffer), 0
+            while offset < len(buffer):
+                n = os.preadv(fd, [view[offset:]], data_start + start + offset)
+                if n <= 0:
+                    raise InvalidInputError(f"{path}: truncated while reading {name}")
+                offset += n
+        finally:
+            os.close(fd)
+        dtype = getattr(torch, _TORCH_DTYPES[info["dtype"]])
+        if not buffer:
+            return torch.empty(info["shape"], dtype=dtype)
+        return torch.frombuffer(buffer, dtype=dtype).reshape(info["shape"])

@@ -5,9 +5,9 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pimpmyllama.config_errors import describe_validation_error
+from pimpmyllama.config_errors import parse_yaml_mapping
 from pimpmyllama.errors import InvalidInputError
 from pimpmyllama.models.defaults import DEFAULT_MODEL
 
@@ -104,20 +104,8 @@ _BlockDumper.add_representer(str, _represent_str)
 
 
 def parse_build(text: str, source: str = "build") -> Build:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark else ""
-        raise InvalidInputError(f"{source}: not valid YAML{where}") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise InvalidInputError(f"{source}: a build is a mapping of keys (from, system, parameters, ...)")
-    try:
-        return Build.model_validate(data)
-    except ValidationError as exc:
-        raise InvalidInputError(describe_validation_error(source, exc)) from None
+    return parse_yaml_mapping(text, source, "a build is a mapping of keys (from, system, parameters, ...)", Build,
+                              empty_ok=True)
 
 
 def load_build_file(path: Path) -> Build:

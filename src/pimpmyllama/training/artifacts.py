@@ -85,8 +85,9 @@ def _copy_run_files(run_dir: Path, target: Path) -> None:
 
 def check_adapter_files(folder: Path) -> None:
     """Every LoRA tensor present, finite, and paired."""
-    from pimpmyllama.models.adapters import adapter_deltas
+    from pimpmyllama.models.adapters import read_adapter
 
-    for name, delta in adapter_deltas(folder).items():
+    deltas, replacements = read_adapter(folder)
+    for name, delta in {**deltas, **replacements}.items():
         if not torch.isfinite(delta).all():
             raise InvalidInputError(f"the adapter's update for {name} holds NaN or infinite values")

@@ -64,14 +64,9 @@ def model_perplexity(model_ref: str, paths: list[Path], *, adapter: str | None =
     logging.disable_progress_bar()
     model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)
     if adapter:
-        from pimpmyllama.models.adapters import adapter_deltas, check_adapter_base
+        from pimpmyllama.models.adapters import load_adapter
 
-        path = adapter_folder(adapter)
-        check_adapter_base(path, folder, name)
-        params = dict(model.named_parameters())
-        with torch.no_grad():
-            for key, delta in adapter_deltas(path).items():
-                params[key].add_(delta)
+        load_adapter(adapter_folder(adapter), folder, name).apply_to_module(model)
     pad = tokenizer.token_to_id(tokenizer.pad_token) if tokenizer.pad_token else None
     examples = data.train
     value = perplexity(CausalLMLoss(model), examples, pad if pad is not None else 0)

@@ -1,0 +1,1 @@
+"""Merging: mergekit-compatible recipes, one module per method, streamed tensor by tensor."""
