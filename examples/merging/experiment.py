@@ -58,7 +58,7 @@ def recipe(method: str, weight: float, base: str, tuned: str) -> dict:
 
 def run(work: Path, *, train_size: int = 380, held: int = 20, weights=(0.25, 0.5, 0.75),
         methods=("task_arithmetic", "slerp"), general_chars: int | None = None, adapter: str = "form-lora",
-        learning_rate: float = 1e-3, epochs: float = 2.0) -> list[Row]:
+        learning_rate: float = 1e-3, epochs: float = 2.0, prefix: str = "form") -> list[Row]:
     import yaml
 
     from pimpmyllama.merging.merge import merge_to_store
@@ -85,7 +85,7 @@ def run(work: Path, *, train_size: int = 380, held: int = 20, weights=(0.25, 0.5
     tuned = f"{DEFAULT_MODEL}+{adapter}"
     for method in methods:
         for weight in weights:
-            name = f"form-{'ta' if method == 'task_arithmetic' else 'slerp'}-{weight:g}"
+            name = f"{prefix}-{'ta' if method == 'task_arithmetic' else 'slerp'}-{weight:g}"
             path = work / f"{name}.yml"
             path.write_text(yaml.safe_dump(recipe(method, weight, DEFAULT_MODEL, tuned)))
             if ModelStore().exists(name):

@@ -10,7 +10,7 @@ def fake_engine(monkeypatch, tiny_model, pml_home):
     engine = FakeEngine(tiny_model)
     import pimpmyllama.chat.resolve as resolve
 
-    monkeypatch.setattr(resolve, "load_engine", lambda ref, progress=None, adapter=None: engine)
+    monkeypatch.setattr(resolve, "load_engine", lambda ref, progress=None, adapter=None, precision=None: engine)
     return engine
 
 

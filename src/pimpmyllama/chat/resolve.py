@@ -61,8 +61,11 @@ def adapter_folder(ref: str) -> Path:
     return store.folder(ref)  # raises, listing the known adapters
 
 
-def load_engine(model_ref: str, progress: Progress | None = None, adapter: str | None = None):
+def load_engine(model_ref: str, progress: Progress | None = None, adapter: str | None = None,
+                precision: str | None = None):
     from pimpmyllama.generation.engine import Engine
 
     name, folder = ModelStore().resolve(model_ref, progress)
-    return Engine.load(name, folder, adapter_folder(adapter) if adapter else None)
+    from pimpmyllama.generation.precision import DEFAULT_PRECISION
+
+    return Engine.load(name, folder, adapter_folder(adapter) if adapter else None, precision or DEFAULT_PRECISION)

@@ -20,6 +20,7 @@ def _sessions():
 
 KB = typer.Option(None, "--kb", help="search this knowledge base for every message (repeatable)")
 ADAPTER = typer.Option(None, "--adapter", help="apply this LoRA adapter to the model")
+PRECISION = typer.Option(None, "--precision", help="fp32, bf16, int8 or int4 (default: the build's, or fp32)")
 
 
 def _new_session_name(sessions) -> str:
@@ -32,7 +33,8 @@ def _new_session_name(sessions) -> str:
 
 
 def open_conversation(build_ref: str | None, session_name: str | None, *, continue_latest: bool = False,
-                      new_session: bool = True, knowledge: list[str] | None = None, adapter: str | None = None):
+                      new_session: bool = True, knowledge: list[str] | None = None, adapter: str | None = None,
+                      precision: str | None = None):
     """Resolve the build, open (or create) the session, load the engine."""
     from pimpmyllama.chat import resolve
     from pimpmyllama.chat.conversation import Conversation
@@ -55,6 +57,10 @@ def open_conversation(build_ref: str | None, session_name: str | None, *, contin
     build = resolved.build
     if adapter:
         build = build.model_copy(update={"adapter": adapter})
+    if precision:
+        from pimpmyllama.generation.precision import check_precision
+
+        build = build.model_copy(update={"precision": check_precision(precision).name})
     if knowledge:
         build = build.model_copy(update={"knowledge": [*build.knowledge, *knowledge]})
     store = None
@@ -65,7 +71,7 @@ def open_conversation(build_ref: str | None, session_name: str | None, *, contin
         for name in build.knowledge:
             store.get(name)  # an unknown base fails now, not at the first message
     with progress_reporter(f"Loading {build.from_}") as report:
-        engine = resolve.load_engine(build.from_, report, adapter=build.adapter)
+        engine = resolve.load_engine(build.from_, report, adapter=build.adapter, precision=build.precision)
     return Conversation(engine, build, sessions=sessions, session=session, knowledge=store), resolved
 
 
@@ -75,12 +81,13 @@ def chat(
     continue_latest: bool = typer.Option(False, "--continue", "-c", help="continue the most recent session"),
     kb: list[str] = KB,
     adapter: str = ADAPTER,
+    precision: str = PRECISION,
 ):
     """Chat in the terminal, streaming replies; the conversation is kept in a session."""
     from pimpmyllama.cli.repl import ChatRepl
 
     conversation, resolved = open_conversation(build, session, continue_latest=continue_latest, knowledge=kb,
-                                               adapter=adapter)
+                                               adapter=adapter, precision=precision)
     ChatRepl(conversation, resolved.ref).run()
 
 
@@ -119,10 +126,12 @@ def ask(
     show_context: bool = typer.Option(False, "--show-context", help="show what the prompt holds, section by section"),
     kb: list[str] = KB,
     adapter: str = ADAPTER,
+    precision: str = PRECISION,
 ):
     """Ask one question and print the reply (for scripts)."""
     build, question = _split_ask_args(args or [])
-    conversation, resolved = open_conversation(build, session, new_session=False, knowledge=kb, adapter=adapter)
+    conversation, resolved = open_conversation(build, session, new_session=False, knowledge=kb, adapter=adapter,
+                                               precision=precision)
     evicted = conversation.evicted_turns()
     reply = conversation.send(question)
     if show_context and not as_json:

@@ -56,6 +56,7 @@ class Completion:
     text: str
     finish_reason: str  # "stop" (end token or stop string), "length", or "interrupted"
     usage: Usage
+    tokens: list[int] = field(default_factory=list)  # the reply's token ids
 
 
 class Generation:
@@ -106,13 +107,13 @@ class Engine:
         self._cache = None
 
     @classmethod
-    def load(cls, name: str, folder: Path, adapter: Path | None = None) -> "Engine":
+    def load(cls, name: str, folder: Path, adapter: Path | None = None, precision: str = "fp32") -> "Engine":
         from pimpmyllama.generation.loading import load_backend
         from pimpmyllama.models.info import read_config
 
         config = read_config(folder)
         tokenizer = Tokenizer(folder)
-        backend = load_backend(folder, adapter=adapter)
+        backend = load_backend(folder, precision, adapter)
         if adapter is not None:
             name = f"{name}+{adapter.name}"
         return cls(name, folder, backend, tokenizer, int(config.get("max_position_embeddings", 2048)),
@@ -192,4 +193,4 @@ class Engine:
             if tail:
                 yield tail
         finally:
-            generation.completion = Completion(stream.text, finish, usage)
+            generation.completion = Completion(stream.text, finish, usage, reply)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from pimpmyllama.generation.quant import Linear
 from pimpmyllama.generation.rope import (
     SUPPORTED_ROPE_TYPES,
     apply_rotations,
@@ -90,15 +91,11 @@ class KVCache:
 @dataclass
 class _Layer:
     attn_norm: torch.Tensor
-    qkv: torch.Tensor
-    qkv_bias: torch.Tensor | None
-    out: torch.Tensor
-    out_bias: torch.Tensor | None
+    qkv: Linear
+    out: Linear
     mlp_norm: torch.Tensor
-    gate_up: torch.Tensor
-    gate_up_bias: torch.Tensor | None
-    down: torch.Tensor
-    down_bias: torch.Tensor | None
+    gate_up: Linear
+    down: Linear
 
 
 def _cat_optional(parts: list[torch.Tensor | None]) -> torch.Tensor | None:
@@ -110,23 +107,31 @@ def _cat_optional(parts: list[torch.Tensor | None]) -> torch.Tensor | None:
 
 
 class LlamaModel:
-    def __init__(self, spec: LlamaSpec, get: Callable[[str], torch.Tensor | None], dtype=torch.float32):
+    def __init__(self, spec: LlamaSpec, get: Callable[[str], torch.Tensor | None], dtype=torch.float32,
+                 bits: int | None = None):
         """Build from a tensor getter (name -> tensor or None); fuses as it goes so that
-        peak memory stays near one copy of the weights."""
+        peak memory stays near one copy of the weights. `bits` (8 or 4) quantizes
+        every linear layer, the output head included, for decoding."""
         self.spec = spec
         self.dtype = dtype
+        self.bits = bits
 
-        def need(name: str) -> torch.Tensor:
+        def linear(weight, bias):
+            return Linear(weight, bias, dtype, bits)
+
+        def need(name: str, as_dtype=torch.float32) -> torch.Tensor:
             tensor = get(name)
             if tensor is None:
                 raise KeyError(name)
-            return tensor.to(dtype).contiguous()
+            return tensor.to(as_dtype).contiguous()
 
         def maybe(name: str) -> torch.Tensor | None:
             tensor = get(name)
-            return None if tensor is None else tensor.to(dtype)
+            return None if tensor is None else tensor.float()
 
-        self.embed = need("model.embed_tokens.weight")
+        # The residual stream, norms, attention and cache stay fp32 at every precision;
+        # the linear layers hold their weights as `dtype` and `bits` say.
+        self.embed = need("model.embed_tokens.weight", dtype)
         self.layers = []
         for i in range(spec.num_layers):
             p = f"model.layers.{i}."
@@ -139,24 +144,22 @@ class LlamaModel:
             self.layers.append(
                 _Layer(
                     attn_norm=need(p + "input_layernorm.weight"),
-                    qkv=torch.cat([rotary(need(a + "weight"), a) for a in attn]),
-                    qkv_bias=_cat_optional([rotary(maybe(a + "bias"), a) for a in attn]),
-                    out=need(p + "self_attn.o_proj.weight"),
-                    out_bias=maybe(p + "self_attn.o_proj.bias"),
+                    qkv=linear(torch.cat([rotary(need(a + "weight"), a) for a in attn]),
+                               _cat_optional([rotary(maybe(a + "bias"), a) for a in attn])),
+                    out=linear(need(p + "self_attn.o_proj.weight"), maybe(p + "self_attn.o_proj.bias")),
                     mlp_norm=need(p + "post_attention_layernorm.weight"),
-                    gate_up=torch.cat([need(m + "weight") for m in mlp]),
-                    gate_up_bias=_cat_optional([maybe(m + "bias") for m in mlp]),
-                    down=need(p + "mlp.down_proj.weight"),
-                    down_bias=maybe(p + "mlp.down_proj.bias"),
+                    gate_up=linear(torch.cat([need(m + "weight") for m in mlp]),
+                                   _cat_optional([maybe(m + "bias") for m in mlp])),
+                    down=linear(need(p + "mlp.down_proj.weight"), maybe(p + "mlp.down_proj.bias")),
                 )
             )
         self.norm = need("model.norm.weight")
         head = None if spec.tie_word_embeddings else get("lm_head.weight")
-        self.head = self.embed if head is None else head.to(dtype).contiguous()
+        self.head = Linear(self.embed if head is None else head, None, dtype, bits)
         self._rotations = torch.empty(0, dtype=torch.complex64)
 
     def new_cache(self, max_len: int) -> KVCache:
-        return KVCache(self.spec, max_len, self.dtype)
+        return KVCache(self.spec, max_len)
 
     def _rope(self, pos0: int, length: int) -> torch.Tensor:
         end = pos0 + length
@@ -180,11 +183,11 @@ class LlamaModel:
         mask = None
         if T > 1 and pos0 > 0:  # a chunk after a cached prefix: causal with an offset
             mask = torch.ones(T, end, dtype=torch.bool).tril(diagonal=pos0)
-        x = self.embed[torch.tensor(ids, dtype=torch.long)]
+        x = self.embed[torch.tensor(ids, dtype=torch.long)].float()
         eps = s.rms_norm_eps
         for i, layer in enumerate(self.layers):
             h = F.rms_norm(x, (s.hidden_size,), layer.attn_norm, eps)
-            qkv = F.linear(h, layer.qkv, layer.qkv_bias)
+            qkv = layer.qkv(h)
             # Queries and keys rotated together, in one complex multiplication.
             qk = apply_rotations(qkv[:, : (H + KV) * hd].view(T, H + KV, hd), rotations)
             q = qk[:, :H].transpose(0, 1)
@@ -201,11 +204,11 @@ class LlamaModel:
                 o = F.scaled_dot_product_attention(
                     q[None], keys[None], values[None], attn_mask=mask, is_causal=mask is None, enable_gqa=True
                 )[0].transpose(0, 1)
-            x = x + F.linear(o.reshape(T, H * hd), layer.out, layer.out_bias)
+            x = x + layer.out(o.reshape(T, H * hd))
             h = F.rms_norm(x, (s.hidden_size,), layer.mlp_norm, eps)
-            gate, up = F.linear(h, layer.gate_up, layer.gate_up_bias).chunk(2, dim=-1)
-            x = x + F.linear(F.silu(gate) * up, layer.down, layer.down_bias)
+            gate, up = layer.gate_up(h).chunk(2, dim=-1)
+            x = x + layer.down(F.silu(gate) * up)
         if not all_logits:
             x = x[-1:]
-        logits = F.linear(F.rms_norm(x, (s.hidden_size,), self.norm, eps), self.head)
+        logits = self.head(F.rms_norm(x, (s.hidden_size,), self.norm, eps))
         return logits if all_logits else logits[0]

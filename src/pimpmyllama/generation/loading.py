@@ -10,9 +10,13 @@ from pimpmyllama.generation.llama import LlamaModel, LlamaSpec, lean_unsupported
 from pimpmyllama.models.weights import open_tensors
 
 
-def load_backend(folder: Path, dtype=torch.float32, adapter: Path | None = None):
+def load_backend(folder: Path, precision: str = "fp32", adapter: Path | None = None):
     """The lean Llama forward where it applies, transformers otherwise; a LoRA adapter,
-    if given, is merged into the weights as they load."""
+    if given, is merged into the weights as they load (before any quantization)."""
+    from pimpmyllama.generation.precision import check_precision
+
+    chosen = check_precision(precision)
+    dtype = chosen.dtype
     config_path = folder / "config.json"
     if not config_path.exists():
         raise InvalidInputError(f"{folder} has no config.json")
@@ -22,15 +26,19 @@ def load_backend(folder: Path, dtype=torch.float32, adapter: Path | None = None)
         from pimpmyllama.models.adapters import load_adapter
 
         applied = load_adapter(adapter, folder, folder.name)
-    if lean_unsupported_reason(config) is not None:
+    reason = lean_unsupported_reason(config)
+    if reason is not None:
         from pimpmyllama.generation.hf_backend import HFBackend
 
+        if chosen.weight_bits:
+            raise InvalidInputError(f"precision {precision} needs the lean engine, which does not run {reason}; "
+                                    "use fp32 or bf16")
         return HFBackend(folder, dtype, applied)
     spec = LlamaSpec.from_config(config)
     with open_tensors(folder) as reader:
         get = applied.wrap(reader.get) if applied else reader.get
         try:
-            return LlamaModel(spec, get, dtype)
+            return LlamaModel(spec, get, dtype, chosen.weight_bits)
         except KeyError as exc:
             raise InvalidInputError(f"{folder.name}: tensor {exc.args[0]} is missing from the weights") from None
         except RuntimeError as exc:  # shape mismatches surface from torch.cat/linear

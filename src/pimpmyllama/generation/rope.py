@@ -65,5 +65,7 @@ def interleave_heads(weight: torch.Tensor, head_dim: int) -> torch.Tensor:
 
 def apply_rotations(x: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
     """Rotate x [T, heads, head_dim] (pair layout) by `rotations` [T, head_dim // 2]."""
+    if x.dtype != torch.float32:  # complex numbers come in float32 pairs (none for bf16)
+        return apply_rotations(x.float(), rotations).to(x.dtype)
     pairs = torch.view_as_complex(x.reshape(*x.shape[:-1], -1, 2))
     return torch.view_as_real(pairs * rotations[:, None, :]).flatten(-2)

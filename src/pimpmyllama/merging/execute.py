@@ -76,14 +76,14 @@ def write_merged(plan: MergePlan, folder: Path, recipe_text: str, progress: Prog
 
 
 def check_merged(folder: Path) -> None:
-    """Every tensor present and finite (checked as written), and the model loads and
-    generates."""
+    """Every tensor was checked finite as it was computed; here the model must load
+    (every tensor present, shapes matching its config) and generate."""
     from pimpmyllama.generation.engine import Engine, GenerationParams
     from pimpmyllama.generation.sampling import SamplingParams
-    from pimpmyllama.models.importing import verify_model_folder
 
-    verify_model_folder(folder)
-    engine = Engine.load(folder.name, folder)
+    if not (folder / "tokenizer.json").exists():
+        raise InvalidInputError("the merged model has no tokenizer.json (set tokenizer_source)")
+    engine = Engine.load(folder.name, folder, precision="bf16")  # half the memory of fp32: enough to check
     prompt = engine.tokenizer.encode("Hello", add_special_tokens=True) or [0]
     completion = engine.generate(prompt, GenerationParams(max_new_tokens=4, ignore_end_tokens=True,
                                                           sampling=SamplingParams(temperature=0)), 64).run()

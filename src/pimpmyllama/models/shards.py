@@ -77,7 +77,7 @@ def write_streaming(folder: Path, specs: list[TensorSpec], produce: Callable[[Te
                 if DTYPES.get(tensor.dtype) != spec.dtype or tuple(tensor.shape) != spec.shape:
                     raise ValueError(f"{spec.name}: produced {tensor.dtype} {tuple(tensor.shape)}, "
                                      f"expected {spec.dtype} {spec.shape}")
-                f.write(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+                f.write(memoryview(tensor.reshape(-1).view(torch.uint8).numpy()))  # no copy
                 weight_map[spec.name] = file_name
                 done += 1
                 if on_tensor:

@@ -3,7 +3,7 @@
 import json
 import struct
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 
 from pimpmyllama.errors import InvalidInputError
@@ -20,6 +20,10 @@ def safetensors_files(folder: Path) -> list[Path]:
 
 def read_header(path: Path) -> dict:
     """The JSON header of a safetensors file: name -> {dtype, shape, data_offsets}."""
+    return _header_and_data_start(path)[0]
+
+
+def _header_and_data_start(path: Path) -> tuple[dict, int]:
     try:
         with open(path, "rb") as f:
             (size,) = struct.unpack("<Q", f.read(8))
@@ -29,7 +33,7 @@ def read_header(path: Path) -> dict:
     except (OSError, ValueError, struct.error) as exc:
         raise InvalidInputError(f"{path} is not a readable safetensors file ({exc})") from None
     header.pop("__metadata__", None)
-    return header
+    return header, 8 + size
 
 
 def tensor_shapes(folder: Path) -> dict[str, tuple[int, ...]]:
@@ -41,35 +45,12 @@ def tensor_shapes(folder: Path) -> dict[str, tuple[int, ...]]:
 
 
 @contextmanager
-def open_tensors(folder: Path, files: list[Path] | None = None) -> Iterator[dict]:
-    """A mapping-like reader: `reader.get(name)` loads one tensor (None if absent)."""
-    from safetensors import safe_open
-
+def open_tensors(folder: Path, files: list[Path] | None = None) -> Iterator["TensorFiles"]:
+    """A reader of a checkpoint: `reader.get(name)` loads one tensor (None if absent)."""
     files = files if files is not None else safetensors_files(folder)
     if not files:
         raise InvalidInputError(f"{folder} holds no .safetensors weights")
-    with ExitStack() as stack:
-        handles = {}
-        for path in files:
-            try:
-                handle = stack.enter_context(safe_open(str(path), framework="pt"))
-            except Exception as exc:  # safetensors raises its own error types
-                raise InvalidInputError(f"{path} is not a readable safetensors file ({exc})") from None
-            for name in handle.keys():
-                handles[name] = handle
-        yield _Reader(handles)
-
-
-class _Reader:
-    def __init__(self, handles: dict):
-        self._handles = handles
-
-    def keys(self):
-        return self._handles.keys()
-
-    def get(self, name: str):
-        handle = self._handles.get(name)
-        return None if handle is None else handle.get_tensor(name)
+    yield TensorFiles(folder, files)
 
 
 _TORCH_DTYPES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16", "F64": "float64", "I64": "int64",
@@ -84,13 +65,19 @@ class TensorFiles:
     def __init__(self, folder: Path, files: list[Path] | None = None):
         self.index: dict[str, tuple[Path, dict, int]] = {}
         for path in files if files is not None else safetensors_files(folder):
-            with open(path, "rb") as f:
-                (size,) = struct.unpack("<Q", f.read(8))
-            for name, info in read_header(path).items():
-                self.index[name] = (path, info, 8 + size)
+            header, data_start = _header_and_data_start(path)
+            for name, info in header.items():
+                self.index[name] = (path, info, data_start)
 
     def names(self) -> list[str]:
         return list(self.index)
+
+    def keys(self):
+        return self.index.keys()
+
+    def get(self, name: str):
+        """The tensor, or None if the checkpoint has no such name."""
+        return self.read(name) if name in self.index else None
 
     def shape(self, name: str) -> tuple[int, ...]:
         return tuple(self.index[name][1]["shape"])

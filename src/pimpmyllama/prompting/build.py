@@ -79,6 +79,8 @@ class Build(_Strict):
     parameters: Parameters = Field(default_factory=Parameters)
     template: str | None = Field(None, description="chat template (Jinja) for models that have none")
     adapter: str | None = Field(None, description="a LoRA adapter (store name or folder) applied to the model")
+    precision: Literal["fp32", "bf16", "int8", "int4"] | None = Field(
+        None, description="weights and activations the engine runs at (default: the measured best)")
     knowledge: list[str] = Field(default_factory=list, description="knowledge bases searched for every message")
     retrieval: Retrieval = Field(default_factory=Retrieval)
     memory: LongTermMemory = Field(default_factory=LongTermMemory)

@@ -6,12 +6,13 @@ from pimpmyllama.merging.methods.base import REQUIRED, MergeMethod, TensorInputs
 
 
 def linear(inputs: TensorInputs) -> torch.Tensor:
-    weights = torch.tensor([p["weight"] for p in inputs.model_params], dtype=inputs.tensors[0].dtype)
-    stacked = torch.stack(inputs.tensors)
-    weights = weights.view(-1, *([1] * (stacked.dim() - 1)))
-    merged = (weights * stacked).sum(dim=0)
+    # accumulated in place: one output tensor besides the inputs, never a stack of them
+    weights = [p["weight"] for p in inputs.model_params]
+    merged = inputs.tensors[0] * weights[0]
+    for tensor, weight in zip(inputs.tensors[1:], weights[1:]):
+        merged.add_(tensor, alpha=weight)
     if inputs.params["normalize"]:
-        merged = merged / weights.sum(dim=0)
+        merged /= sum(weights)
     return merged
 
 

@@ -17,13 +17,9 @@ from pimpmyllama.merging import sparsify
 from pimpmyllama.merging.methods.base import REQUIRED, MergeMethod, TensorInputs
 
 
-def elect_sign(weighted: torch.Tensor) -> torch.Tensor:
-    """Mask of the entries whose sign agrees with the sign of their column's total."""
-    majority = torch.where(weighted.sum(dim=0) >= 0, 1.0, -1.0).to(weighted.dtype)
-    return weighted.sign() == majority
-
-
 def task_vector_merge(inputs: TensorInputs, *, sparsifier: str | None, sign_consensus: bool) -> torch.Tensor:
+    # In place wherever it can be: the inputs are this merge's own copies, and peak
+    # memory should stay near one tensor per model.
     base = inputs.tensors[inputs.base]
     others = [i for i in range(len(inputs.tensors)) if i != inputs.base]
     if not others:
@@ -32,7 +28,7 @@ def task_vector_merge(inputs: TensorInputs, *, sparsifier: str | None, sign_cons
     deltas, weights = [], []
     for i in others:
         p = inputs.model_params[i]
-        delta = inputs.tensors[i].to(base.dtype) - base
+        delta = inputs.tensors[i].to(base.dtype).sub_(base)
         density = p["density"]
         if sparsifier == "magnitude":
             delta = sparsify.keep_largest(delta, density, rescale)
@@ -42,25 +38,30 @@ def task_vector_merge(inputs: TensorInputs, *, sparsifier: str | None, sign_cons
             delta = sparsify.keep_middle(delta, density, p["gamma"], rescale)
         elif sparsifier == "rank":
             delta = sparsify.keep_by_rank(delta, density, p["epsilon"], inputs.generator, rescale)
-        deltas.append(delta)
+        deltas.append(delta.mul_(p["weight"]))
         weights.append(p["weight"])
-    stacked = torch.stack(deltas)
-    w = torch.tensor(weights, dtype=stacked.dtype).view(-1, *([1] * (stacked.dim() - 1)))
-    weighted = stacked * w
     if sign_consensus:
-        agree = elect_sign(weighted).to(stacked.dtype)
-        mixed = (weighted * agree).sum(dim=0)
-        divisor = (w * agree).sum(dim=0)
+        # Each entry's sign is elected by the total weighted mass; only the entries
+        # that agree with it (zero agrees with nothing) are averaged.
+        positive = sum(deltas) >= 0
+        mixed, divisor = torch.zeros_like(base), torch.zeros_like(base)
+        for delta, weight in zip(deltas, weights):
+            agree = torch.where(positive, delta > 0, delta < 0)
+            mixed += delta * agree
+            divisor += agree * weight
         divisor[divisor == 0] = 1
     else:
-        mixed = weighted.sum(dim=0)
-        divisor = w.sum(dim=0).expand_as(mixed).clone()
-        divisor[divisor.abs() < 1e-8] = 1
+        mixed = deltas[0]
+        for delta in deltas[1:]:
+            mixed += delta
+        total = sum(weights)
+        divisor = total if abs(total) >= 1e-8 else 1.0
+    del deltas
     if inputs.params["normalize"]:
-        mixed = mixed / divisor
+        mixed /= divisor
     if inputs.params["lambda"] != 1:
-        mixed = mixed * inputs.params["lambda"]
-    return (base + mixed).to(base.dtype)
+        mixed *= inputs.params["lambda"]
+    return mixed.add_(base)
 
 
 def _method(name, reference, sparsifier, sign_consensus, normalize, rescale, extra=None):
