@@ -106,11 +106,9 @@ class LlamaCpp:
         t0 = time.perf_counter()
         self.llm.eval(ids)
         first = time.perf_counter() - t0
-        import numpy as np
-
         t0 = time.perf_counter()
         for _ in range(new_tokens):
-            token = int(np.argmax(self.llm.scores[self.llm.n_tokens - 1]))
+            token = self.llm.sample(temp=0.0)  # greedy
             self.llm.eval([token])
         return first, new_tokens / (time.perf_counter() - t0)
 
@@ -164,7 +162,7 @@ def main() -> None:
         results[contender] = json.loads(done.stdout.strip().splitlines()[-1])
         print(f"{contender}: done", flush=True)
 
-    reference = "llama.cpp-Q4_1" if "llama.cpp-Q4_1" in results else "transformers-fp32"
+    reference = next((r for r in ("llama.cpp-Q4_1", "transformers-fp32") if r in results), next(iter(results)))
     measures = [("load", "cold load (s)", "lower")]
     for n in lengths:
         measures += [(f"ttft{n}", f"time to first token, {n} (s)", "lower"),
