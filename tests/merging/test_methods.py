@@ -171,3 +171,12 @@ def test_a_model_plus_adapter_input_is_the_base_with_the_lora_update(trio, lora_
             name = f"model.layers.{layer}.self_attn.{module}.weight"
             expected[name] = base[name] + scale * update
     assert_all_close(merged, expected)
+
+
+def test_nuslerp_follows_the_sphere_by_the_models_weights(trio, pml_home, tmp_path):
+    _, a, b = inputs(trio)
+    merged = merge(tmp_path, {"merge_method": "nuslerp",
+                              "models": [{"model": str(trio[1]), "parameters": {"weight": 1.0}},
+                                         {"model": str(trio[2]), "parameters": {"weight": 3.0}}]})
+    for name in a:  # t = 3 / (1 + 3), over each whole tensor
+        assert torch.allclose(merged[name], _slerp(0.75, a[name], b[name]), atol=1e-5), name

@@ -62,8 +62,11 @@ def test_killed_then_resumed_equals_uninterrupted(stored_tiny, pml_home, chat_da
 
 
 def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(stored_tiny, pml_home, chat_data):
+    # A shell that starts a job in the background ignores SIGINT for it, and the
+    # child would inherit that: give it the terminal's default, as a user's run has.
     proc = subprocess.Popen(train_cmd(chat_data, "intr", "--max-steps", "400"), env=env(pml_home),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     wait_for(pml_home / "runs" / "intr" / "checkpoints" / "step-0000005" / "state.pt", proc)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
