@@ -38,11 +38,6 @@ def quantize_int4(weight: torch.Tensor, group: int = INT4_GROUP) -> tuple[torch.
     return q.reshape(n, k), scales, low
 
 
-def dequantize_int4(q: torch.Tensor, scales: torch.Tensor, minima: torch.Tensor, group: int = INT4_GROUP):
-    n, k = q.shape
-    return (q.reshape(n, k // group, group).float() * scales[..., None] + minima[..., None]).reshape(n, k)
-
-
 def int4_supported(weight: torch.Tensor, group: int = INT4_GROUP) -> bool:
     n, k = weight.shape
     return k % group == 0 and n % 16 == 0
