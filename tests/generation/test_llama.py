@@ -40,23 +40,43 @@ VARIANTS = {
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_forward_matches_transformers(tmp_path, variant):
     folder = make_tiny_model(tmp_path / variant, seed=3, **VARIANTS[variant])
-    model = load_backend(folder)
+    model = load_backend(folder, "fp32")
     assert type(model).__name__ == "LlamaModel"
     expected = hf_logits(folder, IDS)
     got = model.forward(IDS, model.new_cache(64), 0, all_logits=True)
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
 
 
-def test_step_by_step_decoding_equals_one_pass(tiny_model):
-    model = load_backend(tiny_model)
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_step_by_step_decoding_equals_one_pass(tmp_path, variant):
+    folder = make_tiny_model(tmp_path / variant, seed=3, **VARIANTS[variant])
+    model = load_backend(folder, "fp32")
     full = model.forward(IDS, model.new_cache(32), 0, all_logits=True)
     cache = model.new_cache(32)
     steps = [model.forward([token], cache, pos) for pos, token in enumerate(IDS)]
     torch.testing.assert_close(torch.stack(steps), full, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "int8", "int4"])
+def test_the_traced_step_gives_the_python_steps_logits_to_the_bit(tiny_model, precision):
+    """Decoding replays a trace of the single-token step; at every position (one
+    trace serves all) it must give exactly what running the step in Python gives,
+    and leave exactly the same cache."""
+    traced, plain = load_backend(tiny_model, precision), load_backend(tiny_model, precision)
+    plain.traced = False
+    results = []
+    for model in (traced, plain):
+        cache = model.new_cache(32)
+        model.forward(IDS[:4], cache, 0)
+        logits = [model.forward([token], cache, pos) for pos, token in enumerate(IDS[4:], start=4)]
+        results.append((torch.stack(logits), cache.k, cache.v))
+    assert traced._step is not None and plain._step is None
+    for got, expected in zip(*results):
+        assert torch.equal(got, expected)
+
+
 def test_chunked_prefill_after_a_cached_prefix_equals_one_pass(tiny_model):
-    model = load_backend(tiny_model)
+    model = load_backend(tiny_model, "fp32")
     full = model.forward(IDS, model.new_cache(32), 0, all_logits=True)
     cache = model.new_cache(32)
     model.forward(IDS[:5], cache, 0)
@@ -65,7 +85,7 @@ def test_chunked_prefill_after_a_cached_prefix_equals_one_pass(tiny_model):
 
 
 def test_positions_beyond_the_cache_are_refused(tiny_model):
-    model = load_backend(tiny_model)
+    model = load_backend(tiny_model, "fp32")
     with pytest.raises(ValueError, match="do not fit"):
         model.forward(IDS, model.new_cache(4), 0)
 

@@ -44,9 +44,10 @@ def int4_supported(weight: torch.Tensor, group: int = INT4_GROUP) -> bool:
 
 
 class Linear:
-    """y = x Wᵀ + b, with W held as the precision asks. Inputs and outputs are in the
-    model's activation dtype (fp32); a bf16 or quantized layer computes in bf16
-    inside, so that the residual stream, norms and attention keep fp32's accuracy.
+    """y = x Wᵀ + b, with W held as the precision asks. A bf16 or quantized layer
+    computes in bf16 and returns bf16, or fp32 when it adds a bias (callers add it
+    into their fp32 residual stream or cast it, as they need), so that norms and
+    attention keep fp32.
 
     A quantized layer holds only its quantized weights. Single rows (decoding) go
     through the quantized kernel; many rows (a prompt) through a dense bf16 product
@@ -96,8 +97,7 @@ class Linear:
             y = torch.ops.aten._weight_int8pack_mm(x, self.q, self.scales)
         else:
             y = torch.ops.aten._weight_int4pack_mm_for_cpu(x, self.q, INT4_GROUP, self.scales)
-        y = y.float()
-        return y if self.bias is None else y.add_(self.bias)
+        return y if self.bias is None else y + self.bias  # fp32 sum: the bias keeps its precision
 
     def nbytes(self) -> int:
         held = [self.dense, self.bias] + ([self.q, self.scales] if self.bits else [])
