@@ -5,13 +5,22 @@ Each contender runs in its own process (so peak memory is its own) on the same
 model and the same prompt tokens (a real text: standard-library docstrings):
   - pimpmyllama at fp32, bf16, int8, int4 (`--precision`)
   - transformers fp32 `generate` (greedy, dynamic cache)
-  - llama.cpp through llama-cpp-python on the model's own GGUF (Q4_1, as bundled),
-    2 threads, when llama_cpp is installed (`make bench` installs it)
+  - llama.cpp through llama-cpp-python, 2 threads, when llama_cpp is installed
+    (`make bench` installs it): on the model's own GGUF (Q4_1, as bundled; its
+    embedding/head is Q8_0), and on a Q8_0 file that llama.cpp's own quantizer
+    makes from it (requantized from Q4_1: the same format, sizes and speed as a
+    Q8_0 made from the original weights, so a fair speed reference for int8 —
+    not a quality one)
 Measured: cold load, time to first token at 128- and 1024-token prompts, decode
-tokens/s after each, and peak RSS; ratios are against llama.cpp when it ran, else
-against transformers.
+tokens/s after each, and peak RSS; ratios are against llama.cpp Q4_1 when it ran,
+else against transformers, and then for the comparable pairs (int4 / Q4_1, int8 /
+Q8_0).
 
-    python bench/generation.py [--new-tokens 64] [--repeats 3] [--only NAME]
+This machine's speed drifts by tens of percent within minutes (shared cores), so
+the contenders take turns: `--rounds` passes over all of them, each contender in a
+fresh process every time, and each figure is the best a contender reached.
+
+    python bench/generation.py [--new-tokens 64] [--repeats 2] [--rounds 3] [--only NAME]
 """
 
 import argparse
@@ -20,7 +29,9 @@ import subprocess
 import sys
 import time
 
-CONTENDERS = ["pml-fp32", "pml-bf16", "pml-int8", "pml-int4", "transformers-fp32", "llama.cpp-Q4_1"]
+CONTENDERS = ["pml-fp32", "pml-bf16", "pml-int8", "pml-int4", "transformers-fp32", "llama.cpp-Q4_1", "llama.cpp-Q8_0"]
+PAIRS = [("pml-int4", "llama.cpp-Q4_1"), ("pml-int8", "llama.cpp-Q8_0")]
+BEST = {"load": min, "rss": min, "ttft": min, "tps": max}
 
 
 def prompt_ids(tokenizer_encode, length: int) -> list[int]:
@@ -89,14 +100,37 @@ class Transformers:
         return first, new_tokens / (total - first)
 
 
+def gguf_file(kind: str) -> str:
+    """The bundled Q4_1 file, or a Q8_0 one made from it once (kept next to the bench)."""
+    import ctypes
+    import pathlib
+
+    import llama_cpp
+
+    from pimpmyllama.models.defaults import bundled_default_gguf
+
+    source = bundled_default_gguf()
+    if kind == "Q4_1":
+        return str(source)
+    target = pathlib.Path(__file__).parent / ".cache" / source.name.replace("Q4_1", kind)
+    if not target.exists():
+        target.parent.mkdir(exist_ok=True)
+        params = llama_cpp.llama_model_quantize_default_params()
+        params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{kind}")
+        params.allow_requantize = True
+        params.nthread = 2
+        partial = target.with_suffix(".partial")
+        if llama_cpp.llama_model_quantize(str(source).encode(), str(partial).encode(), ctypes.byref(params)):
+            raise RuntimeError(f"llama.cpp could not make a {kind} file")
+        partial.rename(target)
+    return str(target)
+
+
 class LlamaCpp:
     def __init__(self, folder, name, precision):
         from llama_cpp import Llama
 
-        from pimpmyllama.models.defaults import bundled_default_gguf
-
-        self.llm = Llama(model_path=str(bundled_default_gguf()), n_ctx=2048, n_threads=2, n_batch=512,
-                         verbose=False)
+        self.llm = Llama(model_path=gguf_file(precision), n_ctx=2048, n_threads=2, n_batch=512, verbose=False)
 
     def encode(self, text):
         return self.llm.tokenize(text.encode(), add_bos=False)
@@ -131,11 +165,26 @@ def measure(contender: str, model: str, lengths: list[int], new_tokens: int, rep
     return out
 
 
+def run_alone(contender: str, args) -> dict | None:
+    command = [sys.executable, __file__, "--only", contender, "--model", args.model, "--lengths", args.lengths,
+               "--new-tokens", str(args.new_tokens), "--repeats", str(args.repeats)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode:
+        print(f"{contender}: failed\n{done.stderr[-2000:]}")
+        return None
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def best_of(runs: list[dict]) -> dict:
+    return {key: BEST[key.rstrip("0123456789")](run[key] for run in runs) for key in runs[0]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--new-tokens", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=2, help="runs of each prompt within a process")
+    parser.add_argument("--rounds", type=int, default=3, help="passes over all contenders, taking turns")
     parser.add_argument("--lengths", default="128,1024")
     parser.add_argument("--contenders", default=",".join(CONTENDERS))
     parser.add_argument("--only", help=argparse.SUPPRESS)  # one contender, in this process
@@ -145,22 +194,21 @@ def main() -> None:
         print(json.dumps(measure(args.only, args.model, lengths, args.new_tokens, args.repeats)))
         return
 
-    results = {}
-    for contender in args.contenders.split(","):
-        if contender.startswith("llama.cpp"):
-            try:
-                import llama_cpp  # noqa: F401
-            except ImportError:
-                print(f"{contender}: skipped (llama_cpp is not installed; `make bench` installs it)")
-                continue
-        command = [sys.executable, __file__, "--only", contender, "--model", args.model, "--lengths", args.lengths,
-                   "--new-tokens", str(args.new_tokens), "--repeats", str(args.repeats)]
-        done = subprocess.run(command, capture_output=True, text=True)
-        if done.returncode:
-            print(f"{contender}: failed\n{done.stderr[-2000:]}")
-            continue
-        results[contender] = json.loads(done.stdout.strip().splitlines()[-1])
-        print(f"{contender}: done", flush=True)
+    contenders = args.contenders.split(",")
+    if any(c.startswith("llama.cpp") for c in contenders):
+        try:
+            import llama_cpp  # noqa: F401
+        except ImportError:
+            print("llama.cpp: skipped (llama_cpp is not installed; `make bench` installs it)")
+            contenders = [c for c in contenders if not c.startswith("llama.cpp")]
+    runs: dict[str, list[dict]] = {c: [] for c in contenders}
+    for round_ in range(1, args.rounds + 1):
+        for contender in contenders:
+            result = run_alone(contender, args)
+            if result is not None:
+                runs[contender].append(result)
+        print(f"round {round_} of {args.rounds} done", flush=True)
+    results = {c: best_of(r) for c, r in runs.items() if r}
 
     reference = next((r for r in ("llama.cpp-Q4_1", "transformers-fp32") if r in results), next(iter(results)))
     measures = [("load", "cold load (s)", "lower")]
@@ -168,17 +216,24 @@ def main() -> None:
         measures += [(f"ttft{n}", f"time to first token, {n} (s)", "lower"),
                      (f"tps{n}", f"decode tokens/s after {n}", "higher")]
     measures.append(("rss", "peak RSS (MB)", "lower"))
+
+    def ratio(key, better, ours, theirs):
+        value, base = results[ours][key], results[theirs][key]
+        return base / value if better == "lower" else value / base
+
     names = list(results)
-    print(f"\nmodel {args.model} · {args.new_tokens} new tokens · best of {args.repeats} · "
-          f"ratio = how many times better than {reference}\n")
+    print(f"\nmodel {args.model} · {args.new_tokens} new tokens · best of {args.repeats} runs × {args.rounds} rounds"
+          f" · ratio = how many times better than {reference}\n")
     print(f"{'measure':<30}" + "".join(f"{n:>19}" for n in names))
     for key, label, better in measures:
-        cells = []
-        for n in names:
-            value, base = results[n][key], results[reference][key]
-            ratio = base / value if better == "lower" else value / base
-            cells.append(f"{value:>10.2f} ({ratio:4.2f}×)")
+        cells = [f"{results[n][key]:>10.2f} ({ratio(key, better, n, reference):4.2f}×)" for n in names]
         print(f"{label:<30}" + "".join(f"{c:>19}" for c in cells))
+    pairs = [(ours, theirs) for ours, theirs in PAIRS if ours in results and theirs in results]
+    if pairs:
+        print("\ncomparable precisions, ours / llama.cpp (> 1 = ours better)")
+        print(f"{'measure':<30}" + "".join(f"{ours + ' / ' + theirs.split('-')[1]:>19}" for ours, theirs in pairs))
+        for key, label, better in measures[1:]:
+            print(f"{label:<30}" + "".join(f"{ratio(key, better, *pair):>18.2f}×" for pair in pairs))
 
 
 if __name__ == "__main__":
