@@ -12,7 +12,7 @@ GREEDY = SamplingParams(temperature=0, repeat_penalty=1.0)
 
 @pytest.fixture(scope="module")
 def engine(tiny_model):
-    return Engine.load("tiny", tiny_model)
+    return Engine.load("tiny", tiny_model, precision="fp32")  # compared with transformers' fp32
 
 
 def prompt(engine, text="hello world"):

@@ -43,7 +43,7 @@ def test_each_layer_stays_within_its_stated_error(weight, bits, rows):
     layer = Linear(weight, bias, dtype, None if bits == 16 else bits)
     expected = x @ weight.T + bias
     y = layer(x)
-    assert y.dtype == torch.float32 and y.shape == (rows, 256)
+    assert y.dtype == torch.float32 and y.shape == (rows, 256)  # the bias is added in fp32
     assert float((y - expected).norm() / expected.norm()) < BOUNDS[bits]
 
 
@@ -53,8 +53,9 @@ def test_the_kernel_and_the_dequantized_product_agree(weight, bits):
     the dequantized weights: the same weights, so the same numbers up to bf16."""
     layer = Linear(weight, None, torch.bfloat16, bits)
     x = torch.randn(5, 192, generator=torch.Generator().manual_seed(2))
-    many = layer(x)
-    one_by_one = torch.cat([layer(x[i : i + 1]) for i in range(5)])
+    many, one_by_one = layer(x), torch.cat([layer(x[i : i + 1]) for i in range(5)])
+    assert many.dtype == one_by_one.dtype == torch.bfloat16  # without a bias, answers stay bf16
+    many, one_by_one = many.float(), one_by_one.float()
     assert float((many - one_by_one).norm() / many.norm()) < 5e-3
 
 
@@ -90,3 +91,22 @@ def test_an_unknown_precision_is_refused(tiny_model):
 
     with pytest.raises(InvalidInputError, match="unknown precision 'int3' \\(known: fp32, bf16, int8, int4\\)"):
         Engine.load("tiny", tiny_model, precision="int3")
+
+
+def test_int4_holds_the_layers_at_4_bits_and_the_head_at_8(tiny_model):
+    from pimpmyllama.generation.loading import load_backend
+
+    model = load_backend(tiny_model, "int4")
+    assert {layer.qkv.bits for layer in model.layers} == {4}
+    assert {layer.down.bits for layer in model.layers} == {4}
+    assert model.head.bits == 8 and model.head.q.dtype == torch.int8
+    assert load_backend(tiny_model, "int8").head.bits == 8
+
+
+def test_the_default_precision_is_int4_where_the_lean_forward_runs(tiny_model):
+    """(Where transformers runs the model, the default is fp32: test_hf_backend.py.)"""
+    from pimpmyllama.generation.engine import Engine
+    from pimpmyllama.generation.precision import DEFAULT_PRECISION
+
+    assert DEFAULT_PRECISION == "int4"
+    assert Engine.load("tiny", tiny_model).backend.bits == 4

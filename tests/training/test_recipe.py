@@ -33,11 +33,11 @@ def test_a_lora_run_writes_a_peft_adapter_with_its_story(train_config, pml_home,
         expected = peft_model(torch.tensor([ids])).logits[0]
     from pimpmyllama.generation.engine import Engine
 
-    engine = Engine.load("tiny", pml_home / "models" / "tiny", adapter=folder)
+    engine = Engine.load("tiny", pml_home / "models" / "tiny", adapter=folder, precision="fp32")
     assert engine.name == "tiny+t1"
     got = engine.backend.forward(ids, engine.backend.new_cache(16), 0, all_logits=True)
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
-    plain = Engine.load("tiny", pml_home / "models" / "tiny").backend
+    plain = Engine.load("tiny", pml_home / "models" / "tiny", precision="fp32").backend
     assert not torch.allclose(plain.forward(ids, plain.new_cache(16), 0, all_logits=True), expected, atol=1e-3)
 
 

@@ -66,6 +66,4 @@ def load_engine(model_ref: str, progress: Progress | None = None, adapter: str |
     from pimpmyllama.generation.engine import Engine
 
     name, folder = ModelStore().resolve(model_ref, progress)
-    from pimpmyllama.generation.precision import DEFAULT_PRECISION
-
-    return Engine.load(name, folder, adapter_folder(adapter) if adapter else None, precision or DEFAULT_PRECISION)
+    return Engine.load(name, folder, adapter_folder(adapter) if adapter else None, precision)

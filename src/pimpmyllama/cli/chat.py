@@ -20,7 +20,7 @@ def _sessions():
 
 KB = typer.Option(None, "--kb", help="search this knowledge base for every message (repeatable)")
 ADAPTER = typer.Option(None, "--adapter", help="apply this LoRA adapter to the model")
-PRECISION = typer.Option(None, "--precision", help="fp32, bf16, int8 or int4 (default: the build's, or fp32)")
+PRECISION = typer.Option(None, "--precision", help="fp32, bf16, int8 or int4 (default: the build's, or int4)")
 
 
 def _new_session_name(sessions) -> str:

@@ -107,7 +107,9 @@ class Engine:
         self._cache = None
 
     @classmethod
-    def load(cls, name: str, folder: Path, adapter: Path | None = None, precision: str = "fp32") -> "Engine":
+    def load(cls, name: str, folder: Path, adapter: Path | None = None, precision: str | None = None) -> "Engine":
+        """`precision` None: the default one (DEFAULT_PRECISION), or fp32 for a model
+        that only transformers runs."""
         from pimpmyllama.generation.loading import load_backend
         from pimpmyllama.models.info import read_config
 

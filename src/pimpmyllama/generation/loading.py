@@ -10,23 +10,24 @@ from pimpmyllama.generation.llama import LlamaModel, LlamaSpec, lean_unsupported
 from pimpmyllama.models.weights import open_tensors
 
 
-def load_backend(folder: Path, precision: str = "fp32", adapter: Path | None = None):
+def load_backend(folder: Path, precision: str | None = None, adapter: Path | None = None):
     """The lean Llama forward where it applies, transformers otherwise; a LoRA adapter,
-    if given, is merged into the weights as they load (before any quantization)."""
-    from pimpmyllama.generation.precision import check_precision
+    if given, is merged into the weights as they load (before any quantization).
+    `precision` None is DEFAULT_PRECISION on the lean forward, fp32 on transformers."""
+    from pimpmyllama.generation.precision import DEFAULT_PRECISION, check_precision
 
-    chosen = check_precision(precision)
-    dtype = chosen.dtype
     config_path = folder / "config.json"
     if not config_path.exists():
         raise InvalidInputError(f"{folder} has no config.json")
     config = json.loads(config_path.read_text())
+    reason = lean_unsupported_reason(config)
+    chosen = check_precision(precision or ("fp32" if reason else DEFAULT_PRECISION))
+    dtype = chosen.dtype
     applied = None
     if adapter is not None:
         from pimpmyllama.models.adapters import load_adapter
 
         applied = load_adapter(adapter, folder, folder.name)
-    reason = lean_unsupported_reason(config)
     if reason is not None:
         from pimpmyllama.generation.hf_backend import HFBackend
 
@@ -38,7 +39,7 @@ def load_backend(folder: Path, precision: str = "fp32", adapter: Path | None = N
     with open_tensors(folder) as reader:
         get = applied.wrap(reader.get) if applied else reader.get
         try:
-            return LlamaModel(spec, get, dtype, chosen.weight_bits)
+            return LlamaModel(spec, get, dtype, chosen.weight_bits, chosen.head_bits)
         except KeyError as exc:
             raise InvalidInputError(f"{folder.name}: tensor {exc.args[0]} is missing from the weights") from None
         except RuntimeError as exc:  # shape mismatches surface from torch.cat/linear
