@@ -41,6 +41,31 @@ def test_a_lora_run_writes_a_peft_adapter_with_its_story(train_config, pml_home,
     assert not torch.allclose(plain.forward(ids, plain.new_cache(16), 0, all_logits=True), expected, atol=1e-3)
 
 
+def test_at_int4_the_adapter_runs_beside_the_quantized_base(train_config, pml_home):
+    """4-bit rounding of merged weights would erase most of a LoRA's change, so at int4
+    the base is quantized alone and the factors run beside it."""
+    from pimpmyllama.generation.loading import load_backend
+    from pimpmyllama.generation.rope import interleave_heads
+    from pimpmyllama.models.adapters import read_adapter
+
+    train(train_config(learning_rate=1e-2))
+    folder, model = pml_home / "adapters" / "t1", pml_home / "models" / "tiny"
+    tuned, base = load_backend(model, "int4", folder), load_backend(model, "int4")
+    for got, plain in zip(tuned.layers, base.layers):
+        assert torch.equal(got.qkv.q, plain.qkv.q) and torch.equal(got.down.q, plain.down.q)
+        assert got.qkv.low_rank is not None and plain.qkv.low_rank is None
+    # fused as the layer is: B @ A is the q, k, v updates stacked, q and k in the pair order
+    deltas, _ = read_adapter(folder)
+    a, b = tuned.layers[1].qkv.low_rank
+    p, hd = "model.layers.1.self_attn.", tuned.spec.head_dim
+    expected = torch.cat([interleave_heads(deltas[p + "q_proj.weight"], hd),
+                          interleave_heads(deltas[p + "k_proj.weight"], hd), deltas[p + "v_proj.weight"]])
+    torch.testing.assert_close(b @ a, expected, rtol=1e-5, atol=1e-6)
+    # and the layer adds exactly that update to the quantized base's product, in fp32
+    x = torch.randn(1, tuned.spec.hidden_size, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(tuned.layers[1].qkv(x) - base.layers[1].qkv(x), x @ expected.T, rtol=1e-4, atol=1e-5)
+
+
 def test_training_lowers_the_loss_on_its_data(train_config):
     result = train(train_config(max_steps=30, eval_split=0.0, batch_size=4))
     losses = [json.loads(line)["loss"] for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]

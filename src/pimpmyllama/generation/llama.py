@@ -117,17 +117,35 @@ def _cat_optional(parts: list[torch.Tensor | None]) -> torch.Tensor | None:
 
 class LlamaModel:
     def __init__(self, spec: LlamaSpec, get: Callable[[str], torch.Tensor | None], dtype=torch.float32,
-                 bits: int | None = None, head_bits: int | None = None, traced: bool = True):
+                 bits: int | None = None, head_bits: int | None = None, traced: bool = True,
+                 low_rank: Callable[[str], tuple[torch.Tensor, torch.Tensor] | None] | None = None):
         """Build from a tensor getter (name -> tensor or None); fuses as it goes so that
         peak memory stays near one copy of the weights. `bits` (8 or 4) quantizes
         every linear layer, the output head included (at `head_bits` when given), for
-        decoding. `traced=False` keeps single-token steps on the Python path."""
+        decoding. `low_rank` (weight name -> LoRA factors (A, scale * B) or None) adds
+        an unmerged adapter beside the layers. `traced=False` keeps single-token steps
+        on the Python path."""
         self.spec = spec
         self.dtype = dtype
         self.bits = bits
 
-        def linear(weight, bias):
-            return Linear(weight, bias, dtype, bits)
+        def factors(names: list[str], rows: list[int], rotary=lambda tensor, name: tensor):
+            """One (A, B) for a fused layer: the parts' A stacked, their B block-diagonal."""
+            parts = [low_rank(n + "weight") if low_rank else None for n in names]
+            if all(part is None for part in parts):
+                return None
+            ranks = [0 if part is None else part[0].shape[0] for part in parts]
+            a = torch.cat([part[0] for part in parts if part is not None])
+            b = torch.zeros(sum(rows), sum(ranks))
+            row = col = 0
+            for name, part, n, r in zip(names, parts, rows, ranks):
+                if part is not None:
+                    b[row : row + n, col : col + r] = rotary(part[1], name)
+                row, col = row + n, col + r
+            return a, b
+
+        def linear(weight, bias, lora=None):
+            return Linear(weight, bias, dtype, bits, lora)
 
         def need(name: str, as_dtype=torch.float32) -> torch.Tensor:
             tensor = get(name)
@@ -142,6 +160,7 @@ class LlamaModel:
         # The residual stream, norms, attention and cache stay fp32 at every precision;
         # the linear layers hold their weights as `dtype` and `bits` say.
         self.embed = need("model.embed_tokens.weight", dtype)
+        q_rows, kv_rows = spec.num_heads * spec.head_dim, spec.num_kv_heads * spec.head_dim
         self.layers = []
         for i in range(spec.num_layers):
             p = f"model.layers.{i}."
@@ -155,17 +174,21 @@ class LlamaModel:
                 _Layer(
                     attn_norm=need(p + "input_layernorm.weight"),
                     qkv=linear(torch.cat([rotary(need(a + "weight"), a) for a in attn]),
-                               _cat_optional([rotary(maybe(a + "bias"), a) for a in attn])),
-                    out=linear(need(p + "self_attn.o_proj.weight"), maybe(p + "self_attn.o_proj.bias")),
+                               _cat_optional([rotary(maybe(a + "bias"), a) for a in attn]), factors(attn, [q_rows, kv_rows, kv_rows], rotary)),
+                    out=linear(need(p + "self_attn.o_proj.weight"), maybe(p + "self_attn.o_proj.bias"),
+                               factors([p + "self_attn.o_proj."], [spec.hidden_size])),
                     mlp_norm=need(p + "post_attention_layernorm.weight"),
                     gate_up=linear(torch.cat([need(m + "weight") for m in mlp]),
-                                   _cat_optional([maybe(m + "bias") for m in mlp])),
-                    down=linear(need(p + "mlp.down_proj.weight"), maybe(p + "mlp.down_proj.bias")),
+                                   _cat_optional([maybe(m + "bias") for m in mlp]),
+                                   factors(mlp, [spec.intermediate_size] * 2)),
+                    down=linear(need(p + "mlp.down_proj.weight"), maybe(p + "mlp.down_proj.bias"),
+                                factors([p + "mlp.down_proj."], [spec.hidden_size])),
                 )
             )
         self.norm = need("model.norm.weight")
         head = None if spec.tie_word_embeddings else get("lm_head.weight")
-        self.head = Linear(self.embed if head is None else head, None, dtype, head_bits or bits)
+        self.head = Linear(self.embed if head is None else head, None, dtype, head_bits or bits,
+                           None if head is None else factors(["lm_head."], [spec.vocab_size]))
         self._rotations = torch.empty(0, dtype=torch.complex64)
         self.traced = traced
         self._step = None  # the traced single-token step, made on first use

@@ -12,7 +12,8 @@ from pimpmyllama.models.weights import open_tensors
 
 def load_backend(folder: Path, precision: str | None = None, adapter: Path | None = None):
     """The lean Llama forward where it applies, transformers otherwise; a LoRA adapter,
-    if given, is merged into the weights as they load (before any quantization).
+    if given, is merged into the weights as they load (before any quantization), or
+    at int4 runs beside them.
     `precision` None is DEFAULT_PRECISION on the lean forward, fp32 on transformers."""
     from pimpmyllama.generation.precision import DEFAULT_PRECISION, check_precision
 
@@ -36,10 +37,12 @@ def load_backend(folder: Path, precision: str | None = None, adapter: Path | Non
                                     "use fp32 or bf16")
         return HFBackend(folder, dtype, applied)
     spec = LlamaSpec.from_config(config)
+    merge = chosen.merge_adapters
     with open_tensors(folder) as reader:
-        get = applied.wrap(reader.get) if applied else reader.get
+        get = applied.wrap(reader.get, merge) if applied else reader.get
+        low_rank = None if merge or applied is None else applied.low_rank
         try:
-            return LlamaModel(spec, get, dtype, chosen.weight_bits, chosen.head_bits)
+            return LlamaModel(spec, get, dtype, chosen.weight_bits, chosen.head_bits, low_rank=low_rank)
         except KeyError as exc:
             raise InvalidInputError(f"{folder.name}: tensor {exc.args[0]} is missing from the weights") from None
         except RuntimeError as exc:  # shape mismatches surface from torch.cat/linear

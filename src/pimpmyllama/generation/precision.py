@@ -14,6 +14,7 @@ class Precision:
     dtype: torch.dtype  # of the linear layers' products and unquantized weights
     weight_bits: int | None = None  # weight-only quantization of every linear layer
     head_bits: int | None = None  # of the output head, where it differs
+    merge_adapters: bool = True  # a LoRA merged into the weights, or run beside them
 
 
 DEFAULT_PRECISION = "int4"  # the fastest that passes the quality guard (bench/precision.py, README)
@@ -26,7 +27,9 @@ PRECISIONS = {
     # tokens directly: at 4 bits it alone costs +5.5 % perplexity on the default
     # model, at 8 bits +0.05 % in all (bench/precision.py). llama.cpp's Q4_1 files
     # keep it at 8 bits too (Q8_0).
-    "int4": Precision("int4", torch.bfloat16, 4, head_bits=8),
+    # 4-bit rounding of merged weights erases most of a LoRA's small changes, so at
+    # int4 an adapter runs beside the quantized base (models/adapters.py).
+    "int4": Precision("int4", torch.bfloat16, 4, head_bits=8, merge_adapters=False),
 }
 
 

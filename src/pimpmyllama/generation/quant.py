@@ -54,9 +54,12 @@ class Linear:
     with the same weights dequantized for the call, which is far faster for them
     and gives the same numbers up to rounding."""
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, dtype: torch.dtype, bits: int | None):
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, dtype: torch.dtype, bits: int | None,
+                 low_rank: tuple[torch.Tensor, torch.Tensor] | None = None):
+        """`low_rank` (A [r, in], B [out, r]): an unmerged LoRA, added in fp32 as B (A x)."""
         self.dtype = dtype  # of the weights and the products
         self.bias = None if bias is None else bias.float()
+        self.low_rank = None if low_rank is None else tuple(t.float().contiguous() for t in low_rank)
         self.bits = bits if bits in (8, 4) else None
         if self.bits == 4 and not int4_supported(weight):
             self.bits = 8  # a shape the int4 kernel does not take
@@ -86,21 +89,28 @@ class Linear:
         return groups.reshape(n, k).to(self.dtype)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.dtype == torch.float32:
+        if self.dtype == torch.float32 and self.low_rank is None:
             return F.linear(x, self.dense, self.bias)
+        y = self._product(x)
+        if self.low_rank is not None:
+            a, b = self.low_rank
+            y = y + F.linear(F.linear(x.float(), a), b)
+        return y if self.bias is None else y + self.bias  # fp32 sums: they keep their precision
+
+    def _product(self, x: torch.Tensor) -> torch.Tensor:
+        if self.dtype == torch.float32:
+            return F.linear(x, self.dense)
         x = x.to(self.dtype)
         if self.bits is None:
-            y = F.linear(x, self.dense)
-        elif x.shape[0] > 1:
-            y = F.linear(x, self.dequantized())
-        elif self.bits == 8:
-            y = torch.ops.aten._weight_int8pack_mm(x, self.q, self.scales)
-        else:
-            y = torch.ops.aten._weight_int4pack_mm_for_cpu(x, self.q, INT4_GROUP, self.scales)
-        return y if self.bias is None else y + self.bias  # fp32 sum: the bias keeps its precision
+            return F.linear(x, self.dense)
+        if x.shape[0] > 1:
+            return F.linear(x, self.dequantized())
+        if self.bits == 8:
+            return torch.ops.aten._weight_int8pack_mm(x, self.q, self.scales)
+        return torch.ops.aten._weight_int4pack_mm_for_cpu(x, self.q, INT4_GROUP, self.scales)
 
     def nbytes(self) -> int:
-        held = [self.dense, self.bias] + ([self.q, self.scales] if self.bits else [])
+        held = [self.dense, self.bias, *(self.low_rank or ())] + ([self.q, self.scales] if self.bits else [])
         if self.bits == 4:
             held.append(self.nibbles)
         return sum(t.numel() * t.element_size() for t in held if t is not None)
