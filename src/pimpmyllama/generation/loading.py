@@ -6,6 +6,7 @@ from pathlib import Path
 import torch
 
 from pimpmyllama.errors import InvalidInputError
+from pimpmyllama.generation.heap import freed_memory_returned
 from pimpmyllama.generation.llama import LlamaModel, LlamaSpec, lean_unsupported_reason
 from pimpmyllama.models.weights import open_tensors
 
@@ -38,7 +39,7 @@ def load_backend(folder: Path, precision: str | None = None, adapter: Path | Non
         return HFBackend(folder, dtype, applied)
     spec = LlamaSpec.from_config(config)
     merge = chosen.merge_adapters
-    with open_tensors(folder) as reader:
+    with freed_memory_returned(), open_tensors(folder) as reader:
         get = applied.wrap(reader.get, merge) if applied else reader.get
         low_rank = None if merge or applied is None else applied.low_rank
         try:
