@@ -16,7 +16,6 @@ measured too: three minutes to compile on this machine, and slower decoding.
 """
 
 import warnings
-
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -174,7 +173,8 @@ class LlamaModel:
                 _Layer(
                     attn_norm=need(p + "input_layernorm.weight"),
                     qkv=linear(torch.cat([rotary(need(a + "weight"), a) for a in attn]),
-                               _cat_optional([rotary(maybe(a + "bias"), a) for a in attn]), factors(attn, [q_rows, kv_rows, kv_rows], rotary)),
+                               _cat_optional([rotary(maybe(a + "bias"), a) for a in attn]),
+                               factors(attn, [q_rows, kv_rows, kv_rows], rotary)),
                     out=linear(need(p + "self_attn.o_proj.weight"), maybe(p + "self_attn.o_proj.bias"),
                                factors([p + "self_attn.o_proj."], [spec.hidden_size])),
                     mlp_norm=need(p + "post_attention_layernorm.weight"),

@@ -140,7 +140,8 @@ class Adapter:
             return torch.addmm(tensor.float(), b, a).to(tensor.dtype)
         return tensor
 
-    def wrap(self, get: Callable[[str], torch.Tensor | None], merge: bool = True) -> Callable[[str], torch.Tensor | None]:
+    def wrap(self, get: Callable[[str], torch.Tensor | None],
+             merge: bool = True) -> Callable[[str], torch.Tensor | None]:
         """A tensor getter that returns base weights with the adapter applied (with
         `merge=False`, only its whole-tensor replacements: the LoRA factors are then
         for `low_rank`)."""
