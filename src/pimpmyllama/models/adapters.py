@@ -114,14 +114,15 @@ def check_adapter_base(adapter: Path, base: Path, base_name: str) -> None:
             f"adapter {adapter.name} was trained on {meta.get('base', 'another model')}, not on {base_name}"
         )
     shapes = tensor_shapes(base)
-    deltas, replacements = read_adapter(adapter)
-    for name, delta in {**deltas, **replacements}.items():
+    factors, replacements = read_factors(adapter)
+    updates = {name: (b.shape[0], a.shape[1]) for name, (a, b) in factors.items()}  # B @ A's, without the product
+    for name, shape in {**updates, **{n: tuple(t.shape) for n, t in replacements.items()}}.items():
         if name not in shapes:
             raise InvalidInputError(f"adapter {adapter.name} does not fit {base_name}: it has no weight {name}")
-        if tuple(shapes[name]) != tuple(delta.shape):
+        if tuple(shapes[name]) != tuple(shape):
             raise InvalidInputError(
                 f"adapter {adapter.name} does not fit {base_name}: {name} is {tuple(shapes[name])}, "
-                f"the adapter's update {tuple(delta.shape)}"
+                f"the adapter's update {tuple(shape)}"
             )
 
 
