@@ -3,7 +3,8 @@ llama.cpp, in one run.
 
 Each contender runs in its own process (so peak memory is its own) on the same
 model and the same prompt tokens (a real text: standard-library docstrings):
-  - pimpmyllama at fp32, bf16, int8, int4 (`--precision`)
+  - pimpmyllama at fp32, bf16, int8, int4 (`--precision`), and at int4 with
+    PyTorch's kernels in place of ours (PML_KERNELS=0: what our kernels add)
   - transformers fp32 `generate` (greedy, dynamic cache)
   - llama.cpp through llama-cpp-python, 2 threads, when llama_cpp is installed
     (`make bench` installs it): on the model's own GGUF (Q4_1, as bundled; its
@@ -29,7 +30,7 @@ import subprocess
 import sys
 import time
 
-CONTENDERS = ["pml-fp32", "pml-bf16", "pml-int8", "pml-int4", "transformers-fp32", "llama.cpp-Q4_1", "llama.cpp-Q8_0"]
+CONTENDERS = ["pml-fp32", "pml-bf16", "pml-int8", "pml-int4", "pml-int4-pytorch", "transformers-fp32", "llama.cpp-Q4_1", "llama.cpp-Q8_0"]
 PAIRS = [("pml-int4", "llama.cpp-Q4_1"), ("pml-int8", "llama.cpp-Q8_0")]
 BEST = {"load": min, "rss": min, "ttft": min, "tps": max}
 
@@ -55,7 +56,13 @@ def peak_rss_mb() -> float:
 
 class Ours:
     def __init__(self, folder, name, precision):
+        import os
+
         from pimpmyllama.generation.engine import Engine
+
+        precision, _, kernels = precision.partition("-")
+        if kernels == "pytorch":
+            os.environ["PML_KERNELS"] = "0"
 
         self.engine = Engine.load(name, folder, precision=precision)
 

@@ -8,11 +8,15 @@ and needs no mask). The weights and tensor names are those of Hugging Face
 checkpoints; `tests/generation/test_llama.py` checks parity with transformers.
 
 Single-token steps (decoding) run as a TorchScript trace of the same operations:
-the trace replays them from C++, without the Python interpreter between the ~40
-small operations of each layer; that was a quarter of an int4 step's time here
-(75 → 97 tokens/s at best, 2 cores). It gives the same logits and cache as the
-Python path, to the bit (`tests/generation/test_llama.py`). `torch.compile` was
-measured too: three minutes to compile on this machine, and slower decoding.
+the trace replays them from C++, without the Python interpreter between the small
+operations of each layer (75 → 97 tokens/s at best, int4, 2 cores). Where our
+kernels built (kernels/), the step's small operations are one call each: the two
+RMS norms, the rotation + cache write + attention, and the gated activation; on
+this machine PyTorch's versions cost more in dispatch and threading than in
+arithmetic (RMS norm alone is five operations there). The traced step gives the
+same logits and cache as the Python step, to the bit (`tests/generation/test_llama.py`).
+`torch.compile` was measured too: three minutes to compile on this machine, and
+slower decoding.
 """
 
 import warnings
@@ -22,6 +26,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from pimpmyllama.generation import kernels
 from pimpmyllama.generation.quant import Linear
 from pimpmyllama.generation.rope import (
     SUPPORTED_ROPE_TYPES,
@@ -114,6 +119,10 @@ def _cat_optional(parts: list[torch.Tensor | None]) -> torch.Tensor | None:
     return torch.cat(parts)
 
 
+def _fp32(t: torch.Tensor) -> torch.Tensor:
+    return t if t.dtype == torch.float32 else t.float()
+
+
 class LlamaModel:
     def __init__(self, spec: LlamaSpec, get: Callable[[str], torch.Tensor | None], dtype=torch.float32,
                  bits: int | None = None, head_bits: int | None = None, traced: bool = True,
@@ -191,10 +200,15 @@ class LlamaModel:
                            None if head is None else factors(["lm_head."], [spec.vocab_size]))
         self._rotations = torch.empty(0, dtype=torch.complex64)
         self.traced = traced
+        # our kernels for the step's small operations, where they built (kernels/)
+        self.fused = kernels.load() and spec.head_dim % 16 == 0 and spec.num_heads // spec.num_kv_heads <= 16
         self._step = None  # the traced single-token step, made on first use
 
     def new_cache(self, max_len: int) -> KVCache:
-        return KVCache(self.spec, max_len)
+        """fp16 below fp32 precision where our attention kernel reads it (as llama.cpp
+        keeps it: half the bytes per token at long contexts), fp32 otherwise."""
+        half = self.fused and self.dtype != torch.float32
+        return KVCache(self.spec, max_len, torch.float16 if half else torch.float32)
 
     def _rope(self, pos0: int, length: int) -> torch.Tensor:
         end = pos0 + length
@@ -229,7 +243,7 @@ class LlamaModel:
             q = qk[:, :H].transpose(0, 1)
             cache.k[i, :, pos0:end] = qk[:, H:].transpose(0, 1)
             cache.v[i, :, pos0:end] = qkv[:, (H + KV) * hd :].view(T, KV, hd).transpose(0, 1)
-            keys, values = cache.k[i, :, :end], cache.v[i, :, :end]
+            keys, values = _fp32(cache.k[i, :, :end]), _fp32(cache.v[i, :, :end])
             # SDPA gets 4-D inputs: with 3-D ones the CPU build falls back from its
             # fused kernel to a math path several times slower.
             o = F.scaled_dot_product_attention(
@@ -253,6 +267,8 @@ class LlamaModel:
         s = self.spec
         H, KV, hd = s.num_heads, s.num_kv_heads, s.head_dim
         eps = s.rms_norm_eps
+        if self.fused:
+            return self._one_token_fused(x, torch.view_as_real(rotation[0]), keys, values)
         for i, layer in enumerate(self.layers):
             h = F.rms_norm(x, (s.hidden_size,), layer.attn_norm, eps)
             qkv = layer.qkv(h).float()
@@ -268,6 +284,17 @@ class LlamaModel:
             gate, up = layer.gate_up(h).float().chunk(2, dim=-1)
             x = x + layer.down(F.silu(gate) * up)
         return self.head(F.rms_norm(x, (s.hidden_size,), self.norm, eps)).float()
+
+    def _one_token_fused(self, x: torch.Tensor, rotation: torch.Tensor, keys: torch.Tensor,
+                         values: torch.Tensor) -> torch.Tensor:
+        """_one_token with our kernels (kernels/decode.cpp): the norms, the rotation,
+        cache write and attention, and the gated activation as one call each."""
+        ops, eps, H = torch.ops.pml, self.spec.rms_norm_eps, self.spec.num_heads
+        for i, layer in enumerate(self.layers):
+            o = ops.attend_one(_fp32(layer.qkv(ops.rms_norm(x, layer.attn_norm, eps))), rotation, keys[i], values[i], H)
+            x = x + layer.out(o)
+            x = x + layer.down(ops.silu_mul(_fp32(layer.gate_up(ops.rms_norm(x, layer.mlp_norm, eps)))))
+        return _fp32(self.head(ops.rms_norm(x, self.norm, eps)))
 
     def _decode_step(self, token: int, cache: KVCache, pos: int, rotation: torch.Tensor) -> torch.Tensor:
         end = pos + 1

@@ -1,0 +1,224 @@
+// The small operations of a single-token decoding step, each as one call: on two
+// cores, PyTorch's versions cost more in dispatch and threading than in arithmetic
+// (RMS norm is five operations there; attention for one query is SDPA's flash
+// kernel, built for long queries). fp32 arithmetic.
+//
+// rms_norm(x, w, eps):       x * w / sqrt(mean(x^2) + eps), row by row.
+// silu_mul(gate_up):         silu(gate) * up, the halves of each row.
+// attend_one(qkv, rotation, keys, values, heads):
+//     qkv [1, (H + 2 KV) * hd] is one token's fused projection, q and k in the pair
+//     layout (dims 2i and 2i+1 rotate together); rotation [hd / 2, 2] its position's
+//     cos and sin. Rotates q and k, writes k and v into the fp16 cache views
+//     keys/values [KV, end, hd] at their last position, and returns
+//     softmax(q kᵀ / sqrt(hd)) v over all `end` positions, as [1, H * hd], query
+//     head h reading kv head h / (H / KV). The cache is fp32, or fp16 as llama.cpp
+//     keeps it: at long contexts attention reads more bytes than the int4 weights.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <immintrin.h>
+#include <torch/library.h>
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+namespace {
+
+// e^x for 16 lanes: 2^n * e^r with r = x - n ln 2 in [-ln2/2, ln2/2] and a degree-7
+// Taylor polynomial for e^r (relative error ~1e-7); x below -87 gives 0.
+inline __m512 exp16(__m512 x) {
+  x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.f)), _mm512_set1_ps(-88.f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187045e-06f), r);
+  __m512 p = _mm512_set1_ps(1.f / 5040);
+  for (float c : {1.f / 720, 1.f / 120, 1.f / 24, 1.f / 6, 0.5f, 1.f, 1.f}) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+  return _mm512_scalef_ps(p, n);
+}
+
+inline __mmask16 tail_mask(int64_t left) {
+  return left >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1);
+}
+
+float dot(const float* a, const float* b, int64_t n) {
+  __m512 acc = _mm512_setzero_ps();
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 k = tail_mask(n - i);
+    acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, a + i), _mm512_maskz_loadu_ps(k, b + i), acc);
+  }
+  return _mm512_reduce_add_ps(acc);
+}
+
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  TORCH_CHECK(x.scalar_type() == at::kFloat && weight.scalar_type() == at::kFloat, "rms_norm: fp32 only");
+  const auto xc = x.contiguous(), wc = weight.contiguous();
+  const int64_t d = xc.size(-1), rows = xc.numel() / d;
+  TORCH_CHECK(wc.numel() == d, "rms_norm: weight does not match x");
+  auto y = at::empty_like(xc);
+  const float *xp = xc.data_ptr<float>(), *wp = wc.data_ptr<float>();
+  float* yp = y.data_ptr<float>();
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = xp + r * d;
+    const __m512 scale = _mm512_set1_ps(1.f / std::sqrt(dot(row, row, d) / d + static_cast<float>(eps)));
+    for (int64_t i = 0; i < d; i += 16) {
+      const __mmask16 k = tail_mask(d - i);
+      const __m512 v = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, row + i), scale),
+                                     _mm512_maskz_loadu_ps(k, wp + i));
+      _mm512_mask_storeu_ps(yp + r * d + i, k, v);
+    }
+  }
+  return y;
+}
+
+at::Tensor silu_mul(const at::Tensor& gate_up) {
+  TORCH_CHECK(gate_up.scalar_type() == at::kFloat && gate_up.size(-1) % 2 == 0, "silu_mul: fp32 [.., 2n]");
+  const auto gu = gate_up.contiguous();
+  const int64_t n = gu.size(-1) / 2, rows = gu.numel() / (2 * n);
+  auto sizes = gu.sizes().vec();
+  sizes.back() = n;
+  auto y = at::empty(sizes, gu.options());
+  const float* gp = gu.data_ptr<float>();
+  float* yp = y.data_ptr<float>();
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t i = 0; i < n; i += 16) {
+      const __mmask16 k = tail_mask(n - i);
+      const __m512 g = _mm512_maskz_loadu_ps(k, gp + r * 2 * n + i);
+      const __m512 u = _mm512_maskz_loadu_ps(k, gp + r * 2 * n + n + i);
+      const __m512 silu = _mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.f), exp16(_mm512_sub_ps(_mm512_setzero_ps(), g))));
+      _mm512_mask_storeu_ps(yp + r * n + i, k, _mm512_mul_ps(silu, u));
+    }
+  return y;
+}
+
+constexpr int64_t kMaxGroup = 16;  // query heads per kv head
+constexpr int64_t kMaxChunks = 16;  // head_dim up to 256
+
+// The cache holds fp32 or fp16 (at::Half's bits).
+inline __m512 load16(const float* p) { return _mm512_loadu_ps(p); }
+inline __m512 load16(const at::Half* p) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+inline void store(float* p, float v) { *p = v; }
+inline void store(at::Half* p, float v) {
+  *reinterpret_cast<uint16_t*>(p) = _cvtss_sh(v, _MM_FROUND_TO_NEAREST_INT);
+}
+
+void rotate(const float* in, const float* rotation, float* out, int64_t hd) {
+  for (int64_t i = 0; i < hd / 2; ++i) {
+    const float a = in[2 * i], b = in[2 * i + 1], c = rotation[2 * i], s = rotation[2 * i + 1];
+    out[2 * i] = a * c - b * s;
+    out[2 * i + 1] = a * s + b * c;
+  }
+}
+
+template <typename T>
+at::Tensor attend(const at::Tensor& qkv, const at::Tensor& rotation, at::Tensor& keys, at::Tensor& values,
+                  int64_t heads) {
+  TORCH_CHECK(keys.dim() == 3 && keys.sizes() == values.sizes() && keys.stride(2) == 1 && values.stride(2) == 1,
+              "attend_one: keys and values must be [kv heads, positions, head_dim] views with unit last stride");
+  const int64_t kv_heads = keys.size(0), end = keys.size(1), hd = keys.size(2);
+  TORCH_CHECK(heads % kv_heads == 0 && qkv.numel() == (heads + 2 * kv_heads) * hd && rotation.numel() == hd,
+              "attend_one: shapes do not match");
+  const auto qc = qkv.contiguous(), rc = rotation.contiguous();
+  const float *in = qc.data_ptr<float>(), *rot = rc.data_ptr<float>();
+  T* kp = keys.data_ptr<T>();
+  T* vp = values.data_ptr<T>();
+  const int64_t ks0 = keys.stride(0), ks1 = keys.stride(1), vs0 = values.stride(0), vs1 = values.stride(1);
+  std::vector<float> q(heads * hd);
+  for (int64_t h = 0; h < heads; ++h) rotate(in + h * hd, rot, q.data() + h * hd, hd);
+  std::vector<float> key(hd);
+  for (int64_t g = 0; g < kv_heads; ++g) {
+    rotate(in + (heads + g) * hd, rot, key.data(), hd);
+    const float* value = in + (heads + kv_heads + g) * hd;
+    for (int64_t i = 0; i < hd; ++i) {
+      store(kp + g * ks0 + (end - 1) * ks1 + i, key[i]);
+      store(vp + g * vs0 + (end - 1) * vs1 + i, value[i]);
+    }
+  }
+  auto out = at::empty({1, heads * hd}, qkv.options());
+  float* op = out.data_ptr<float>();
+  const float scale = 1.f / std::sqrt(static_cast<float>(hd));
+  const int64_t group = heads / kv_heads, chunks = hd / 16;
+  TORCH_CHECK(hd % 16 == 0 && group <= kMaxGroup && chunks <= kMaxChunks, "attend_one: more query heads per kv head or a "
+              "longer head_dim than this kernel holds");
+  // a kv head and its queries are ~4 * group * end * hd flops: only long caches are worth a second thread
+  const int64_t grain = group * end * hd >= (1 << 16) ? 1 : kv_heads;
+  at::parallel_for(0, kv_heads, grain, [&](int64_t begin, int64_t stop) {
+    std::vector<float> p(group * end);
+    for (int64_t g = begin; g < stop; ++g) {
+      const T* kh = kp + g * ks0;
+      const T* vh = vp + g * vs0;
+      const float* qg = q.data() + g * group * hd;
+      // scores: each key row is read once for all the group's queries
+      for (int64_t t = 0; t < end; ++t) {
+        __m512 key[kMaxChunks];
+        for (int64_t c = 0; c < chunks; ++c) key[c] = load16(kh + t * ks1 + 16 * c);
+        for (int64_t j = 0; j < group; ++j) {
+          __m512 acc = _mm512_setzero_ps();
+          for (int64_t c = 0; c < chunks; ++c)
+            acc = _mm512_fmadd_ps(_mm512_loadu_ps(qg + j * hd + 16 * c), key[c], acc);
+          p[j * end + t] = _mm512_reduce_add_ps(acc) * scale;
+        }
+      }
+      // softmax per query
+      float inverse[kMaxGroup];
+      for (int64_t j = 0; j < group; ++j) {
+        float* pj = p.data() + j * end;
+        __m512 top = _mm512_set1_ps(-INFINITY);
+        for (int64_t t = 0; t < end; t += 16)
+          top = _mm512_mask_max_ps(top, tail_mask(end - t), top, _mm512_maskz_loadu_ps(tail_mask(end - t), pj + t));
+        const __m512 shift = _mm512_set1_ps(_mm512_reduce_max_ps(top));
+        __m512 total = _mm512_setzero_ps();
+        for (int64_t t = 0; t < end; t += 16) {
+          const __mmask16 k = tail_mask(end - t);
+          const __m512 e = _mm512_maskz_mov_ps(k, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, pj + t), shift)));
+          _mm512_mask_storeu_ps(pj + t, k, e);
+          total = _mm512_add_ps(total, e);
+        }
+        inverse[j] = 1.f / _mm512_reduce_add_ps(total);
+      }
+      // weighted values: each value row is read once for all the group's queries
+      __m512 acc[kMaxGroup][kMaxChunks];
+      for (int64_t j = 0; j < group; ++j)
+        for (int64_t c = 0; c < chunks; ++c) acc[j][c] = _mm512_setzero_ps();
+      for (int64_t t = 0; t < end; ++t) {
+        __m512 value[kMaxChunks];
+        for (int64_t c = 0; c < chunks; ++c) value[c] = load16(vh + t * vs1 + 16 * c);
+        for (int64_t j = 0; j < group; ++j) {
+          const __m512 w = _mm512_set1_ps(p[j * end + t]);
+          for (int64_t c = 0; c < chunks; ++c) acc[j][c] = _mm512_fmadd_ps(w, value[c], acc[j][c]);
+        }
+      }
+      for (int64_t j = 0; j < group; ++j)
+        for (int64_t c = 0; c < chunks; ++c)
+          _mm512_mask_storeu_ps(op + (g * group + j) * hd + 16 * c, tail_mask(hd - 16 * c),
+                                _mm512_mul_ps(acc[j][c], _mm512_set1_ps(inverse[j])));
+    }
+  });
+  return out;
+}
+
+at::Tensor attend_one(const at::Tensor& qkv, const at::Tensor& rotation, at::Tensor keys, at::Tensor values,
+                      int64_t heads) {
+  TORCH_CHECK(qkv.scalar_type() == at::kFloat && rotation.scalar_type() == at::kFloat &&
+                  keys.scalar_type() == values.scalar_type(),
+              "attend_one: fp32 qkv and rotation; keys and values of one dtype");
+  if (keys.scalar_type() == at::kHalf) return attend<at::Half>(qkv, rotation, keys, values, heads);
+  TORCH_CHECK(keys.scalar_type() == at::kFloat, "attend_one: the cache must be fp32 or fp16");
+  return attend<float>(qkv, rotation, keys, values, heads);
+}
+
+}  // namespace
+
+TORCH_LIBRARY_FRAGMENT(pml, lib) {
+  lib.def("rms_norm(Tensor x, Tensor weight, float eps) -> Tensor");
+  lib.def("silu_mul(Tensor gate_up) -> Tensor");
+  lib.def("attend_one(Tensor qkv, Tensor rotation, Tensor(a!) keys, Tensor(b!) values, int heads) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(pml, CPU, lib) {
+  lib.impl("rms_norm", &rms_norm);
+  lib.impl("silu_mul", &silu_mul);
+  lib.impl("attend_one", &attend_one);
+}

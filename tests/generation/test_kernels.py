@@ -1,0 +1,114 @@
+"""Our CPU kernels (generation/kernels) against the same arithmetic written in torch."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pimpmyllama.generation import kernels
+from pimpmyllama.generation.quant import INT4_GROUP, pack_nibbles, quantize_int4, quantize_int8, unpack_nibbles
+from pimpmyllama.generation.rope import apply_rotations, rope_rotations
+
+pytestmark = pytest.mark.skipif(not kernels.load(), reason="this CPU or machine cannot build our kernels")
+
+
+def rand(*shape, seed=0, scale=1.0):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed)) * scale
+
+
+def test_nibbles_pack_a_group_as_its_two_halves():
+    q = torch.arange(64, dtype=torch.uint8).remainder(16).reshape(1, 64)  # two groups: 0..15, 0..15 twice
+    packed = pack_nibbles(q)
+    assert packed.shape == (1, 32)
+    assert packed[0, 0] == 0 | (0 << 4) and packed[0, 5] == 5 | (5 << 4)  # q[j] low, q[j + 16] high
+    assert torch.equal(unpack_nibbles(packed), q)
+
+
+def q4_reference(x, q, d, m):
+    """The kernel's arithmetic: x rounded to int8 per group of 32 (scale max|x| / 127),
+    exact integer dot products per group, then the scales, and m * sum(x) exactly."""
+    n, k = q.shape
+    xg = x.reshape(x.shape[0], 1, k // INT4_GROUP, INT4_GROUP)
+    scale = xg.abs().amax(-1) / 127
+    xq = torch.round(xg * torch.where(scale > 0, 1 / scale, 0)[..., None]).to(torch.int64)
+    dots = (q.reshape(1, n, k // INT4_GROUP, INT4_GROUP).to(torch.int64) * xq).sum(-1)  # [rows, n, groups]
+    return (dots.double() * scale.double() * d.double()[None]).sum(-1) + (m.double()[None] * xg.sum(-1).double()).sum(-1)
+
+
+@pytest.mark.parametrize("n,k", [(64, 96), (48, 576), (200, 1536)])  # odd and even group counts
+@pytest.mark.parametrize("rows", [1, 3])
+def test_q4_gemv_is_the_group_arithmetic_it_states(n, k, rows):
+    weight = rand(n, k, scale=0.05)
+    q, d, m = quantize_int4(weight)
+    x = rand(rows, k, seed=1)
+    y = torch.ops.pml.q4_gemv(x, pack_nibbles(q), d, m)
+    assert y.dtype == torch.float32 and y.shape == (rows, n)
+    torch.testing.assert_close(y.double(), q4_reference(x, q, d, m), rtol=1e-5, atol=1e-5)
+    # and against the fp32 product of the same weights, the activations' rounding costs ~1 %
+    dense = (q.reshape(n, -1, INT4_GROUP).float() * d.float()[..., None] + m.float()[..., None]).reshape(n, k)
+    expected = x @ dense.T
+    assert float((y - expected).norm() / expected.norm()) < 0.02
+
+
+def test_q8_gemv_is_the_fp32_product_of_the_row_scaled_weights():
+    weight = rand(96, 200, scale=0.05)  # 200: a tail past the last full block of 64
+    q, scales = quantize_int8(weight)
+    x = rand(2, 200, seed=1)
+    y = torch.ops.pml.q8_gemv(x, q, scales)
+    torch.testing.assert_close(y, x @ (q.float() * scales[:, None]).T, rtol=1e-5, atol=1e-6)
+
+
+def test_rms_norm_and_silu_mul_match_torch():
+    x, w = rand(3, 200), rand(200, seed=1)
+    torch.testing.assert_close(torch.ops.pml.rms_norm(x, w, 1e-5), F.rms_norm(x, (200,), w, 1e-5), rtol=1e-5, atol=1e-6)
+    gate_up = rand(2, 2 * 150, seed=2, scale=4)
+    expected = F.silu(gate_up[:, :150]) * gate_up[:, 150:]
+    torch.testing.assert_close(torch.ops.pml.silu_mul(gate_up), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("heads,kv_heads,hd", [(9, 3, 64), (4, 4, 32), (8, 2, 128)])
+@pytest.mark.parametrize("end", [1, 17, 700])  # 700: long enough to use both threads
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32])  # the cache's
+def test_attend_one_rotates_writes_the_cache_and_attends(heads, kv_heads, hd, end, dtype):
+    room = end + 5
+    keys, values = rand(kv_heads, room, hd, seed=1).to(dtype), rand(kv_heads, room, hd, seed=2).to(dtype)
+    before_k, before_v = keys.clone(), values.clone()
+    qkv = rand(1, (heads + 2 * kv_heads) * hd, seed=3)
+    rotation = rope_rotations(hd, {"rope_type": "default", "rope_theta": 10000.0}, end)[end - 1 :]
+    out = torch.ops.pml.attend_one(qkv, torch.view_as_real(rotation[0]), keys[:, :end], values[:, :end], heads)
+
+    qk = apply_rotations(qkv[:, : (heads + kv_heads) * hd].view(1, heads + kv_heads, hd), rotation)[0]
+    new_v = qkv[0, (heads + kv_heads) * hd :].view(kv_heads, hd)
+    # the new key and value, rounded to the cache's dtype
+    torch.testing.assert_close(keys[:, end - 1].float(), qk[heads:].to(dtype).float(), rtol=1e-6, atol=1e-6)
+    assert torch.equal(values[:, end - 1], new_v.to(dtype))
+    for cache, before in ((keys, before_k), (values, before_v)):  # nothing else in the cache moved
+        assert torch.equal(cache[:, : end - 1], before[:, : end - 1]) and torch.equal(cache[:, end:], before[:, end:])
+    q = qk[:heads].view(1, kv_heads, heads // kv_heads, hd)
+    expected = F.scaled_dot_product_attention(q, keys[None, :, :end].float(), values[None, :, :end].float())
+    torch.testing.assert_close(out, expected.reshape(1, heads * hd), rtol=1e-5, atol=1e-5)
+
+
+def test_q4_dequant_gives_the_bf16_weights_torch_computes():
+    q, d, m = quantize_int4(rand(64, 96, scale=0.05))
+    expected = (q.reshape(64, -1, INT4_GROUP).float() * d.float()[..., None] + m.float()[..., None]).reshape(64, 96)
+    assert torch.equal(torch.ops.pml.q4_dequant(pack_nibbles(q), d, m), expected.bfloat16())
+
+
+def test_without_the_cpu_flags_or_when_turned_off_pytorchs_kernels_serve(monkeypatch):
+    monkeypatch.setattr(kernels, "cpu_flags", lambda: {"avx2", "fma"})
+    assert kernels.load.__wrapped__() is False
+    monkeypatch.setattr(kernels, "cpu_flags", lambda: set(kernels.NEEDED_FLAGS))
+    monkeypatch.setenv("PML_KERNELS", "0")
+    assert kernels.load.__wrapped__() is False
+
+
+def test_a_failed_build_says_so_in_one_line_and_leaves_no_library(monkeypatch, tmp_path, capsys):
+    broken = tmp_path / "broken.cpp"
+    broken.write_text("this is not C++\n")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(kernels, "SOURCES", [broken])
+    assert kernels.load.__wrapped__() is False
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[0].startswith("pimpmyllama: building") and len(lines) == 2
+    assert lines[1].startswith("pimpmyllama: using PyTorch's kernels instead of its own (the kernels did not compile")
+    assert kernels.cache_dir().is_dir() and [p for p in kernels.cache_dir().rglob("*")] == []  # no partial file either
