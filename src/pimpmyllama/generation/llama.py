@@ -165,8 +165,9 @@ class LlamaModel:
             tensor = get(name)
             return None if tensor is None else tensor.float()
 
-        # The residual stream, norms, attention and cache stay fp32 at every precision;
-        # the linear layers hold their weights as `dtype` and `bits` say.
+        # The residual stream, norms and attention stay fp32 at every precision (the
+        # cache too, but below fp32 with our kernels: new_cache); the linear layers
+        # hold their weights as `dtype` and `bits` say.
         self.embed = need("model.embed_tokens.weight", dtype)
         q_rows, kv_rows = spec.num_heads * spec.head_dim, spec.num_kv_heads * spec.head_dim
         self.layers = []

@@ -24,11 +24,18 @@ from pimpmyllama.generation import kernels
 INT4_GROUP = 32
 
 
+ROWS_AT_A_TIME = 4096  # fp32 temporaries of a few MB, not of the whole matrix (peak memory at load)
+
+
 def quantize_int8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(q int8 [N, K], scales [N]) with weight ≈ q * scales[:, None]."""
-    w = weight.float()
-    scales = (w.abs().amax(dim=1) / 127).clamp(min=1e-10)
-    q = torch.round(w / scales[:, None]).clamp(-127, 127).to(torch.int8)
+    q = torch.empty(weight.shape, dtype=torch.int8)
+    scales = torch.empty(weight.shape[0])
+    for start in range(0, weight.shape[0], ROWS_AT_A_TIME):
+        w = weight[start : start + ROWS_AT_A_TIME].float()
+        s = (w.abs().amax(dim=1) / 127).clamp(min=1e-10)
+        q[start : start + ROWS_AT_A_TIME] = torch.round(w / s[:, None]).clamp(-127, 127)
+        scales[start : start + ROWS_AT_A_TIME] = s
     return q, scales
 
 
