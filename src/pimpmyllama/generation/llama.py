@@ -201,7 +201,9 @@ class LlamaModel:
         self._rotations = torch.empty(0, dtype=torch.complex64)
         self.traced = traced
         # our kernels for the step's small operations, where they built (kernels/)
-        self.fused = kernels.load() and spec.head_dim % 16 == 0 and spec.num_heads // spec.num_kv_heads <= 16
+        # (attend_one holds head_dim 16..256 in steps of 16, up to 16 query heads per kv head)
+        self.fused = (kernels.load() and spec.head_dim % 16 == 0 and spec.head_dim <= 256
+                      and spec.num_heads // spec.num_kv_heads <= 16)
         self._step = None  # the traced single-token step, made on first use
 
     def new_cache(self, max_len: int) -> KVCache:
@@ -244,7 +246,7 @@ class LlamaModel:
             q = qk[:, :H].transpose(0, 1)
             cache.k[i, :, pos0:end] = qk[:, H:].transpose(0, 1)
             cache.v[i, :, pos0:end] = qkv[:, (H + KV) * hd :].view(T, KV, hd).transpose(0, 1)
-            keys, values = _fp32(cache.k[i, :, :end]), _fp32(cache.v[i, :, :end])
+            keys, values = cache.k[i, :, :end], cache.v[i, :, :end]
             # SDPA gets 4-D inputs: with 3-D ones the CPU build falls back from its
             # fused kernel to a math path several times slower.
             o = F.scaled_dot_product_attention(
