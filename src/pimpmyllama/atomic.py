@@ -5,10 +5,11 @@ once complete (a rename within one directory is atomic on POSIX). A temporary
 left behind by a killed process is recognised by its owner's pid and swept.
 """
 
+import fcntl
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -36,26 +37,38 @@ def _fsync_dir(path: Path) -> None:
 
 
 @contextmanager
-def atomic_dir(final: Path, *, replace: bool = False) -> Iterator[Path]:
-    """Yield an empty temporary folder that becomes `final` when the block succeeds."""
+def atomic_dir(final: Path, *, replace: bool = False,
+               publish: Callable[[Callable[[], None]], None] | None = None) -> Iterator[Path]:
+    """Yield an empty temporary folder that becomes `final` when the block succeeds.
+
+    `publish`, if given, is handed the final rename to run (under a lock, after a
+    last check of its own); without it the rename runs at once.
+    """
     final.parent.mkdir(parents=True, exist_ok=True)
     sweep_stale_temps(final.parent)
     tmp = _temp_sibling(final)
     tmp.mkdir()
-    try:
-        yield tmp
-        _fsync_tree(tmp)
-        if final.exists():
+
+    def rename() -> None:
+        if final.exists() or final.is_symlink():
             if not replace:
                 raise FileExistsError(final)
             # Move the old one aside first so that `final` is never missing a file.
             old = _temp_sibling(final)
             os.rename(final, old)
             os.rename(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
+            if old.is_symlink():
+                old.unlink()
+            else:
+                shutil.rmtree(old, ignore_errors=True)
         else:
             os.rename(tmp, final)
         _fsync_dir(final.parent)
+
+    try:
+        yield tmp
+        _fsync_tree(tmp)
+        (publish or (lambda run: run()))(rename)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -114,5 +127,13 @@ def sweep_stale_temps(folder: Path) -> list[Path]:
     return removed
 
 
-def is_hidden_temp(path: Path) -> bool:
-    return path.name.startswith(".")
+
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on `path` (created if absent), across processes."""
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -8,9 +8,9 @@ from fakes import FakeEngine
 def fake_engine(monkeypatch, tiny_model, pml_home):
     """Every command that loads a model gets this fake; queue replies on it."""
     engine = FakeEngine(tiny_model)
-    import pimpmyllama.chat.resolve as resolve
+    import pimpmyllama.chat.opening as opening
 
-    monkeypatch.setattr(resolve, "load_engine", lambda ref, progress=None, adapter=None, precision=None: engine)
+    monkeypatch.setattr(opening, "load_engine", lambda ref, progress=None, adapter=None, precision=None: engine)
     return engine
 
 

@@ -6,6 +6,8 @@ import json
 import pytest
 import torch
 import yaml
+
+from pimpmyllama.models.manifest import Manifest
 from typer.testing import CliRunner
 
 from merge_helpers import load_tensors, merge
@@ -78,7 +80,7 @@ def test_the_recipe_and_the_inputs_identities_are_kept_beside_the_model(trio, pm
     merge(tmp_path, recipe)
     stored = pml_home / "models" / "merged"
     assert yaml.safe_load((stored / "merge-recipe.yml").read_text()) == recipe
-    record = json.loads((stored / "pml-model.json").read_text())
-    assert record["method"] == "task_arithmetic"
-    assert [i["path"] for i in record["inputs"]] == [str(trio[0]), str(trio[1])]
-    assert all(len(i["fingerprint"]) >= 16 for i in record["inputs"])
+    record = Manifest.model_validate_json((stored / "pml-model.json").read_text())
+    assert (record.made_by, record.recipe["method"]) == ("merge", "task_arithmetic")
+    assert [p.path for p in record.parents] == [str(trio[0]), str(trio[1])]
+    assert all(len(p.fingerprint) >= 16 for p in record.parents)

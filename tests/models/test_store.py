@@ -23,7 +23,7 @@ def test_import_list_show_remove(pml_home, tiny_model):
     assert meta["format"] == "hf" and meta["source"] == str(tiny_model.resolve())
     store.remove("tiny")
     assert store.names() == []
-    assert list((pml_home / "models").iterdir()) == [pml_home / "models" / ".import.lock"]
+    assert [p.name for p in (pml_home / "models").iterdir()] == [".lock"]
 
 
 def test_default_name_comes_from_the_folder(pml_home, tiny_model):
@@ -77,16 +77,16 @@ def test_nan_weights_are_refused(pml_home, tiny_model, tmp_path):
 
 
 def test_a_failure_mid_import_leaves_nothing_behind(pml_home, tiny_model, monkeypatch):
-    import pimpmyllama.models.importing as importing
+    import pimpmyllama.models.store as store
 
     def explode(folder):
         assert (folder / "model.safetensors").exists()  # the copy was under way
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(importing, "verify_model_folder", explode)
+    monkeypatch.setattr(store, "verify_model_folder", explode)
     with pytest.raises(KeyboardInterrupt):
         ModelStore().import_model(tiny_model, "tiny")
-    assert [p.name for p in (pml_home / "models").iterdir()] == [".import.lock"]
+    assert [p.name for p in (pml_home / "models").iterdir()] == []
 
 
 def test_a_temp_left_by_a_killed_import_is_swept(pml_home):

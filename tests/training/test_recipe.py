@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from pimpmyllama.errors import InvalidInputError
+from pimpmyllama.models.manifest import Manifest
 from pimpmyllama.training.recipe import train
 
 
@@ -18,8 +19,10 @@ def test_a_lora_run_writes_a_peft_adapter_with_its_story(train_config, pml_home,
     folder = pml_home / "adapters" / "t1"
     assert {"adapter_config.json", "adapter_model.safetensors", "pml-adapter.json", "metrics.jsonl",
             "loss.png"} <= {p.name for p in folder.iterdir()}
-    meta = json.loads((folder / "pml-adapter.json").read_text())
-    assert meta["base"] == "tiny" and meta["method"] == "lora" and len(meta["data_hash"]) == 64
+    record = Manifest.model_validate_json((folder / "pml-adapter.json").read_text())
+    meta = record.training
+    assert (record.kind, record.made_by, record.base.ref) == ("adapter", "train", "tiny")
+    assert meta["method"] == "lora" and len(meta["data_hash"]) == 64
     assert meta["config"]["lora_rank"] == 8 and meta["metrics"]["steps"] == 4 == result.steps
     assert set(meta["metrics"]["before"]) == {"domain", "general"}
     lines = (folder / "metrics.jsonl").read_text().splitlines()
@@ -79,7 +82,8 @@ def test_a_full_run_writes_a_model_to_the_store(train_config, pml_home):
     from pimpmyllama.models.store import ModelStore
 
     assert "full1" in ModelStore().names()
-    assert json.loads((folder / "pml-model.json").read_text())["base"] == "tiny"
+    record = Manifest.model_validate_json((folder / "pml-model.json").read_text())
+    assert (record.kind, record.made_by, record.base.ref) == ("model", "train", "tiny")
 
 
 def test_an_adapter_for_another_base_is_refused(train_config, pml_home, tmp_path):
@@ -126,12 +130,12 @@ def test_too_long_examples_are_dropped_and_counted(train_config, chat_data, tmp_
 
 
 def test_a_failure_while_saving_leaves_no_adapter(train_config, pml_home, monkeypatch):
-    import pimpmyllama.training.artifacts as artifacts
+    import pimpmyllama.models.adapters as adapters
 
     def broken(folder):
         raise InvalidInputError("simulated check failure")
 
-    monkeypatch.setattr(artifacts, "check_adapter_files", broken)
+    monkeypatch.setattr(adapters, "check_adapter_files", broken)
     with pytest.raises(InvalidInputError, match="simulated"):
         train(train_config(max_steps=1))
-    assert [p.name for p in (pml_home / "adapters").iterdir()] == []
+    assert [p.name for p in (pml_home / "adapters").iterdir() if p.name != ".lock"] == []

@@ -1,13 +1,14 @@
 """pml adapters list|show|rm, pml export"""
 
-import json
 from pathlib import Path
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from pimpmyllama.cli.app import new_app
 from pimpmyllama.cli.console import human_size, out, progress_reporter
+from pimpmyllama.errors import PmlError
 
 app = new_app("Manage LoRA adapters (the results of `pml train --lora`).")
 
@@ -20,10 +21,15 @@ def list_():
     store = AdapterStore()
     table = Table("NAME", "BASE", "RANK", "STEPS", "CREATED", box=None)
     for name in store.names():
-        meta = store.meta(name)
-        config = meta.get("config", {})
-        table.add_row(name, meta.get("base", "?"), str(config.get("lora_rank", "?")),
-                      str(meta.get("metrics", {}).get("steps", "?")), meta.get("created_at", "?"))
+        try:
+            meta = store.meta(name)
+        except PmlError as exc:
+            table.add_row(Text(name), Text(f"unreadable: {exc}"), "?", "?", "?")
+            continue
+        training = (meta.training if meta else None) or {}
+        rank = training.get("config", {}).get("lora_rank") or (meta.extraction or {}).get("rank") if meta else None
+        table.add_row(Text(name), Text(meta.base.ref if meta and meta.base else "?"), str(rank or "?"),
+                      str(training.get("metrics", {}).get("steps", "?")), meta.created_at if meta else "?")
     out.print(table)
 
 
@@ -36,8 +42,9 @@ def show(name: str = typer.Argument(..., help="adapter name")):
     folder = store.folder(name)
     meta = store.meta(name)
     size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
-    out.print(f"[bold]{name}[/] · base {meta.get('base', '?')} · {human_size(size)} · {folder}")
-    out.print_json(json.dumps({k: meta.get(k) for k in ("data", "data_hash", "config", "metrics", "created_at")}))
+    base = meta.base.ref if meta and meta.base else "?"
+    out.print(Text(f"{name} · base {base} · {human_size(size)} · {folder}"))
+    out.print_json(meta.model_dump_json(exclude_none=True) if meta else "{}")
 
 
 @app.command("rm")
@@ -46,17 +53,18 @@ def rm(name: str = typer.Argument(..., help="adapter name")):
     from pimpmyllama.models.adapters import AdapterStore
 
     AdapterStore().remove(name)
-    out.print(f"removed {name}")
+    out.print(Text(f"removed {name}"))
 
 
 def export(
-    name: str = typer.Argument(..., help="an adapter (merged into its base) or a store model"),
+    name: str = typer.Argument(..., help="a model, MODEL+ADAPTER, or an adapter (merged into its base)"),
     output: Path = typer.Option(..., "--output", "-o", help="folder to write the standalone model into"),
     base: str = typer.Option(None, "--base", help="base model for the adapter (default: the one it was trained on)"),
 ):
     """Write a standalone Hugging Face model: an adapter merged into its base weights."""
+    from pimpmyllama.generation.checks import check_model_runs
     from pimpmyllama.models.export import export_model
 
     with progress_reporter(f"Exporting {name}") as report:
-        path = export_model(name, output, base=base, progress=report)
+        path = export_model(name, output, base=base, progress=report, check=check_model_runs)
     out.print(f"wrote {path}")

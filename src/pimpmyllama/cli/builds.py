@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
 
@@ -15,18 +16,25 @@ app = new_app("Manage builds (model + system prompt + facts + parameters).")
 def create(
     name: str = typer.Argument(..., help="name of the new build"),
     file: Path = typer.Option(..., "--file", "-f", help="the build's YAML file"),
+    force: bool = typer.Option(False, "--force", help="replace a build of the same name"),
 ):
-    """Create (or replace) a build from a YAML file."""
-    from pimpmyllama.chat.resolve import check_model_ref
-    from pimpmyllama.models.store import check_name
+    """Create a build from a YAML file, checked against its model."""
+    from pimpmyllama.cli.console import progress_reporter
+    from pimpmyllama.errors import InvalidInputError
+    from pimpmyllama.names import check_name
     from pimpmyllama.prompting.build import load_build_file
     from pimpmyllama.prompting.builds import BuildStore
+    from pimpmyllama.prompting.check import check_build
 
     check_name(name, "build")
+    store = BuildStore()
+    if store.exists(name) and not force:
+        raise InvalidInputError(f"a build named {name!r} already exists (use --force to replace it)")
     build = load_build_file(file)
-    check_model_ref(build.from_, adapter=build.adapter)
-    BuildStore().save(name, build)
-    out.print(f"created build [bold]{name}[/] (model {build.from_})")
+    with progress_reporter("Checking the model") as report:
+        check_build(build, report)
+    store.save(name, build)
+    out.print(f"created build [bold]{escape(name)}[/] (model {escape(build.from_)})")
 
 
 @app.command("list")
@@ -57,4 +65,4 @@ def rm(name: str = typer.Argument(..., help="build name")):
     from pimpmyllama.prompting.builds import BuildStore
 
     BuildStore().remove(name)
-    out.print(f"removed {name}")
+    out.print(f"removed {escape(name)}")

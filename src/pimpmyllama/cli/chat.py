@@ -2,7 +2,6 @@
 
 import json
 import sys
-from datetime import datetime
 
 import typer
 
@@ -11,68 +10,16 @@ from pimpmyllama.cli.render import context_dict, render_context, render_sources,
 from pimpmyllama.errors import InvalidInputError, PmlError
 
 
-def _sessions():
-    from pimpmyllama.memory.sessions import SessionStore
-    from pimpmyllama.storage.db import open_database
-
-    return SessionStore(open_database())
-
-
 KB = typer.Option(None, "--kb", help="search this knowledge base for every message (repeatable)")
 ADAPTER = typer.Option(None, "--adapter", help="apply this LoRA adapter to the model")
 PRECISION = typer.Option(None, "--precision", help="fp32, bf16, int8 or int4 (default: the build's, or int4)")
 
 
-def _new_session_name(sessions) -> str:
-    base = datetime.now().strftime("chat-%Y%m%d-%H%M%S")
-    name, n = base, 1
-    while sessions.find(name):
-        n += 1
-        name = f"{base}-{n}"
-    return name
+def open_conversation(build_ref: str | None, session_name: str | None, **options):
+    from pimpmyllama.chat.opening import open_conversation as open_
 
-
-def open_conversation(build_ref: str | None, session_name: str | None, *, continue_latest: bool = False,
-                      new_session: bool = True, knowledge: list[str] | None = None, adapter: str | None = None,
-                      precision: str | None = None):
-    """Resolve the build, open (or create) the session, load the engine."""
-    from pimpmyllama.chat import resolve
-    from pimpmyllama.chat.conversation import Conversation
-
-    sessions = _sessions()
-    session = None
-    if continue_latest:
-        session = sessions.latest()
-        if session is None:
-            raise InvalidInputError("there is no session to continue")
-    elif session_name:
-        session = sessions.find(session_name)
-    if session is not None and build_ref is None:
-        build_ref = session.build
-    resolved = resolve.resolve_build(build_ref)
-    if session is None and (session_name or new_session):
-        session = sessions.create(session_name or _new_session_name(sessions), resolved.ref)
-    elif session is not None and build_ref != session.build:
-        sessions.set_build(session, resolved.ref)
-    build = resolved.build
-    if adapter:
-        build = build.model_copy(update={"adapter": adapter})
-    if precision:
-        from pimpmyllama.generation.precision import check_precision
-
-        build = build.model_copy(update={"precision": check_precision(precision).name})
-    if knowledge:
-        build = build.model_copy(update={"knowledge": [*build.knowledge, *knowledge]})
-    store = None
-    if build.knowledge:
-        from pimpmyllama.knowledge.store import KnowledgeStore
-
-        store = KnowledgeStore(sessions.db)
-        for name in build.knowledge:
-            store.get(name)  # an unknown base fails now, not at the first message
-    with progress_reporter(f"Loading {build.from_}") as report:
-        engine = resolve.load_engine(build.from_, report, adapter=build.adapter, precision=build.precision)
-    return Conversation(engine, build, sessions=sessions, session=session, knowledge=store), resolved
+    with progress_reporter("Loading") as report:
+        return open_(build_ref, session_name, progress=report, **options)
 
 
 def chat(
@@ -92,7 +39,7 @@ def chat(
 
 
 def _split_ask_args(args: list[str]) -> tuple[str | None, str]:
-    from pimpmyllama.chat.resolve import resolve_build
+    from pimpmyllama.prompting.refs import resolve_build
 
     if len(args) > 2:
         raise InvalidInputError("give at most a build and a question (quote the question)")

@@ -16,6 +16,7 @@ def merge(
     dry_run: bool = typer.Option(False, "--dry-run", help="print the plan (per tensor: method, weights, densities) only"),
     seed: int = typer.Option(0, "--seed", help="seed of the random methods (dare_*, della*)"),
     as_json: bool = typer.Option(False, "--json", help="with --dry-run: the plan as JSON"),
+    force: bool = typer.Option(False, "--force", help="replace a model of the same name"),
 ):
     """Merge models with a mergekit recipe (or bake a LoRA adapter into its base)."""
     if args[0] == "lora":
@@ -26,7 +27,7 @@ def merge(
         from pimpmyllama.merging.lora import merge_lora_to_store
 
         with progress_reporter(f"Merging {args[2]} into {args[1]}") as report:
-            merge_lora_to_store(args[1], args[2], output, report)
+            merge_lora_to_store(args[1], args[2], output, report, force=force)
         out.print(f"merged [bold]{output}[/] = {args[1]} + {args[2]}")
         return
     if len(args) != 1:
@@ -58,7 +59,7 @@ def merge(
     from pimpmyllama.merging.merge import merge_to_store
 
     with progress_reporter(f"Merging {recipe.name}") as report:
-        merge_to_store(recipe, output, seed=seed, progress=report)
+        merge_to_store(recipe, output, seed=seed, progress=report, force=force)
     out.print(f"merged [bold]{output}[/] (use it with `from: {output}` in a build, or `pml chat {output}`)")
 
 
@@ -67,12 +68,13 @@ def extract_lora(
     base: str = typer.Option(..., "--base", help="the model it was fine-tuned from"),
     rank: int = typer.Option(16, "--rank", help="LoRA rank"),
     output: str = typer.Option(None, "--output", "-o", help="adapter name (default: TUNED-lora)"),
+    force: bool = typer.Option(False, "--force", help="replace an adapter of the same name"),
 ):
     """Extract a LoRA adapter from a fine-tune: the difference from its base, by SVD."""
     from pimpmyllama.merging.lora import extract_lora as run
 
     with progress_reporter(f"Extracting {tuned}") as report:
-        result = run(tuned, base, rank, output or f"{tuned}-lora", report)
+        result = run(tuned, base, rank, output or f"{tuned}-lora", report, force=force)
     whole = f"; stored whole: {', '.join(result.whole_tensors)}" if result.whole_tensors else ""
     out.print(f"extracted adapter [bold]{result.name}[/]: rank {result.rank} on {result.modules} layers, "
               f"mean relative error {result.relative_error:.4f}{whole}")

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from pimpmyllama.cli.app import new_app
 from pimpmyllama.cli.console import human_count, human_size, out, progress_reporter
@@ -16,13 +17,15 @@ app = new_app("Manage the model store (imported models).")
 def import_(
     path: Path = typer.Argument(..., help="a Hugging Face model folder (safetensors) or a .gguf file"),
     name: str = typer.Option(None, "--name", "-n", help="store name (default: from the file or folder name)"),
+    force: bool = typer.Option(False, "--force", help="replace a model of the same name"),
 ):
     """Import a model into the store (a GGUF is dequantized once, to safetensors)."""
+    from pimpmyllama.generation.checks import check_model_runs
     from pimpmyllama.models.store import ModelStore
 
     with progress_reporter(f"Importing {path.name}") as report:
-        stored = ModelStore().import_model(path, name, report)
-    out.print(f"imported [bold]{stored}[/]")
+        stored = ModelStore().import_model(path, name, report, force=force, check=check_model_runs)
+    out.print(Text(f"imported {stored}"))
 
 
 @app.command("list")
@@ -30,12 +33,14 @@ def list_():
     """List the stored models."""
     from pimpmyllama.models.store import ModelStore
 
-    store = ModelStore()
     table = Table("NAME", "ARCH", "PARAMS", "CONTEXT", "SIZE", "IMPORTED", box=None)
-    for name in store.names():
-        info = store.info(name)
-        table.add_row(name, info.architecture, human_count(info.parameters), str(info.context_length),
-                      human_size(info.size_bytes), info.imported_at)
+    for row in ModelStore().listing():
+        info = row.info
+        if info is None:
+            table.add_row(Text(row.name), Text(f"not usable: {row.problem}", style="yellow"), "", "", "", "")
+            continue
+        table.add_row(Text(row.name), Text(info.architecture), human_count(info.parameters),
+                      str(info.context_length), human_size(info.size_bytes), info.imported_at)
     out.print(table)
 
 
@@ -64,7 +69,7 @@ def show(
     ]
     table = Table(show_header=False, box=None)
     for key, value in rows:
-        table.add_row(key, value)
+        table.add_row(key, Text(value))
     out.print(table)
 
 
@@ -74,4 +79,4 @@ def rm(name: str = typer.Argument(..., help="store name")):
     from pimpmyllama.models.store import ModelStore
 
     ModelStore().remove(name)
-    out.print(f"removed {name}")
+    out.print(Text(f"removed {name}"))

@@ -15,11 +15,11 @@ import numpy as np
 from pimpmyllama.errors import InvalidInputError, NotFoundError
 from pimpmyllama.knowledge.chunking import Chunk
 from pimpmyllama.knowledge.stopwords import STOPWORDS
+from pimpmyllama.names import check_name
 from pimpmyllama.storage.db import Database, utc_now
 from pimpmyllama.storage.vectors import VectorTable
 
 FILTER_FIELDS = ("source", "title", "heading", "page")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 @dataclass
@@ -96,8 +96,7 @@ class KnowledgeStore:
 
     # bases ----------------------------------------------------------------------
     def create(self, name: str, embedder: str, dim: int, chunk_size: int, overlap: int) -> KnowledgeBase:
-        if not _NAME.match(name):
-            raise InvalidInputError(f"invalid knowledge base name {name!r}: letters, digits, '.', '_' and '-' only")
+        check_name(name, "knowledge base")
         if not 0 <= overlap < chunk_size:
             raise InvalidInputError(f"overlap {overlap} must be at least 0 and less than chunk size {chunk_size}")
         if self.find(name):

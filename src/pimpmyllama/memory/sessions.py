@@ -10,15 +10,12 @@ that was dropped never comes back into the window.
 """
 
 import json
-import re
 from dataclasses import dataclass
 
 from pimpmyllama.errors import InvalidInputError, NotFoundError
+from pimpmyllama.names import check_name
 from pimpmyllama.prompting.packer import Turn
 from pimpmyllama.storage.db import Database, utc_now
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-
 
 @dataclass
 class Session:
@@ -75,8 +72,7 @@ class SessionStore:
         return Session(**row) if row else None
 
     def create(self, name: str, build: str | None) -> Session:
-        if not _NAME.match(name):
-            raise InvalidInputError(f"invalid session name {name!r}: letters, digits, '.', '_' and '-' only")
+        check_name(name, "session")
         now = utc_now()
         self.db.execute(
             "INSERT INTO sessions (name, build, created_at, updated_at) VALUES (?, ?, ?, ?)",

@@ -3,7 +3,6 @@ written out at once (streamed safetensors), then the model is checked."""
 
 import json
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -11,11 +10,10 @@ import torch
 from pimpmyllama.errors import InvalidInputError
 from pimpmyllama.merging.methods.base import TensorInputs
 from pimpmyllama.merging.plan import EMBEDDINGS, MergePlan, TensorPlan
+from pimpmyllama.models.manifest import Manifest, Parent
 from pimpmyllama.models.shards import DTYPES, TensorSpec, write_streaming
-
-Progress = Callable[[str, int, int | None], None]
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
-                   "generation_config.json")
+from pimpmyllama.models.shelf import TOKENIZER_FILES
+from pimpmyllama.progress import Progress
 
 
 def _read(plan: MergePlan, source_index: int, name: str) -> torch.Tensor:
@@ -46,7 +44,8 @@ def compute_tensor(plan: MergePlan, tp: TensorPlan) -> torch.Tensor:
     return merged.to(plan.out_dtype)
 
 
-def write_merged(plan: MergePlan, folder: Path, recipe_text: str, progress: Progress | None = None) -> None:
+def write_merged(plan: MergePlan, folder: Path, recipe_text: str, progress: Progress | None = None) -> Manifest:
+    """The merged model's files into `folder`; returns its manifest."""
     by_name = {tp.name: tp for tp in plan.tensors}
     specs = [TensorSpec(tp.name, DTYPES[plan.out_dtype], tp.shape) for tp in plan.tensors]
     write_streaming(
@@ -65,14 +64,10 @@ def write_merged(plan: MergePlan, folder: Path, recipe_text: str, progress: Prog
     if plan.config.chat_template and "{" in plan.config.chat_template:
         (folder / "chat_template.jinja").write_text(plan.config.chat_template)
     (folder / "merge-recipe.yml").write_text(recipe_text)
-    record = {
-        "source": f"merge ({plan.method.name})",
-        "format": "merge",
-        "method": plan.method.name,
-        "seed": plan.seed if plan.method.random else None,
-        "inputs": [s.identity() for s in plan.sources],
-    }
-    (folder / "pml-model.json").write_text(json.dumps(record, indent=2))
+    return Manifest(kind="model", made_by="merge", source=f"merge ({plan.method.name})",
+                    parents=[Parent(**s.identity()) for s in plan.sources],
+                    recipe={"method": plan.method.name, "seed": plan.seed if plan.method.random else None,
+                            "file": "merge-recipe.yml"})
 
 
 def check_merged(folder: Path) -> None:

@@ -9,6 +9,9 @@ from pathlib import Path
 import torch
 
 from pimpmyllama.errors import InvalidInputError
+from pimpmyllama.models.adapters import Adapter, base_fingerprint
+from pimpmyllama.models.info import read_config
+from pimpmyllama.models.refs import resolve_model
 from pimpmyllama.models.weights import TensorFiles
 
 
@@ -56,8 +59,6 @@ class Source:
 
     def identity(self) -> dict:
         """What the merged model's record says about this input."""
-        from pimpmyllama.models.adapters import base_fingerprint
-
         out = {"ref": self.ref, "path": str(self.folder), "fingerprint": base_fingerprint(self.folder)}
         if self.adapter:
             out["adapter"] = str(self.adapter)
@@ -67,19 +68,12 @@ class Source:
 
 
 def resolve_source(ref: str) -> Source:
-    from pimpmyllama.chat.resolve import adapter_folder
-    from pimpmyllama.models.adapters import load_adapter
-    from pimpmyllama.models.store import ModelStore
-
-    model_ref, _, adapter_ref = ref.partition("+")
-    name, folder = ModelStore().resolve(model_ref)
-    config_path = folder / "config.json"
-    config = json.loads(config_path.read_text())
+    """A recipe's model: MODEL or MODEL+ADAPTER (see `models.refs`)."""
+    resolved = resolve_model(ref)
+    config = read_config(resolved.folder)
     if "num_hidden_layers" not in config:
-        raise InvalidInputError(f"{name}: config.json has no num_hidden_layers; only layered decoders can be merged")
-    adapter, applied = None, None
-    if adapter_ref:
-        adapter = adapter_folder(adapter_ref)
-        applied = load_adapter(adapter, folder, name)
-    return Source(ref, name if not adapter_ref else f"{name}+{adapter.name}", folder, adapter, config,
-                  TensorFiles(folder), applied)
+        raise InvalidInputError(f"{resolved.name}: config.json has no num_hidden_layers; only layered decoders "
+                                "can be merged")
+    applied = Adapter(resolved.adapter) if resolved.adapter else None
+    return Source(ref, resolved.label, resolved.folder, resolved.adapter, config, TensorFiles(resolved.folder),
+                  applied)

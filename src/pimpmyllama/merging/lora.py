@@ -9,18 +9,21 @@ so the head is not counted twice (a known way extraction goes wrong elsewhere).
 
 import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
+from safetensors.torch import save_file
 
-from pimpmyllama.atomic import atomic_dir
 from pimpmyllama.errors import InvalidInputError
+from pimpmyllama.generation.checks import check_model_runs
+from pimpmyllama.models.adapters import AdapterStore, base_fingerprint
+from pimpmyllama.models.export import write_with_adapter
+from pimpmyllama.models.manifest import Manifest, Parent
+from pimpmyllama.models.refs import resolve_model, resolve_model_folder
+from pimpmyllama.models.store import ModelStore
 from pimpmyllama.models.weights import TensorFiles
-
-Progress = Callable[[str, int, int | None], None]
+from pimpmyllama.progress import Progress
 _LINEAR = re.compile(r"^(model\.layers\.\d+\.(?:self_attn|mlp)\.(\w+_proj))\.weight$")
 
 
@@ -33,41 +36,29 @@ class Extraction:
     relative_error: float  # mean over modules of |delta - BA| / |delta|
 
 
-def merge_lora_to_store(base_ref: str, adapter_ref: str, name: str, progress: Progress | None = None) -> Path:
-    from pimpmyllama.chat.resolve import adapter_folder
-    from pimpmyllama.models.export import write_with_adapter
-    from pimpmyllama.models.store import ModelStore, check_name
-
-    check_name(name)
+def merge_lora_to_store(base_ref: str, adapter_ref: str, name: str, progress: Progress | None = None, *,
+                        force: bool = False) -> Path:
+    """MODEL + ADAPTER baked into one standalone model of the store."""
     store = ModelStore()
-    if store.exists(name):
-        raise InvalidInputError(f"a model named {name!r} already exists (remove it first or choose another -o)")
-    base_name, base_folder = store.resolve(base_ref)
-    adapter = adapter_folder(adapter_ref)
-    with atomic_dir(store.root / name) as tmp:
-        write_with_adapter(tmp, base_name, base_folder, adapter, progress)
-    return store.root / name
+    store.check_new(name, force)
+    resolved = resolve_model(base_ref, adapter=adapter_ref)
+    with store.create(name, force=force, check=check_model_runs) as draft:
+        draft.manifest = write_with_adapter(draft.folder, resolved, progress, made_by="merge-lora")
+    return store.shelf.entry(name)
 
 
-def extract_lora(tuned_ref: str, base_ref: str, rank: int, name: str, progress: Progress | None = None) -> Extraction:
-    from safetensors.torch import save_file
-
-    from pimpmyllama.models.adapters import META, AdapterStore, base_fingerprint
-    from pimpmyllama.models.store import ModelStore, check_name
-
-    check_name(name, "adapter")
+def extract_lora(tuned_ref: str, base_ref: str, rank: int, name: str, progress: Progress | None = None, *,
+                 force: bool = False) -> Extraction:
+    store = AdapterStore()
+    store.check_new(name, force)
     if rank < 1:
         raise InvalidInputError("rank must be at least 1")
-    models = ModelStore()
-    tuned_name, tuned_folder = models.resolve(tuned_ref)
-    base_name, base_folder = models.resolve(base_ref)
+    tuned_name, tuned_folder = resolve_model_folder(tuned_ref)
+    base_name, base_folder = resolve_model_folder(base_ref)
     tuned, base = TensorFiles(tuned_folder), TensorFiles(base_folder)
     if set(tuned.names()) != set(base.names()):
         missing = sorted(set(tuned.names()) ^ set(base.names()))[0]
         raise InvalidInputError(f"{tuned_name} and {base_name} do not have the same tensors (first difference: {missing})")
-    store = AdapterStore()
-    if store.exists(name):
-        raise InvalidInputError(f"an adapter named {name!r} already exists")
     tensors: dict[str, torch.Tensor] = {}
     targets, whole, errors = set(), [], []
     names = sorted(tuned.names())
@@ -105,13 +96,12 @@ def extract_lora(tuned_ref: str, base_ref: str, rank: int, name: str, progress: 
         "modules_to_save": sorted({w.removesuffix(".weight").rsplit(".", 1)[-1] for w in whole}) or None,
     }
     result = Extraction(name, rank, len(errors), whole, sum(errors) / len(errors) if errors else 0.0)
-    with atomic_dir(store.root / name) as tmp:
-        save_file(tensors, str(tmp / "adapter_model.safetensors"), metadata={"format": "pt"})
-        (tmp / "adapter_config.json").write_text(json.dumps(config, indent=2))
-        (tmp / META).write_text(json.dumps({
-            "base": base_name, "base_path": str(base_folder), "base_fingerprint": base_fingerprint(base_folder),
-            "method": "extracted", "extracted_from": tuned_name, "rank": rank,
-            "whole_tensors": whole, "relative_error": result.relative_error,
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        }, indent=2))
+    with store.create(name, force=force) as draft:
+        save_file(tensors, str(draft.folder / "adapter_model.safetensors"), metadata={"format": "pt"})
+        (draft.folder / "adapter_config.json").write_text(json.dumps(config, indent=2))
+        draft.manifest = Manifest(
+            kind="adapter", made_by="extract-lora", source=f"extracted from {tuned_name}",
+            parents=[Parent(ref=base_ref, path=str(base_folder), fingerprint=base_fingerprint(base_folder)),
+                     Parent(ref=tuned_ref, path=str(tuned_folder), fingerprint=base_fingerprint(tuned_folder))],
+            extraction={"rank": rank, "whole_tensors": whole, "relative_error": result.relative_error})
     return result

@@ -2,29 +2,24 @@
 
 from pathlib import Path
 
-from pimpmyllama.atomic import atomic_dir
 from pimpmyllama.merging.config import load_merge_config
-from pimpmyllama.merging.execute import Progress, check_merged, write_merged
+from pimpmyllama.merging.execute import check_merged, write_merged
 from pimpmyllama.merging.plan import MergePlan, build_plan
+from pimpmyllama.models.store import ModelStore
+from pimpmyllama.progress import Progress
 
 
 def merge_to_store(recipe: Path, name: str, *, seed: int = 0, progress: Progress | None = None,
-                   replace: bool = False) -> Path:
-    from pimpmyllama.errors import InvalidInputError
-    from pimpmyllama.models.store import ModelStore, check_name
-
-    check_name(name)
+                   force: bool = False) -> Path:
+    """Run a recipe into a new store model (checked to load and generate before it appears)."""
     store = ModelStore()
-    if store.exists(name) and not replace:
-        raise InvalidInputError(f"a model named {name!r} already exists (remove it first or choose another -o)")
+    store.check_new(name, force)  # before any work
     plan = build_plan(load_merge_config(recipe), seed)
-    target = store.root / name
-    with atomic_dir(target, replace=replace) as tmp:
-        write_merged(plan, tmp, recipe.read_text(), progress)
+    with store.create(name, force=force, check=check_merged) as draft:
+        draft.manifest = write_merged(plan, draft.folder, recipe.read_text(encoding="utf-8"), progress)
         if progress:
             progress("checking", 0, None)
-        check_merged(tmp)
-    return target
+    return store.shelf.entry(name)
 
 
 def describe_plan(plan: MergePlan) -> list[dict]:

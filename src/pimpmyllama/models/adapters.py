@@ -16,8 +16,9 @@ from pathlib import Path
 
 import torch
 
-from pimpmyllama.atomic import remove_dir_atomic, sweep_stale_temps
-from pimpmyllama.errors import InvalidInputError, NotFoundError
+from pimpmyllama.errors import InvalidInputError
+from pimpmyllama.models.manifest import Manifest, read_manifest
+from pimpmyllama.models.shelf import Shelf
 from pimpmyllama.models.weights import open_tensors, tensor_shapes
 from pimpmyllama.paths import adapters_dir
 
@@ -40,29 +41,33 @@ def base_fingerprint(folder: Path) -> str:
 
 
 class AdapterStore:
+    """`$PML_HOME/adapters/NAME/`, written only through `create` (see `Shelf`)."""
+
     def __init__(self, root: Path | None = None):
-        self.root = root or adapters_dir()
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.shelf = Shelf(root or adapters_dir(), "adapter", META, check_adapter_files)
+        self.root = self.shelf.root
 
     def names(self) -> list[str]:
-        sweep_stale_temps(self.root)
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        return self.shelf.names()
 
     def exists(self, name: str) -> bool:
-        return (self.root / name).is_dir()
+        return self.shelf.exists(name)
 
     def folder(self, name: str) -> Path:
-        path = self.root / name
-        if not path.is_dir():
-            raise NotFoundError(f"unknown adapter {name!r} (known: {', '.join(self.names()) or 'none'})")
-        return path
+        return self.shelf.folder(name)
 
-    def meta(self, name: str) -> dict:
-        path = self.folder(name) / META
-        return json.loads(path.read_text()) if path.exists() else {}
+    def meta(self, name: str) -> Manifest | None:
+        return self.shelf.manifest(name)
 
     def remove(self, name: str) -> None:
-        remove_dir_atomic(self.folder(name))
+        self.shelf.remove(name)
+
+    def check_new(self, name: str, force: bool = False) -> str:
+        return self.shelf.check_new(name, force)
+
+    def create(self, name: str, *, force: bool = False):
+        """The one door for writing an adapter (see `Shelf.create`)."""
+        return self.shelf.create(name, force=force)
 
 
 def read_factors(folder: Path) -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], dict[str, torch.Tensor]]:
@@ -71,10 +76,13 @@ def read_factors(folder: Path) -> tuple[dict[str, tuple[torch.Tensor, torch.Tens
     config_path = folder / "adapter_config.json"
     if not config_path.exists():
         raise InvalidInputError(f"{folder} has no adapter_config.json: not a PEFT adapter")
-    config = json.loads(config_path.read_text())
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+        rank, alpha = int(config["r"]), float(config["lora_alpha"])
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{config_path} is not a usable LoRA config ({type(exc).__name__}: {exc})") from None
     if config.get("peft_type", "LORA") != "LORA" or config.get("use_dora"):
         raise InvalidInputError(f"{folder}: only plain LoRA adapters can be applied (not {config.get('peft_type')})")
-    rank, alpha = config["r"], config["lora_alpha"]
     scale = alpha / (rank ** 0.5) if config.get("use_rslora") else alpha / rank
     pairs: dict[str, dict[str, torch.Tensor]] = {}
     replacements: dict[str, torch.Tensor] = {}
@@ -106,13 +114,10 @@ def read_adapter(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch
 
 
 def check_adapter_base(adapter: Path, base: Path, base_name: str) -> None:
-    meta_path = adapter / META
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-    expected = meta.get("base_fingerprint")
-    if expected and expected != base_fingerprint(base):
-        raise InvalidInputError(
-            f"adapter {adapter.name} was trained on {meta.get('base', 'another model')}, not on {base_name}"
-        )
+    manifest = read_manifest(adapter / META, "adapter")
+    made_on = manifest.base if manifest else None
+    if made_on and made_on.fingerprint and made_on.fingerprint != base_fingerprint(base):
+        raise InvalidInputError(f"adapter {adapter.name} was trained on {made_on.ref}, not on {base_name}")
     shapes = tensor_shapes(base)
     factors, replacements = read_factors(adapter)
     updates = {name: (b.shape[0], a.shape[1]) for name, (a, b) in factors.items()}  # B @ A's, without the product
@@ -165,6 +170,14 @@ class Adapter:
             for name, param in module.named_parameters():
                 if name in self.factors or name in self.replacements:
                     param.copy_(self.apply(name, param))
+
+
+def check_adapter_files(folder: Path) -> None:
+    """Every LoRA tensor present, finite, and paired."""
+    factors, replacements = read_factors(folder)
+    for name, tensor in [*((n, b @ a) for n, (a, b) in factors.items()), *replacements.items()]:
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise InvalidInputError(f"the adapter's update for {name} holds NaN or infinite values")
 
 
 def load_adapter(folder: Path, base: Path, base_name: str) -> Adapter:

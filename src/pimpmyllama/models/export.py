@@ -1,34 +1,38 @@
-"""`pml export`: a standalone Hugging Face model folder, an adapter merged into its base,
-written one tensor at a time (peak memory: one tensor, not the model)."""
+"""`pml export`: a standalone Hugging Face model folder — a model, or a model with an
+adapter merged in — written one tensor at a time (peak memory: one tensor)."""
 
-import json
-import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from pimpmyllama.atomic import atomic_dir
 from pimpmyllama.errors import InvalidInputError
-from pimpmyllama.models.importing import Progress, verify_model_folder
+from pimpmyllama.models.adapters import AdapterStore, load_adapter
+from pimpmyllama.models.importing import verify_model_folder
+from pimpmyllama.models.manifest import MADE_BY, Manifest, Parent
+from pimpmyllama.models.refs import ResolvedModel, is_path, resolve_model, split_adapter
 from pimpmyllama.models.shards import TensorSpec, write_streaming
+from pimpmyllama.models.shelf import TOKENIZER_FILES
 from pimpmyllama.models.weights import TensorFiles, read_header, safetensors_files
+from pimpmyllama.names import is_valid_name
+from pimpmyllama.progress import Progress
 
-COPIED = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
-          "special_tokens_map.json", "chat_template.jinja")
+MANIFEST = "pml-model.json"
 
 
-def write_with_adapter(folder: Path, base_name: str, base_folder: Path, adapter: Path | None,
-                       progress: Progress | None = None, about: dict | None = None) -> None:
-    """Write base + adapter as a standalone model into `folder`, one tensor at a time."""
-    from pimpmyllama.models.adapters import load_adapter
-
-    applied = load_adapter(adapter, base_folder, base_name) if adapter else None
-    for file in COPIED:
-        if (base_folder / file).exists():
-            shutil.copy2(base_folder / file, folder / file)
+def write_with_adapter(folder: Path, model: ResolvedModel, progress: Progress | None = None, *,
+                       made_by: str = "export") -> Manifest:
+    """Write the model (with its adapter applied, if any) into `folder`, one tensor at
+    a time; returns the manifest that describes it."""
+    assert made_by in MADE_BY
+    applied = load_adapter(model.adapter, model.folder, model.name) if model.adapter else None
+    for file in ("config.json", *TOKENIZER_FILES):
+        if (model.folder / file).exists():
+            (folder / file).write_bytes((model.folder / file).read_bytes())
     headers = {}
-    for path in safetensors_files(base_folder):
+    for path in safetensors_files(model.folder):
         headers.update(read_header(path))
     specs = [TensorSpec(n, headers[n]["dtype"], tuple(headers[n]["shape"])) for n in sorted(headers)]
-    files = TensorFiles(base_folder)
+    files = TensorFiles(model.folder)
 
     def produce(spec: TensorSpec):
         tensor = files.read(spec.name)
@@ -36,31 +40,38 @@ def write_with_adapter(folder: Path, base_name: str, base_folder: Path, adapter:
 
     write_streaming(folder, specs, produce,
                     on_tensor=(lambda done, total: progress("merging", done, total)) if progress else None)
-    record = {"source": f"{base_name} + adapter {adapter.name}" if adapter else base_name, "format": "hf",
-              "base": base_name, "adapter": str(adapter) if adapter else None, **(about or {})}
-    (folder / "pml-model.json").write_text(json.dumps(record, indent=2))
-    verify_model_folder(folder)
+    parent = Parent(ref=model.ref, path=str(model.folder), adapter=str(model.adapter) if model.adapter else None)
+    return Manifest(kind="model", made_by=made_by, parents=[parent],
+                    source=f"{model.name} + adapter {model.adapter.name}" if model.adapter else model.name)
 
 
-def export_model(name: str, output: Path, base: str | None = None, progress: Progress | None = None) -> Path:
-    from pimpmyllama.chat.resolve import adapter_folder
-    from pimpmyllama.models.adapters import AdapterStore
-    from pimpmyllama.models.store import ModelStore
+def export_target(ref: str, base: str | None = None) -> ResolvedModel:
+    """MODEL, MODEL+ADAPTER, or an adapter alone (merged into the base it records, or `base`)."""
+    target, adapter = split_adapter(ref)
+    adapters = AdapterStore()
+    alone = not adapter and ((not is_path(target) and is_valid_name(target) and adapters.exists(target))
+                             or (is_path(target) and (Path(target).expanduser() / "adapter_config.json").exists()))
+    if not alone:
+        if base:
+            raise InvalidInputError("--base is for exporting an adapter alone")
+        return resolve_model(ref)
+    manifest = adapters.meta(target) if not is_path(target) else None
+    base_ref = base or (manifest.base.ref if manifest and manifest.base else None)
+    if not base_ref:
+        raise InvalidInputError(f"adapter {target} does not say its base model: give --base")
+    return resolve_model(base_ref, adapter=target)
 
-    models = ModelStore()
-    adapter = None
-    if AdapterStore().exists(name) or (Path(name) / "adapter_config.json").exists():
-        adapter = adapter_folder(name)
-        meta_path = adapter / "pml-adapter.json"
-        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-        base_ref = base or meta.get("base")
-        if not base_ref:
-            raise InvalidInputError(f"adapter {name} does not say its base model: give --base")
-        base_name, base_folder = models.resolve(base_ref)
-    else:
-        base_name, base_folder = models.resolve(name)
-    if output.exists() and any(output.iterdir()):
-        raise InvalidInputError(f"{output} exists and is not empty")
+
+def export_model(ref: str, output: Path, base: str | None = None, progress: Progress | None = None,
+                 check: Callable[[Path], None] | None = None) -> Path:
+    """A standalone model folder at `output` (new, or empty), complete or not at all."""
+    model = export_target(ref, base)
+    if output.exists() and (not output.is_dir() or any(output.iterdir())):
+        raise InvalidInputError(f"{output} exists and is not an empty folder")
     with atomic_dir(output, replace=output.exists()) as tmp:
-        write_with_adapter(tmp, base_name, base_folder, adapter, progress, {"exported_from": name})
+        manifest = write_with_adapter(tmp, model, progress)
+        (tmp / MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
+        verify_model_folder(tmp)
+        if check is not None:
+            check(tmp)
     return output

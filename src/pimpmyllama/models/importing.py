@@ -8,16 +8,13 @@ later loads read safetensors (about a second) instead of a GGUF (tens of seconds
 
 import json
 import shutil
-from collections.abc import Callable
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 
 from pimpmyllama.errors import InvalidInputError, NotFoundError
-from pimpmyllama.models.weights import read_header, safetensors_files
-
-# progress(stage, completed, total): total None means "no count for this stage"
-Progress = Callable[[str, int, int | None], None]
+from pimpmyllama.models.manifest import Manifest
+from pimpmyllama.models.weights import check_complete, safetensors_files
+from pimpmyllama.progress import Progress, no_progress
 
 GGUF_ARCHITECTURES = ("llama", "mistral", "qwen2")
 _COPIED_FILES = (
@@ -31,13 +28,10 @@ _COPIED_FILES = (
 )
 
 
-def _no_progress(stage: str, completed: int, total: int | None) -> None:
-    pass
-
-
-def import_into(source: Path, dest: Path, progress: Progress | None = None) -> dict:
-    """Fill the (empty, temporary) folder `dest` from `source`; return its metadata."""
-    progress = progress or _no_progress
+def import_into(source: Path, dest: Path, progress: Progress | None = None) -> Manifest:
+    """Fill the (empty, temporary) folder `dest` from `source`; return its manifest.
+    Errors name the user's files, never the temporary folder."""
+    progress = progress or no_progress
     if not source.exists():
         raise NotFoundError(f"{source} does not exist")
     if source.is_dir():
@@ -49,14 +43,7 @@ def import_into(source: Path, dest: Path, progress: Progress | None = None) -> d
     else:
         raise InvalidInputError(f"{source} is neither a Hugging Face model folder nor a .gguf file")
     progress("verifying", 0, None)
-    verify_model_folder(dest)
-    meta = {
-        "source": str(source.resolve()),
-        "format": fmt,
-        "imported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-    (dest / "pml-model.json").write_text(json.dumps(meta, indent=2))
-    return meta
+    return Manifest(kind="model", made_by="import", source=str(source.resolve()), format=fmt)
 
 
 def _import_hf_folder(source: Path, dest: Path, progress: Progress) -> None:
@@ -73,7 +60,7 @@ def _import_hf_folder(source: Path, dest: Path, progress: Progress) -> None:
             )
         raise InvalidInputError(f"{source} holds no .safetensors weights")
     for path in weights:
-        read_header(path)  # a truncated or corrupt file fails here, before any copy
+        check_complete(path)  # a truncated or corrupt file fails here, before any copy
     for name in _COPIED_FILES:
         if (source / name).exists():
             shutil.copy2(source / name, dest / name)
@@ -183,12 +170,15 @@ def add_generation_defaults(folder: Path, values: dict) -> None:
 
 
 def verify_model_folder(folder: Path) -> None:
-    """Every tensor readable and finite, and the lean engine (where it applies) runs."""
+    """Every tensor readable and finite, and a tokenizer present. (Running the model
+    is the engine's check, which the producers above the store add.)"""
     import torch
 
     from pimpmyllama.models.weights import open_tensors
 
-    config = _read_config(folder / "config.json")
+    _read_config(folder / "config.json")
+    for path in safetensors_files(folder):
+        check_complete(path)
     with open_tensors(folder) as reader:
         for name in reader.keys():
             tensor = reader.get(name)
@@ -196,12 +186,3 @@ def verify_model_folder(folder: Path) -> None:
                 raise InvalidInputError(f"tensor {name} holds NaN or infinite values")
     if not (folder / "tokenizer.json").exists():
         raise InvalidInputError("the model has no tokenizer.json")
-    from pimpmyllama.generation.llama import lean_unsupported_reason
-
-    if lean_unsupported_reason(config) is None:
-        from pimpmyllama.generation.loading import load_backend
-
-        backend = load_backend(folder)
-        logits = backend.forward([0, 1], backend.new_cache(2), 0)
-        if not torch.isfinite(logits).all():
-            raise InvalidInputError("the imported model computes NaN or infinite logits")

@@ -4,8 +4,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from pimpmyllama.models.manifest import read_manifest
 from pimpmyllama.models.weights import safetensors_files, tensor_shapes
-from pimpmyllama.prompting.tokenizer import read_chat_template
+from pimpmyllama.errors import InvalidInputError
 
 
 @dataclass(frozen=True)
@@ -27,13 +28,30 @@ class ModelInfo:
 
 
 def read_config(folder: Path) -> dict:
-    return json.loads((folder / "config.json").read_text())
+    path = folder / "config.json"
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InvalidInputError(f"{folder} is not a model folder (no config.json)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidInputError(f"{path} cannot be read ({exc})") from None
+    if not isinstance(config, dict):
+        raise InvalidInputError(f"{path} is not a JSON object")
+    return config
+
+
+def has_chat_template(folder: Path) -> bool:
+    if (folder / "chat_template.jinja").exists():
+        return True
+    try:
+        return bool(json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8")).get("chat_template"))
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def read_model_info(name: str, folder: Path) -> ModelInfo:
     config = read_config(folder)
-    meta_file = folder / "pml-model.json"
-    meta = json.loads(meta_file.read_text()) if meta_file.exists() else {}
+    manifest = read_manifest(folder / "pml-model.json", "model")
     shapes = tensor_shapes(folder)
     parameters = 0
     for shape in shapes.values():
@@ -47,10 +65,10 @@ def read_model_info(name: str, folder: Path) -> ModelInfo:
         architecture=config.get("model_type", "?"),
         parameters=parameters,
         context_length=int(config.get("max_position_embeddings", 0)),
-        has_chat_template=bool(read_chat_template(folder)),
+        has_chat_template=has_chat_template(folder),
         size_bytes=sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()),
-        source=meta.get("source", "?"),
-        imported_at=meta.get("imported_at", "?"),
+        source=manifest.source if manifest else "?",
+        imported_at=manifest.created_at if manifest else "?",
     )
 
 

@@ -36,6 +36,15 @@ def _header_and_data_start(path: Path) -> tuple[dict, int]:
     return header, 8 + size
 
 
+def check_complete(path: Path) -> None:
+    """The file holds every byte its header promises (a cut-off copy fails here)."""
+    header, start = _header_and_data_start(path)
+    end = start + max((info["data_offsets"][1] for info in header.values()), default=0)
+    size = path.stat().st_size
+    if size < end:
+        raise InvalidInputError(f"{path} is truncated: {size} bytes, its header describes {end}")
+
+
 def tensor_shapes(folder: Path) -> dict[str, tuple[int, ...]]:
     shapes = {}
     for path in safetensors_files(folder):

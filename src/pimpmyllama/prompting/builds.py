@@ -1,11 +1,16 @@
-"""The build store: named builds under `$PML_HOME/builds/NAME.yml`."""
+"""The build store: named builds under `$PML_HOME/builds/NAME.yml`.
+
+Every path comes from a checked name (`pimpmyllama.names`), so no build name can
+read, replace or delete a file outside the folder.
+"""
 
 from pathlib import Path
 
 from pimpmyllama.atomic import write_text_atomic
 from pimpmyllama.errors import NotFoundError
+from pimpmyllama.names import check_name, is_valid_name
 from pimpmyllama.paths import builds_dir
-from pimpmyllama.prompting.build import Build, load_build_file, parse_build
+from pimpmyllama.prompting.build import Build, parse_build
 
 
 class BuildStore:
@@ -14,19 +19,18 @@ class BuildStore:
         self.root.mkdir(parents=True, exist_ok=True)
 
     def _path(self, name: str) -> Path:
-        return self.root / f"{name}.yml"
+        return self.root / f"{check_name(name, 'build')}.yml"
 
     def names(self) -> list[str]:
-        return sorted(p.stem for p in self.root.glob("*.yml") if not p.name.startswith("."))
+        return sorted(p.stem for p in self.root.glob("*.yml") if is_valid_name(p.stem) and p.is_file())
 
     def exists(self, name: str) -> bool:
-        return self._path(name).exists()
+        return is_valid_name(name) and self._path(name).is_file()
 
     def get(self, name: str) -> Build:
-        path = self._path(name)
-        if not path.exists():
+        if not self.exists(name):
             raise NotFoundError(f"unknown build {name!r} (known: {', '.join(self.names()) or 'none'})")
-        return parse_build(path.read_text(encoding="utf-8"), f"build {name}")
+        return parse_build(self._path(name).read_text(encoding="utf-8"), f"build {name}")
 
     def text(self, name: str) -> str:
         self.get(name)
@@ -34,11 +38,6 @@ class BuildStore:
 
     def save(self, name: str, build: Build) -> None:
         write_text_atomic(self._path(name), build.to_yaml())
-
-    def create_from_file(self, name: str, path: Path) -> Build:
-        build = load_build_file(path)
-        self.save(name, build)
-        return build
 
     def remove(self, name: str) -> None:
         self.get(name)

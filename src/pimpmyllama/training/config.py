@@ -18,6 +18,7 @@ class TrainConfig(BaseModel):
     data: list[str] = Field(default_factory=list, description="data files (JSONL, JSON, CSV, Parquet; text for pretrain)")
     from_: str = Field("smollm2-135m-instruct", alias="from", description="base model (store name or folder) or build")
     output: str = Field("", description="name of the adapter or model written to the store")
+    force: bool = Field(False, description="replace an adapter or model of the same name")
     method: Literal["lora", "full"] = Field("lora", description="LoRA adapter or full fine-tune")
     epochs: float = Field(3.0, gt=0, description="passes over the training data (ignored when max_steps is set)")
     max_steps: int | None = Field(None, ge=1, description="optimizer steps to run, overriding epochs")

@@ -46,14 +46,15 @@ def model_perplexity(model_ref: str, paths: list[Path], *, adapter: str | None =
                      max_length: int = 512) -> tuple[float, int]:
     """Perplexity of a stored model (with an adapter merged in, if given) on data files:
     text files are cut into blocks; datasets count their trained tokens (answers)."""
-    from pimpmyllama.chat.resolve import adapter_folder
-    from pimpmyllama.models.store import ModelStore
+    from pimpmyllama.models.adapters import Adapter
+    from pimpmyllama.models.refs import resolve_model
     from pimpmyllama.prompting.format import ChatFormat
     from pimpmyllama.prompting.tokenizer import Tokenizer
     from pimpmyllama.training.dataset import prepare
     from pimpmyllama.training.loss import CausalLMLoss
 
-    name, folder = ModelStore().resolve(model_ref)
+    resolved = resolve_model(model_ref, adapter=adapter)
+    name, folder = resolved.name, resolved.folder
     tokenizer = Tokenizer(folder)
     data = prepare(paths, ChatFormat(tokenizer, model_name=name), kind="sft", max_length=max_length,
                    eval_split=0.0, seed=0)
@@ -63,10 +64,8 @@ def model_perplexity(model_ref: str, paths: list[Path], *, adapter: str | None =
     logging.set_verbosity_error()
     logging.disable_progress_bar()
     model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)
-    if adapter:
-        from pimpmyllama.models.adapters import load_adapter
-
-        load_adapter(adapter_folder(adapter), folder, name).apply_to_module(model)
+    if resolved.adapter:
+        Adapter(resolved.adapter).apply_to_module(model)
     pad = tokenizer.token_to_id(tokenizer.pad_token) if tokenizer.pad_token else None
     examples = data.train
     value = perplexity(CausalLMLoss(model), examples, pad if pad is not None else 0)

@@ -19,10 +19,16 @@ import numpy as np
 import torch
 
 from pimpmyllama.errors import InvalidInputError, PmlError
+from pimpmyllama.models.adapters import AdapterStore
+from pimpmyllama.models.refs import resolve_model_folder
+from pimpmyllama.models.store import ModelStore
+from pimpmyllama.paths import runs_dir
+from pimpmyllama.prompting.refs import resolve_build
 from pimpmyllama.prompting.format import ChatFormat
 from pimpmyllama.prompting.tokenizer import Tokenizer
 from pimpmyllama.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from pimpmyllama.training.config import TrainConfig
+from pimpmyllama.training.artifacts import write_artifact
 from pimpmyllama.training.dataset import PreparedData, prepare
 from pimpmyllama.training.distributed import Distributed
 from pimpmyllama.training.loss import CausalLMLoss, Throughput, batch_loss, normalise
@@ -55,13 +61,19 @@ class Base:
 
 
 def resolve_base(ref: str) -> Base:
-    """A store model, a model folder, or a build (its model and chat template)."""
-    from pimpmyllama.chat.resolve import resolve_build
-    from pimpmyllama.models.store import ModelStore
+    """A store model, a model folder, or a build (its model and chat template); not a
+    model with an adapter, which would have to be merged first."""
+    build = resolve_build(ref).build
+    if build.adapter:
+        raise InvalidInputError(f"{ref!r} has an adapter: train on a model, or merge the adapter first "
+                                "(`pml merge lora`)")
+    name, folder = resolve_model_folder(build.from_)
+    return Base(name, folder, build.template)
 
-    resolved = resolve_build(ref)
-    name, folder = ModelStore().resolve(resolved.build.from_)
-    return Base(name, folder, resolved.build.template)
+
+def output_store(config: TrainConfig):
+    """Where the run's result goes: the adapter store for LoRA, the model store for a full fine-tune."""
+    return AdapterStore() if config.method == "lora" else ModelStore()
 
 
 def seed_everything(seed: int) -> None:
@@ -127,12 +139,10 @@ def causal_lm(model):
 
 
 def train(config: TrainConfig, *, resume: bool = False, progress: Progress | None = None) -> TrainResult:
-    from pimpmyllama.paths import runs_dir
-    from pimpmyllama.training.artifacts import write_artifact
-
     # setup ------------------------------------------------------------------------
     if not config.output:
         raise InvalidInputError("name the output with -o NAME")
+    output_store(config).check_new(config.output, config.force)  # before any work
     run_dir = runs_dir() / config.output
     checkpoints = run_dir / "checkpoints"
     if resume and latest_checkpoint(checkpoints) is None:

@@ -1,0 +1,70 @@
+"""Opening a conversation: resolve what to run, check every part of the request,
+load the engine, and only then open (or create) the session — so a request that
+fails leaves no session, turn or row behind."""
+
+from datetime import datetime
+
+from pimpmyllama.chat.conversation import Conversation
+from pimpmyllama.chat.resolve import load_engine
+from pimpmyllama.errors import InvalidInputError
+from pimpmyllama.generation.precision import check_precision
+from pimpmyllama.knowledge.store import KnowledgeStore
+from pimpmyllama.memory.sessions import Session, SessionStore
+from pimpmyllama.models.refs import resolve_adapter
+from pimpmyllama.names import check_name
+from pimpmyllama.progress import Progress
+from pimpmyllama.prompting.refs import ResolvedBuild, resolve_build
+from pimpmyllama.storage.db import open_database
+
+
+def new_session_name(sessions: SessionStore) -> str:
+    base = datetime.now().strftime("chat-%Y%m%d-%H%M%S")
+    name, n = base, 1
+    while sessions.find(name):
+        n += 1
+        name = f"{base}-{n}"
+    return name
+
+
+def open_conversation(build_ref: str | None = None, session_name: str | None = None, *,
+                      continue_latest: bool = False, new_session: bool = True,
+                      knowledge: list[str] | None = None, adapter: str | None = None,
+                      precision: str | None = None, progress: Progress | None = None,
+                      sessions: SessionStore | None = None) -> tuple[Conversation, ResolvedBuild]:
+    """A conversation with `build_ref` (a build, build file or model reference; by
+    default the named session's build, else the bundled model). With `new_session`,
+    a session is created when none is named; `session_name` names one to resume or
+    create."""
+    if session_name is not None:
+        check_name(session_name, "session")
+    sessions = sessions or SessionStore(open_database())
+    session: Session | None = None
+    if continue_latest:
+        session = sessions.latest()
+        if session is None:
+            raise InvalidInputError("there is no session to continue")
+    elif session_name:
+        session = sessions.find(session_name)
+    if session is not None and build_ref is None:
+        build_ref = session.build
+    resolved = resolve_build(build_ref)
+    build = resolved.build
+    if adapter:
+        resolve_adapter(adapter)
+        build = build.model_copy(update={"adapter": adapter})
+    if precision:
+        build = build.model_copy(update={"precision": check_precision(precision).name})
+    if knowledge:
+        build = build.model_copy(update={"knowledge": [*build.knowledge, *knowledge]})
+    store = None
+    if build.knowledge:
+        store = KnowledgeStore(sessions.db)
+        for name in build.knowledge:
+            store.get(name)  # an unknown base fails now, not at the first message
+    engine = load_engine(build.from_, progress, adapter=build.adapter, precision=build.precision)
+    # Everything is known to be valid: only now is anything written.
+    if session is None and (session_name or new_session):
+        session = sessions.create(session_name or new_session_name(sessions), resolved.ref)
+    elif session is not None and build_ref != session.build:
+        sessions.set_build(session, resolved.ref)
+    return Conversation(engine, build, sessions=sessions, session=session, knowledge=store), resolved
