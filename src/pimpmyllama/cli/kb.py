@@ -170,7 +170,7 @@ def reindex(
 
     texts = [Chunk(c.position, c.text, c.heading, c.page, c.tokens).embedding_text() for c in chunks]
     with progress_reporter(f"Re-embedding {name}") as report:
-        vectors = e.encode(texts, progress=lambda done, total: report("embedding", done, total))
+        vectors = e.encode(texts, progress=report)
     kb = store.replace_embeddings(kb, e.name, e.dim, [c.id for c in chunks], vectors)
     out.print(f"re-indexed {len(chunks)} chunks of {name} with {kb.embedder} ({kb.dim} dims)")
 

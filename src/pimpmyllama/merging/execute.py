@@ -3,7 +3,6 @@ written out at once (streamed safetensors), then the model is checked."""
 
 import json
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -12,8 +11,8 @@ from pimpmyllama.errors import InvalidInputError
 from pimpmyllama.merging.methods.base import TensorInputs
 from pimpmyllama.merging.plan import EMBEDDINGS, MergePlan, TensorPlan
 from pimpmyllama.models.shards import DTYPES, TensorSpec, write_streaming
+from pimpmyllama.progress import Progress
 
-Progress = Callable[[str, int, int | None], None]
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
                    "generation_config.json")
 

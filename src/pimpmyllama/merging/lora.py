@@ -9,7 +9,6 @@ so the head is not counted twice (a known way extraction goes wrong elsewhere).
 
 import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,8 +18,8 @@ import torch
 from pimpmyllama.atomic import atomic_dir
 from pimpmyllama.errors import InvalidInputError
 from pimpmyllama.models.weights import TensorFiles
+from pimpmyllama.progress import Progress
 
-Progress = Callable[[str, int, int | None], None]
 _LINEAR = re.compile(r"^(model\.layers\.\d+\.(?:self_attn|mlp)\.(\w+_proj))\.weight$")
 
 

@@ -8,16 +8,14 @@ later loads read safetensors (about a second) instead of a GGUF (tens of seconds
 
 import json
 import shutil
-from collections.abc import Callable
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
 from pimpmyllama.errors import InvalidInputError, NotFoundError
 from pimpmyllama.models.weights import read_header, safetensors_files
-
-# progress(stage, completed, total): total None means "no count for this stage"
-Progress = Callable[[str, int, int | None], None]
+from pimpmyllama.progress import Progress, no_progress
+from pimpmyllama.quiet import quiet_transformers
 
 GGUF_ARCHITECTURES = ("llama", "mistral", "qwen2")
 _COPIED_FILES = (
@@ -31,13 +29,9 @@ _COPIED_FILES = (
 )
 
 
-def _no_progress(stage: str, completed: int, total: int | None) -> None:
-    pass
-
-
 def import_into(source: Path, dest: Path, progress: Progress | None = None) -> dict:
     """Fill the (empty, temporary) folder `dest` from `source`; return its metadata."""
-    progress = progress or _no_progress
+    progress = progress or no_progress
     if not source.exists():
         raise NotFoundError(f"{source} does not exist")
     if source.is_dir():
@@ -94,7 +88,7 @@ def _read_config(path: Path) -> dict:
 
 def _convert_tokenizer(source: Path, dest: Path) -> None:
     """Slow (sentencepiece) tokenizers become a tokenizer.json through transformers."""
-    _quiet_transformers()
+    quiet_transformers()
     from transformers import AutoTokenizer
 
     try:
@@ -115,13 +109,6 @@ def gguf_architecture(path: Path) -> str:
         return bytes(field.parts[field.data[0]]).decode()
     except (KeyError, ValueError, IndexError, OSError) as exc:
         raise InvalidInputError(f"{path} is not a readable GGUF file ({exc})") from None
-
-
-def _quiet_transformers() -> None:
-    from transformers.utils import logging
-
-    logging.set_verbosity_error()
-    logging.disable_progress_bar()
 
 
 @contextmanager
@@ -154,7 +141,7 @@ def _import_gguf(source: Path, dest: Path, progress: Progress) -> None:
             f"{source.name}: GGUF architecture {arch!r} is not supported "
             f"(supported: {', '.join(GGUF_ARCHITECTURES)})"
         )
-    _quiet_transformers()
+    quiet_transformers()
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
