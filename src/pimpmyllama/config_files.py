@@ -1,6 +1,12 @@
-"""Turning pydantic validation errors into one line that names the key."""
+"""Reading config files (builds, merge recipes, training runs): YAML mappings
+validated by a pydantic model. Every failure is one `InvalidInputError` line that
+names the file and, where it can, the line or the key."""
 
-from pydantic import ValidationError
+from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
+
+from pimpmyllama.errors import InvalidInputError
 
 
 def describe_validation_error(source: str, exc: ValidationError) -> str:
@@ -16,13 +22,20 @@ def describe_validation_error(source: str, exc: ValidationError) -> str:
     return f"{source}: " + "; ".join(problems)
 
 
-def parse_yaml_mapping(text: str, source: str, what: str, model, empty_ok: bool = False):
-    """Parse YAML text into `model` (a pydantic class); every failure is one line
-    naming the file and, where it can, the line or key. `what` describes the
-    expected mapping for the error when the document is not one."""
-    import yaml
+def read_config_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InvalidInputError(f"{path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"{path} cannot be read ({exc})") from None
 
-    from pimpmyllama.errors import InvalidInputError
+
+def read_yaml_mapping(text: str, source: str, what: str, empty_ok: bool = False) -> dict:
+    """The YAML document in `text`, which must be a mapping; `what` describes the
+    expected mapping for the error when it is not one. An empty document is {} when
+    `empty_ok`."""
+    import yaml
 
     try:
         data = yaml.safe_load(text)
@@ -34,7 +47,17 @@ def parse_yaml_mapping(text: str, source: str, what: str, model, empty_ok: bool 
         data = {}
     if not isinstance(data, dict):
         raise InvalidInputError(f"{source}: {what}")
+    return data
+
+
+def validate(model: type[BaseModel], data: dict, source: str):
+    """`model` built from `data`; unknown keys, missing keys and bad values are one line."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise InvalidInputError(describe_validation_error(source, exc)) from None
+
+
+def parse_yaml_mapping(text: str, source: str, what: str, model: type[BaseModel], empty_ok: bool = False):
+    """Parse YAML text into `model` (a pydantic class)."""
+    return validate(model, read_yaml_mapping(text, source, what, empty_ok), source)
