@@ -5,7 +5,7 @@ from pathlib import Path
 from pimpmyllama.atomic import write_text_atomic
 from pimpmyllama.errors import NotFoundError
 from pimpmyllama.paths import builds_dir
-from pimpmyllama.prompting.build import Build, load_build_file, parse_build
+from pimpmyllama.prompting.build import Build, parse_build
 
 
 class BuildStore:
@@ -34,11 +34,6 @@ class BuildStore:
 
     def save(self, name: str, build: Build) -> None:
         write_text_atomic(self._path(name), build.to_yaml())
-
-    def create_from_file(self, name: str, path: Path) -> Build:
-        build = load_build_file(path)
-        self.save(name, build)
-        return build
 
     def remove(self, name: str) -> None:
         self.get(name)
