@@ -89,3 +89,14 @@ def test_a_bad_choice_is_one_line(run, captured):
     assert result.exit_code == 2
     assert captured == []
     assert "lr_scheduler" in result.output and "'cosine', 'linear' or 'constant'" in result.output
+
+
+def test_pml_help_does_not_load_the_training_options():
+    import subprocess
+    import sys
+
+    code = ("import sys; from typer.testing import CliRunner; from pimpmyllama.cli.main import app; "
+            "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0 and 'Fine-tune a model' in r.output; "
+            "print(sorted(m for m in ('pimpmyllama.cli.train', 'pimpmyllama.training.config') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

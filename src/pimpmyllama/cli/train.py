@@ -9,7 +9,8 @@ from pimpmyllama.cli.config_options import FieldOption, config_options
 from pimpmyllama.cli.console import out, step_reporter
 from pimpmyllama.training.config import TrainConfig
 
-app = new_app("Fine-tune a model: supervised (chat or completion data) or continued pre-training (text).")
+# Loaded lazily by cli/main.py (building these options needs pydantic); the group's help is there.
+app = new_app(__doc__)
 
 
 def _targets(value: str) -> list[str] | str:
