@@ -100,3 +100,18 @@ def test_pml_help_does_not_load_the_training_options():
             "print(sorted(m for m in ('pimpmyllama.cli.train', 'pimpmyllama.training.config') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("text, message", [
+    (None, "does not exist"),
+    ("epochs: [1\n", "not valid YAML (line 2)"),
+    ("- 1\n", "a training config is a mapping of keys"),
+    ("epocs: 1\n", "unknown key 'epocs'"),
+])
+def test_a_bad_config_file_is_one_line(run, captured, tmp_path, text, message):
+    path = tmp_path / "run.yml"
+    if text is not None:
+        path.write_text(text)
+    result = run("train", "sft", "a.jsonl", "-o", "x", "--config", str(path))
+    assert result.exit_code == 2 and captured == []
+    assert result.output.strip().splitlines() == [f"error: {path}{'' if text is None else ':'} {message}"]

@@ -7,6 +7,7 @@ never left with half a document, whatever stops the process.
 import fnmatch
 import re
 from pathlib import PurePath
+from typing import Literal
 
 import numpy as np
 
@@ -146,9 +147,8 @@ class KnowledgeStore:
         return row["content_hash"] if row else None
 
     def put_document(self, kb: KnowledgeBase, source: str, content_hash: str, title: str | None, size: int,
-                     chunks: list[Chunk], vectors: np.ndarray) -> str:
-        """Add or replace a document with its chunks and vectors, atomically.
-        Returns "added", "updated" or "unchanged"."""
+                     chunks: list[Chunk], vectors: np.ndarray) -> Literal["added", "updated", "unchanged"]:
+        """Add or replace a document with its chunks and vectors, atomically."""
         vectors_table = vector_table(self.db, "chunks", kb.dim)
         with self.db.transaction():
             self.db.lock_row("knowledge_bases", kb.id)
