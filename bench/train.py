@@ -83,12 +83,13 @@ def run_trainer(data: Path, batch: int, max_length: int) -> dict:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, Trainer, TrainerCallback, TrainingArguments
 
+    from pimpmyllama.models.defaults import DEFAULT_MODEL
     from pimpmyllama.models.store import ModelStore
     from pimpmyllama.prompting.format import ChatFormat
     from pimpmyllama.prompting.tokenizer import Tokenizer
     from pimpmyllama.training.dataset import prepare
 
-    _, folder = ModelStore().resolve("smollm2-135m-instruct")
+    _, folder = ModelStore().resolve(DEFAULT_MODEL)
     tokenizer = Tokenizer(folder)
     prepared = prepare([data], ChatFormat(tokenizer), kind="sft", max_length=max_length, eval_split=0.0, seed=42)
     examples = [{"input_ids": e.input_ids, "labels": e.labels} for e in prepared.train]

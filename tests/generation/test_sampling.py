@@ -44,3 +44,14 @@ def test_same_seed_same_samples_and_top_k_one_is_greedy():
     assert len(draws) > 5  # and different seeds really sample
     greedy = int(torch.argmax(logits))
     assert Sampler(SamplingParams(temperature=1.0, top_k=1, repeat_penalty=1.0, seed=3))(logits, []) == greedy
+
+
+def test_the_engine_samples_with_a_builds_defaults():
+    from dataclasses import asdict
+
+    from pimpmyllama.chat.conversation import generation_params
+    from pimpmyllama.prompting.build import Parameters
+
+    assert generation_params(Parameters()).sampling == SamplingParams()
+    assert asdict(SamplingParams()) == {"temperature": 0.8, "top_k": 40, "top_p": 0.9, "repeat_penalty": 1.1,
+                                        "repeat_last_n": 64, "seed": None}

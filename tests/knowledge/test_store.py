@@ -39,7 +39,7 @@ def test_adding_again_is_a_no_op_and_a_change_replaces_the_chunks(kstore, seed_k
     changed = ingest(kstore, seed_kb, embedder, [str(seed_dir / "poste.txt")])
     assert changed.updated == [str((seed_dir / "poste.txt").resolve())]
     stats = kstore.stats(seed_kb)
-    assert (stats["documents"], stats["chunks"]) == (4, 4)
+    assert (stats.documents, stats.chunks) == (4, 4)
     texts = [c.text for c in kstore.all_chunks(seed_kb)]
     assert "Le bureau de poste ouvre à 9h." not in texts
     assert any("8h" in t for t in texts)
@@ -48,7 +48,7 @@ def test_adding_again_is_a_no_op_and_a_change_replaces_the_chunks(kstore, seed_k
 
 def test_removing_a_document_removes_its_chunks_and_vectors(kstore, seed_kb, embedder, seed_dir):
     assert kstore.remove_documents(seed_kb, "poste.txt") == [str((seed_dir / "poste.txt").resolve())]
-    assert kstore.stats(seed_kb)["chunks"] == 3 and vector_rows(kstore, seed_kb) == 3
+    assert kstore.stats(seed_kb).chunks == 3 and vector_rows(kstore, seed_kb) == 3
     assert "poste.txt" not in names(retrieve(kstore, seed_kb, embedder, QUERY, 4))
     kstore.remove("seed")
     assert kstore.db.query("SELECT * FROM chunks") == [] and kstore.db.query("SELECT * FROM documents") == []
@@ -108,3 +108,20 @@ def test_reindex_swaps_every_vector(kstore, seed_kb, embedder):
     assert vector_rows(kstore, kb) == 4
     assert kstore.db.query_one(f"SELECT COUNT(*) AS n FROM vec_chunks_{embedder.dim} WHERE part = ?", (kb.id,))["n"] == 0
     assert kstore.dense_search(kb, vectors[2], 1) == [(chunks[2].id, pytest.approx(1.0))]
+
+
+def test_listings_are_typed_records(kstore, seed_kb, embedder, seed_dir):
+    import hashlib
+
+    from pimpmyllama.knowledge.records import KnowledgeBaseStats, KnowledgeBaseSummary
+
+    [summary] = kstore.summaries()
+    assert summary == KnowledgeBaseSummary("seed", embedder.name, 200, 40, kstore.get("seed").updated_at, 4, 4)
+    sizes = {name: len((text + "\n").encode()) for name, text in SEED.items()}
+    tokens = sum(c.tokens for c in kstore.all_chunks(seed_kb))
+    assert kstore.stats(seed_kb) == KnowledgeBaseStats(documents=4, bytes=sum(sizes.values()), chunks=4, tokens=tokens)
+    documents = kstore.documents(seed_kb)
+    assert [(d.source, d.bytes, d.chunk_count, d.title) for d in documents] == [
+        (str((seed_dir / name).resolve()), sizes[name], 1, None) for name in sorted(SEED)]
+    poste = next(d for d in documents if d.source.endswith("poste.txt"))
+    assert poste.content_hash == hashlib.sha256((seed_dir / "poste.txt").read_bytes()).hexdigest()

@@ -25,7 +25,7 @@ def test_turns_are_rows_with_their_numbers(store):
         {"idx": 0, "user_message": "hello", "reply": "hi there", "status": "complete", "model": "m"},
         {"idx": 1, "user_message": "again", "reply": "partial", "status": "interrupted", "model": "m"},
     ]
-    assert [(r["name"], r["build"], r["turns"]) for r in store.summaries()] == [("s1", "town-hall", 2)]
+    assert [(r.name, r.build, r.turns) for r in store.summaries()] == [("s1", "town-hall", 2)]
 
 
 def test_the_window_edge_only_moves_forward(store):

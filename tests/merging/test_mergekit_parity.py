@@ -45,6 +45,10 @@ def recipes(trio):
         "ties": {"merge_method": "ties", "base_model": base,
                  "models": models((trio[1], {"weight": 0.5, "density": 0.5}),
                                   (trio[2], {"weight": 0.7, "density": [0.3, 0.9]}))},
+        # int8_mask only changes the masks' storage in mergekit; the values are the same.
+        "ties-int8-mask": {"merge_method": "ties", "base_model": base, "parameters": {"int8_mask": True},
+                           "models": models((trio[1], {"weight": 0.5, "density": 0.5}),
+                                            (trio[2], {"weight": 0.7, "density": [0.3, 0.9]}))},
         "breadcrumbs": {"merge_method": "breadcrumbs", "base_model": base,
                         "models": models((trio[1], {"weight": 0.5, "density": 0.8, "gamma": 0.05}),
                                          (trio[2], {"weight": 0.5, "density": 0.6, "gamma": 0.1}))},
@@ -63,7 +67,7 @@ def recipes(trio):
 
 
 @pytest.mark.parametrize("name", ["linear", "linear-unnormalized", "slerp-gradient", "nuslerp", "nuslerp-rowwise-base",
-                                  "task_arithmetic", "ties", "breadcrumbs", "breadcrumbs_ties", "model_stock",
+                                  "task_arithmetic", "ties", "ties-int8-mask", "breadcrumbs", "breadcrumbs_ties", "model_stock",
                                   "model_stock-filter-wise", "passthrough"])
 def test_deterministic_methods_equal_mergekit(name, trio, pml_home, tmp_path):
     recipe = {**recipes(trio)[name], "dtype": "float32"}

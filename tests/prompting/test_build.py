@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 from pimpmyllama.errors import InvalidInputError
+from pimpmyllama.models.defaults import DEFAULT_MODEL
 from pimpmyllama.prompting.build import Build, load_build_file, parse_build
 from pimpmyllama.prompting.builds import BuildStore
 
@@ -27,7 +28,7 @@ def test_the_examples_include_the_town_hall_build():
 
 def test_defaults_and_field_names():
     build = parse_build("system: hi\nparameters: {temperature: 0, stop: END}")
-    assert build.from_ == "smollm2-135m-instruct"
+    assert build.from_ == DEFAULT_MODEL
     assert build.parameters.stop == ["END"]
     assert build.parameters.num_ctx == 2048 and build.parameters.max_new_tokens == 512
 

@@ -4,7 +4,7 @@ import sys
 from contextlib import contextmanager
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -42,6 +42,29 @@ def progress_reporter(title: str):
             progress.update(task, description=f"{title}: {stage}", completed=completed, total=total)
 
         yield report
+
+
+@contextmanager
+def step_reporter(enabled: bool = True):
+    """A training run's `on_step` callback (a `StepReport` per optimizer step) drawn as
+    one bar on stderr. The bar appears with the first step, so setup errors stay one
+    clean line; `enabled=False` (the non-main processes of a distributed run) draws nothing."""
+    columns = [TextColumn("step {task.completed}/{task.total}"), BarColumn(),
+               TextColumn("loss {task.fields[loss]:.4f} · {task.fields[tps]:.0f} tok/s"), TimeRemainingColumn()]
+    bar = Progress(*columns, console=err, transient=False, disable=not enabled)
+    task = bar.add_task("train", total=None, loss=float("nan"), tps=0.0)
+
+    def on_step(report) -> None:
+        if not bar.live.is_started:
+            bar.start()
+        bar.update(task, completed=report.step, total=report.total_steps, loss=report.loss,
+                   tps=report.trained_tokens_per_second)
+
+    try:
+        yield on_step
+    finally:
+        if bar.live.is_started:
+            bar.stop()
 
 
 def write_stream(text: str) -> None:

@@ -6,6 +6,7 @@ import typer
 
 from pimpmyllama.cli.app import new_app
 from pimpmyllama.cli.console import out
+from pimpmyllama.models.defaults import DEFAULT_MODEL
 
 data_app = new_app("Inspect training data.")
 eval_app = new_app("Measure models.")
@@ -14,7 +15,7 @@ eval_app = new_app("Measure models.")
 @data_app.command("check")
 def check(
     files: list[Path] = typer.Argument(..., help="data files"),
-    model: str = typer.Option("smollm2-135m-instruct", "--model", help="model (or build) whose tokenizer and template count"),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", help="model (or build) whose tokenizer and template count"),
     max_length: int = typer.Option(512, "--max-length", help="the training max_length to check against"),
 ):
     """Detected format, counts, token lengths, and how many examples would be dropped."""

@@ -76,8 +76,8 @@ def list_(db: str = DB):
     """List knowledge bases."""
     table = Table("NAME", "DOCUMENTS", "CHUNKS", "EMBEDDER", "CHUNK SIZE", "UPDATED", box=None)
     for row in _store(db).summaries():
-        table.add_row(row["name"], str(row["documents"]), str(row["chunks"]), Path(row["embedder"]).name,
-                      f"{row['chunk_size']}/{row['overlap']}", row["updated_at"])
+        table.add_row(row.name, str(row.documents), str(row.chunks), Path(row.embedder).name,
+                      f"{row.chunk_size}/{row.overlap}", row.updated_at)
     out.print(table)
 
 
@@ -89,11 +89,11 @@ def show(name: str = typer.Argument(..., help="knowledge base"), db: str = DB):
     stats = store.stats(kb)
     out.print(f"[bold]{kb.name}[/] · embedder {kb.embedder} ({kb.dim} dims) · chunks of {kb.chunk_size} tokens, "
               f"overlap {kb.overlap}")
-    out.print(f"{stats['documents']} documents · {stats['chunks']} chunks · {stats['tokens']} tokens · "
-              f"{human_size(stats['bytes'])} of source files")
+    out.print(f"{stats.documents} documents · {stats.chunks} chunks · {stats.tokens} tokens · "
+              f"{human_size(stats.bytes)} of source files")
     table = Table("SOURCE", "CHUNKS", "SIZE", "ADDED", box=None)
     for doc in store.documents(kb):
-        table.add_row(doc["source"], str(doc["chunk_count"]), human_size(doc["bytes"]), doc["added_at"])
+        table.add_row(doc.source, str(doc.chunk_count), human_size(doc.bytes), doc.added_at)
     out.print(table)
 
 
@@ -170,7 +170,7 @@ def reindex(
 
     texts = [Chunk(c.position, c.text, c.heading, c.page, c.tokens).embedding_text() for c in chunks]
     with progress_reporter(f"Re-embedding {name}") as report:
-        vectors = e.encode(texts, progress=lambda done, total: report("embedding", done, total))
+        vectors = e.encode(texts, progress=report)
     kb = store.replace_embeddings(kb, e.name, e.dim, [c.id for c in chunks], vectors)
     out.print(f"re-indexed {len(chunks)} chunks of {name} with {kb.embedder} ({kb.dim} dims)")
 

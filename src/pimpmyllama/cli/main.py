@@ -2,8 +2,9 @@
 the commands that need them, so `pml --help` stays instant."""
 
 from pimpmyllama import __version__
-from pimpmyllama.cli import adapters, builds, chat, data, kb, merge, models, sessions, train
+from pimpmyllama.cli import adapters, builds, chat, data, kb, merge, models, sessions
 from pimpmyllama.cli.app import new_app
+from pimpmyllama.cli.lazy import lazy_typer
 
 app = new_app(
     "pimpmyllama: customize an open Llama-family model on your machine, and see what each customization does."
@@ -15,7 +16,8 @@ app.add_typer(models.app, name="models")
 app.add_typer(builds.app, name="builds")
 app.add_typer(sessions.app, name="sessions")
 app.add_typer(kb.app, name="kb")
-app.add_typer(train.app, name="train")
+app.add_typer(lazy_typer("pimpmyllama.cli.train:app", "Fine-tune a model: supervised (chat or completion data) or "
+                                                        "continued pre-training (text)."), name="train")
 app.add_typer(adapters.app, name="adapters")
 app.command()(adapters.export)
 app.add_typer(data.data_app, name="data")

@@ -133,8 +133,8 @@ class ChatRepl:
         elif name == "/sessions":
             table = Table("NAME", "BUILD", "TURNS", "UPDATED", box=None)
             for row in conv.sessions.summaries():
-                mark = " *" if row["name"] == conv.session.name else ""
-                table.add_row(row["name"] + mark, row["build"] or "-", str(row["turns"]), row["updated_at"])
+                mark = " *" if row.name == conv.session.name else ""
+                table.add_row(row.name + mark, row.build or "-", str(row.turns), row.updated_at)
             self.console.print(table)
         else:
             raise PmlError(f"unknown command {name} (try /help)")

@@ -23,7 +23,7 @@ def list_():
     """List sessions, most recent first."""
     table = Table("NAME", "BUILD", "TURNS", "UPDATED", box=None)
     for row in _store().summaries():
-        table.add_row(row["name"], row["build"] or "-", str(row["turns"]), row["updated_at"])
+        table.add_row(row.name, row.build or "-", str(row.turns), row.updated_at)
     out.print(table)
 
 

@@ -5,18 +5,52 @@ from pathlib import Path
 import typer
 
 from pimpmyllama.cli.app import new_app
-from pimpmyllama.cli.console import err, out
+from pimpmyllama.cli.config_options import FieldOption, config_options
+from pimpmyllama.cli.console import out, step_reporter
+from pimpmyllama.training.config import TrainConfig
 
-app = new_app("Fine-tune a model: supervised (chat or completion data) or continued pre-training (text).")
+# Loaded lazily by cli/main.py (building these options needs pydantic); the group's help is there.
+app = new_app(__doc__)
 
 
-def _options(**kwargs) -> dict:
-    return {k: v for k, v in kwargs.items() if v is not None}
+def _targets(value: str) -> list[str] | str:
+    return "all-linear" if value == "all-linear" else [t.strip() for t in value.split(",")]
+
+
+# Every TrainConfig field but `kind` (the command) and `data` (the arguments), declared
+# once: help text and defaults come from the field.
+TRAIN_OPTIONS = [
+    FieldOption("from_", ("--from",)),
+    FieldOption("output", ("--output", "-o")),
+    FieldOption("method", ("--full/--lora",), lambda full: "full" if full else "lora", bool,
+                "full fine-tune, or a LoRA adapter [default: --lora]"),
+    FieldOption("epochs"),
+    FieldOption("max_steps"),
+    FieldOption("learning_rate", ("--lr", "--learning-rate")),
+    FieldOption("lr_scheduler", ("--scheduler", "--lr-scheduler")),
+    FieldOption("warmup_ratio"),
+    FieldOption("batch_size"),
+    FieldOption("gradient_accumulation", ("--grad-accum", "--gradient-accumulation")),
+    FieldOption("max_length"),
+    FieldOption("packing"),
+    FieldOption("lora_rank"),
+    FieldOption("lora_alpha"),
+    FieldOption("lora_dropout"),
+    FieldOption("lora_targets", (), _targets, str, "comma-separated module names, or all-linear [default: all-linear]"),
+    FieldOption("weight_decay"),
+    FieldOption("max_grad_norm"),
+    FieldOption("eval_split"),
+    FieldOption("general_text", (), str, Path),
+    FieldOption("seed"),
+    FieldOption("save_steps"),
+    FieldOption("log_steps"),
+]
+# Pre-training's rows are blocks of the context size, so it also answers to --num-ctx.
+PRETRAIN_OPTIONS = [FieldOption("max_length", ("--max-length", "--num-ctx"), help="block size, in tokens [default: 512]")
+                    if o.field == "max_length" else o for o in TRAIN_OPTIONS]
 
 
 def _run(kind: str, data: list[Path], config_file: Path | None, resume: bool, overrides: dict) -> None:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
     from pimpmyllama.training.config import load_train_config
     from pimpmyllama.training.distributed import Distributed
     from pimpmyllama.training.recipe import train
@@ -26,23 +60,8 @@ def _run(kind: str, data: list[Path], config_file: Path | None, resume: bool, ov
         overrides["data"] = [str(p) for p in data]
     config = load_train_config(config_file, overrides)
     main = Distributed.from_env().is_main
-    columns = [TextColumn("step {task.completed}/{task.total}"), BarColumn(),
-               TextColumn("loss {task.fields[loss]:.4f} · {task.fields[tps]:.0f} tok/s"), TimeRemainingColumn()]
-    # The bar appears with the first step: setup errors stay one clean line.
-    bar = Progress(*columns, console=err, transient=False, disable=not main)
-    task = bar.add_task("train", total=None, loss=float("nan"), tps=0.0)
-
-    def report(m: dict) -> None:
-        if not bar.live.is_started:
-            bar.start()
-        bar.update(task, completed=m["step"], total=m["total_steps"], loss=m["loss"],
-                   tps=m["trained_tokens_per_second"])
-
-    try:
-        result = train(config, resume=resume, progress=report)
-    finally:
-        if bar.live.is_started:
-            bar.stop()
+    with step_reporter(enabled=main) as on_step:
+        result = train(config, resume=resume, on_step=on_step)
     if not main:
         return
     m = result.metrics
@@ -60,73 +79,19 @@ def _run(kind: str, data: list[Path], config_file: Path | None, resume: bool, ov
 
 
 DATA = typer.Argument(None, help="data files (JSONL, JSON, CSV, Parquet; .txt/.md for pretrain)")
-FROM = typer.Option(None, "--from", help="base model or build (default: the bundled model)")
-OUTPUT = typer.Option(None, "--output", "-o", help="name of the result in the store")
 CONFIG = typer.Option(None, "--config", help="YAML training config; options given here override it")
 RESUME = typer.Option(False, "--resume", help="continue the run of this output name from its last checkpoint")
 
 
 @app.command("sft")
-def sft(
-    data: list[Path] = DATA,
-    from_: str = FROM,
-    output: str = OUTPUT,
-    full: bool = typer.Option(None, "--full/--lora", help="full fine-tune, or a LoRA adapter (default)"),
-    epochs: float = typer.Option(None, "--epochs"),
-    max_steps: int = typer.Option(None, "--max-steps"),
-    lr: float = typer.Option(None, "--lr", help="peak learning rate (LoRA 2e-4, full 2e-5)"),
-    scheduler: str = typer.Option(None, "--scheduler", help="cosine, linear or constant"),
-    warmup_ratio: float = typer.Option(None, "--warmup-ratio"),
-    batch_size: int = typer.Option(None, "--batch-size", help="rows per micro-batch, per process"),
-    grad_accum: int = typer.Option(None, "--grad-accum"),
-    max_length: int = typer.Option(None, "--max-length", help="tokens per row; longer examples are dropped"),
-    packing: bool = typer.Option(None, "--packing/--no-packing"),
-    lora_rank: int = typer.Option(None, "--lora-rank"),
-    lora_alpha: int = typer.Option(None, "--lora-alpha"),
-    lora_dropout: float = typer.Option(None, "--lora-dropout"),
-    lora_targets: str = typer.Option(None, "--lora-targets", help="comma-separated module names, or all-linear"),
-    eval_split: float = typer.Option(None, "--eval-split"),
-    general_text: Path = typer.Option(None, "--general-text", help="reference text for what the model may forget"),
-    seed: int = typer.Option(None, "--seed"),
-    save_steps: int = typer.Option(None, "--save-steps"),
-    config: Path = CONFIG,
-    resume: bool = RESUME,
-):
+@config_options(TrainConfig, TRAIN_OPTIONS)
+def sft(data: list[Path] = DATA, config: Path = CONFIG, resume: bool = RESUME, *, overrides: dict):
     """Supervised fine-tuning on conversations (messages, ShareGPT, Alpaca) or prompt/completion pairs."""
-    targets = None
-    if lora_targets:
-        targets = "all-linear" if lora_targets == "all-linear" else [t.strip() for t in lora_targets.split(",")]
-    _run("sft", data or [], config, resume, _options(
-        **{"from": from_}, output=output, method=None if full is None else ("full" if full else "lora"),
-        epochs=epochs, max_steps=max_steps, learning_rate=lr, lr_scheduler=scheduler, warmup_ratio=warmup_ratio,
-        batch_size=batch_size, gradient_accumulation=grad_accum, max_length=max_length, packing=packing,
-        lora_rank=lora_rank, lora_alpha=lora_alpha, lora_dropout=lora_dropout, lora_targets=targets,
-        eval_split=eval_split, general_text=str(general_text) if general_text else None, seed=seed,
-        save_steps=save_steps))
+    _run("sft", data or [], config, resume, overrides)
 
 
 @app.command("pretrain")
-def pretrain(
-    data: list[Path] = DATA,
-    from_: str = FROM,
-    output: str = OUTPUT,
-    full: bool = typer.Option(None, "--full/--lora", help="full fine-tune, or a LoRA adapter (default)"),
-    epochs: float = typer.Option(None, "--epochs"),
-    max_steps: int = typer.Option(None, "--max-steps"),
-    lr: float = typer.Option(None, "--lr"),
-    batch_size: int = typer.Option(None, "--batch-size"),
-    grad_accum: int = typer.Option(None, "--grad-accum"),
-    max_length: int = typer.Option(None, "--max-length", "--num-ctx", help="block size, in tokens"),
-    eval_split: float = typer.Option(None, "--eval-split"),
-    general_text: Path = typer.Option(None, "--general-text"),
-    seed: int = typer.Option(None, "--seed"),
-    save_steps: int = typer.Option(None, "--save-steps"),
-    config: Path = CONFIG,
-    resume: bool = RESUME,
-):
+@config_options(TrainConfig, PRETRAIN_OPTIONS)
+def pretrain(data: list[Path] = DATA, config: Path = CONFIG, resume: bool = RESUME, *, overrides: dict):
     """Continued pre-training: documents joined with the end-of-text token, cut into blocks."""
-    _run("pretrain", data or [], config, resume, _options(
-        **{"from": from_}, output=output, method=None if full is None else ("full" if full else "lora"),
-        epochs=epochs, max_steps=max_steps, learning_rate=lr, batch_size=batch_size,
-        gradient_accumulation=grad_accum, max_length=max_length, eval_split=eval_split,
-        general_text=str(general_text) if general_text else None, seed=seed, save_steps=save_steps))
+    _run("pretrain", data or [], config, resume, overrides)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import torch
 
+from pimpmyllama.quiet import quiet_transformers
+
 
 class _HFCache:
     def __init__(self, max_len: int):
@@ -17,10 +19,8 @@ class _HFCache:
 class HFBackend:
     def __init__(self, folder: Path, dtype=torch.float32, adapter=None):
         from transformers import AutoModelForCausalLM
-        from transformers.utils import logging
 
-        logging.set_verbosity_error()
-        logging.disable_progress_bar()
+        quiet_transformers()
         self.model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype)
         self.model.eval()
         self.dtype = dtype

@@ -9,15 +9,20 @@ from dataclasses import dataclass
 
 import torch
 
+from pimpmyllama.prompting.build import Parameters
+
+# The defaults are a build's (Ollama's), declared and documented once in `Parameters`.
+_DEFAULT = Parameters.model_fields
+
 
 @dataclass(frozen=True)
 class SamplingParams:
-    temperature: float = 0.8
-    top_k: int = 40
-    top_p: float = 0.9
-    repeat_penalty: float = 1.1
-    repeat_last_n: int = 64
-    seed: int | None = None
+    temperature: float = _DEFAULT["temperature"].default
+    top_k: int = _DEFAULT["top_k"].default
+    top_p: float = _DEFAULT["top_p"].default
+    repeat_penalty: float = _DEFAULT["repeat_penalty"].default
+    repeat_last_n: int = _DEFAULT["repeat_last_n"].default
+    seed: int | None = _DEFAULT["seed"].default
 
 
 def apply_repeat_penalty(logits: torch.Tensor, recent: list[int], penalty: float) -> torch.Tensor:

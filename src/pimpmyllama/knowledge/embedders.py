@@ -7,7 +7,6 @@ are L2-normalised, so a dot product is the cosine similarity.
 
 import json
 import os
-from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
@@ -15,8 +14,8 @@ import numpy as np
 
 from pimpmyllama.errors import InvalidInputError
 from pimpmyllama.models.defaults import DEFAULT_EMBEDDER, bundled_default_embedder
-
-Progress = Callable[[int, int], None]  # (texts done, total)
+from pimpmyllama.progress import Progress
+from pimpmyllama.quiet import quiet_transformers
 
 
 def embedder_folder(name: str) -> Path:
@@ -51,10 +50,7 @@ class Embedder:
             # Local folders only: nothing may be fetched from a hub at run time.
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-            from transformers.utils import logging
-
-            logging.set_verbosity_error()
-            logging.disable_progress_bar()
+            quiet_transformers()
             from sentence_transformers import SentenceTransformer
 
             self._model = SentenceTransformer(str(self.folder), device="cpu")
@@ -94,7 +90,7 @@ class Embedder:
             out[batch] = vectors
             done += len(batch)
             if progress:
-                progress(done, len(texts))
+                progress("embedding", done, len(texts))
         return out
 
 

@@ -19,8 +19,8 @@ from pimpmyllama.knowledge.documents import LoadedDocument, SkippedFile
 from pimpmyllama.knowledge.loaders import load_document, supported
 from pimpmyllama.knowledge.retrieval import check_embedder
 from pimpmyllama.knowledge.store import KnowledgeBase, KnowledgeStore
+from pimpmyllama.progress import Progress
 
-Progress = Callable[[str, int, int | None], None]
 Warn = Callable[[str], None]
 
 

@@ -5,46 +5,28 @@ never left with half a document, whatever stops the process.
 """
 
 import fnmatch
-import json
 import re
-from dataclasses import dataclass
 from pathlib import PurePath
+from typing import Literal
 
 import numpy as np
 
 from pimpmyllama.errors import InvalidInputError, NotFoundError
 from pimpmyllama.knowledge.chunking import Chunk
+from pimpmyllama.knowledge.records import (
+    KnowledgeBase,
+    KnowledgeBaseStats,
+    KnowledgeBaseSummary,
+    StoredChunk,
+    StoredDocument,
+)
 from pimpmyllama.knowledge.stopwords import STOPWORDS
 from pimpmyllama.names import check_name
 from pimpmyllama.storage.db import Database, utc_now
-from pimpmyllama.storage.vectors import VectorTable
+from pimpmyllama.storage.keyword_index import keyword_index
+from pimpmyllama.storage.vectors import VectorTable, vector_table
 
 FILTER_FIELDS = ("source", "title", "heading", "page")
-
-
-@dataclass
-class KnowledgeBase:
-    id: int
-    name: str
-    embedder: str
-    dim: int
-    chunk_size: int
-    overlap: int
-    created_at: str
-    updated_at: str
-
-
-@dataclass
-class StoredChunk:
-    id: int
-    document_id: int
-    source: str
-    title: str | None
-    position: int
-    text: str
-    heading: str | None
-    page: int | None
-    tokens: int
 
 
 def parse_filters(specs: list[str] | None) -> dict[str, str]:
@@ -108,7 +90,7 @@ class KnowledgeStore:
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (name, embedder, dim, chunk_size, overlap, now, now),
             )
-            vectors = VectorTable(self.db, "chunks", dim)
+            vectors = vector_table(self.db, "chunks", dim)
             vectors.ensure()
             vectors.ensure_index(kb_id)
         return self.get(name)
@@ -124,48 +106,49 @@ class KnowledgeStore:
             raise NotFoundError(f"unknown knowledge base {name!r} (known: {known or 'none'}; create one with `pml kb create`)")
         return kb
 
-    def summaries(self) -> list[dict]:
-        return self.db.query(
+    def summaries(self) -> list[KnowledgeBaseSummary]:
+        rows = self.db.query(
             "SELECT k.name, k.embedder, k.chunk_size, k.overlap, k.updated_at, "
             "(SELECT COUNT(*) FROM documents d WHERE d.kb_id = k.id) AS documents, "
             "(SELECT COUNT(*) FROM chunks c WHERE c.kb_id = k.id) AS chunks "
             "FROM knowledge_bases k ORDER BY k.name"
         )
+        return [KnowledgeBaseSummary(**r) for r in rows]
 
-    def stats(self, kb: KnowledgeBase) -> dict:
+    def stats(self, kb: KnowledgeBase) -> KnowledgeBaseStats:
         row = self.db.query_one(
             "SELECT COUNT(*) AS documents, COALESCE(SUM(bytes), 0) AS bytes FROM documents WHERE kb_id = ?", (kb.id,)
         )
         chunks = self.db.query_one(
             "SELECT COUNT(*) AS chunks, COALESCE(SUM(tokens), 0) AS tokens FROM chunks WHERE kb_id = ?", (kb.id,)
         )
-        return {**row, **chunks}
+        return KnowledgeBaseStats(**row, **chunks)
 
     def remove(self, name: str) -> None:
         kb = self.get(name)
         with self.db.transaction():
-            VectorTable(self.db, "chunks", kb.dim).delete_part(kb.id)
+            vector_table(self.db, "chunks", kb.dim).delete_part(kb.id)
             self.db.execute("DELETE FROM chunks WHERE kb_id = ?", (kb.id,))
             self.db.execute("DELETE FROM documents WHERE kb_id = ?", (kb.id,))
             self.db.execute("DELETE FROM knowledge_bases WHERE id = ?", (kb.id,))
 
     # documents ------------------------------------------------------------------
-    def documents(self, kb: KnowledgeBase) -> list[dict]:
-        return self.db.query(
+    def documents(self, kb: KnowledgeBase) -> list[StoredDocument]:
+        rows = self.db.query(
             "SELECT id, source, title, content_hash, bytes, chunk_count, added_at FROM documents "
             "WHERE kb_id = ? ORDER BY source",
             (kb.id,),
         )
+        return [StoredDocument(**r) for r in rows]
 
     def document_hash(self, kb: KnowledgeBase, source: str) -> str | None:
         row = self.db.query_one("SELECT content_hash FROM documents WHERE kb_id = ? AND source = ?", (kb.id, source))
         return row["content_hash"] if row else None
 
     def put_document(self, kb: KnowledgeBase, source: str, content_hash: str, title: str | None, size: int,
-                     chunks: list[Chunk], vectors: np.ndarray) -> str:
-        """Add or replace a document with its chunks and vectors, atomically.
-        Returns "added", "updated" or "unchanged"."""
-        vectors_table = VectorTable(self.db, "chunks", kb.dim)
+                     chunks: list[Chunk], vectors: np.ndarray) -> Literal["added", "updated", "unchanged"]:
+        """Add or replace a document with its chunks and vectors, atomically."""
+        vectors_table = vector_table(self.db, "chunks", kb.dim)
         with self.db.transaction():
             self.db.lock_row("knowledge_bases", kb.id)
             # Checked again inside the transaction: another process may have just added it.
@@ -201,10 +184,10 @@ class KnowledgeStore:
 
     def remove_documents(self, kb: KnowledgeBase, pattern: str) -> list[str]:
         """Remove the documents whose source matches `pattern` (a path or a glob)."""
-        docs = [d for d in self.documents(kb) if d["source"] == pattern or source_matches(d["source"], pattern)]
+        docs = [d for d in self.documents(kb) if d.source == pattern or source_matches(d.source, pattern)]
         with self.db.transaction():
-            self._delete_documents([d["id"] for d in docs], VectorTable(self.db, "chunks", kb.dim))
-        return [d["source"] for d in docs]
+            self._delete_documents([d.id for d in docs], vector_table(self.db, "chunks", kb.dim))
+        return [d.source for d in docs]
 
     # chunks ---------------------------------------------------------------------
     def chunks(self, ids: list[int]) -> list[StoredChunk]:
@@ -236,12 +219,12 @@ class KnowledgeStore:
         doc_filters = {f: v for f, v in filters.items() if f in ("source", "title")}
         if doc_filters:
             docs = [d for d in self.documents(kb)
-                    if ("source" not in doc_filters or source_matches(d["source"], doc_filters["source"]))
-                    and ("title" not in doc_filters or _glob_match(d["title"], doc_filters["title"]))]
+                    if ("source" not in doc_filters or source_matches(d.source, doc_filters["source"]))
+                    and ("title" not in doc_filters or _glob_match(d.title, doc_filters["title"]))]
             if not docs:
                 return []
             sql += f" AND c.document_id IN ({','.join('?' * len(docs))})"
-            params += [d["id"] for d in docs]
+            params += [d.id for d in docs]
         if "heading" in filters:
             headings = [r["heading"] for r in self.db.query(
                 "SELECT DISTINCT heading FROM chunks WHERE kb_id = ? AND heading IS NOT NULL", (kb.id,))
@@ -259,45 +242,23 @@ class KnowledgeStore:
     # search ---------------------------------------------------------------------
     def dense_search(self, kb: KnowledgeBase, query: np.ndarray, k: int,
                      among: list[int] | None = None) -> list[tuple[int, float]]:
-        return VectorTable(self.db, "chunks", kb.dim).search(kb.id, query, k, among)
+        return vector_table(self.db, "chunks", kb.dim).search(kb.id, query, k, among)
 
     def keyword_search(self, kb: KnowledgeBase, query: str, k: int,
                        among: list[int] | None = None) -> list[tuple[int, float]]:
         """Full-text search: BM25 on SQLite (FTS5), ts_rank on PostgreSQL; any term may match."""
-        terms = keyword_terms(query)
-        if not terms or (among is not None and not among):
-            return []
-        params: list
-        if self.db.dialect == "sqlite":
-            match = " OR ".join(f'"{t}"' for t in terms)
-            sql = ("SELECT c.id AS id, -bm25(chunks_fts) AS score FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid "
-                   "WHERE chunks_fts MATCH ? AND c.kb_id = ?")
-            params = [match, kb.id]
-            if among is not None:
-                sql += " AND c.id IN (SELECT value FROM json_each(?))"
-                params.append(json.dumps(among))
-            sql += " ORDER BY bm25(chunks_fts) LIMIT ?"
-        else:
-            sql = ("SELECT id, ts_rank(tsv, q) AS score FROM chunks, to_tsquery('simple', ?) q "
-                   "WHERE tsv @@ q AND kb_id = ?")
-            params = [" | ".join(terms), kb.id]
-            if among is not None:
-                sql += " AND id = ANY(?)"
-                params.append(among)
-            sql += " ORDER BY score DESC, id LIMIT ?"
-        params.append(int(k))
-        return [(int(r["id"]), float(r["score"])) for r in self.db.query(sql, params)]
+        return keyword_index(self.db).search(kb.id, keyword_terms(query), k, among)
 
     def vectors(self, kb: KnowledgeBase, ids: list[int]) -> dict[int, np.ndarray]:
-        return VectorTable(self.db, "chunks", kb.dim).get(ids)
+        return vector_table(self.db, "chunks", kb.dim).get(ids)
 
     # re-indexing ----------------------------------------------------------------
     def replace_embeddings(self, kb: KnowledgeBase, embedder: str, dim: int, ids: list[int],
                            vectors: np.ndarray) -> KnowledgeBase:
         """Swap every vector of a base for new ones (from another embedder), atomically."""
         with self.db.transaction():
-            VectorTable(self.db, "chunks", kb.dim).delete_part(kb.id)
-            table = VectorTable(self.db, "chunks", dim)
+            vector_table(self.db, "chunks", kb.dim).delete_part(kb.id)
+            table = vector_table(self.db, "chunks", dim)
             table.ensure()
             table.add(ids, kb.id, vectors)
             table.ensure_index(kb.id)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pimpmyllama.errors import InvalidInputError
 from pimpmyllama.memory.sessions import Session, StoredTurn
 from pimpmyllama.storage.db import Database, utc_now
-from pimpmyllama.storage.vectors import VectorTable
+from pimpmyllama.storage.vectors import vector_table
 
 MIN_SIMILARITY = 0.25  # below this a memory is about something else (MiniLM cosine)
 
@@ -27,7 +27,7 @@ class MemoryStore:
     def __init__(self, db: Database, embedder):
         self.db = db
         self.embedder = embedder
-        self._vectors = VectorTable(db, "memories", embedder.dim)
+        self._vectors = vector_table(db, "memories", embedder.dim)
         self._vectors.ensure()
 
     def index(self, session: Session, turns: list[StoredTurn]) -> int:
@@ -89,5 +89,5 @@ def forget_session(db: Database, session_id: int) -> None:
     """Remove every memory of a session, vectors included (they have no foreign key)."""
     with db.transaction():
         for row in db.query("SELECT DISTINCT dim FROM memories WHERE session_id = ?", (session_id,)):
-            VectorTable(db, "memories", row["dim"]).delete_part(session_id)
+            vector_table(db, "memories", row["dim"]).delete_part(session_id)
         db.execute("DELETE FROM memories WHERE session_id = ?", (session_id,))

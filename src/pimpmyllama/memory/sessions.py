@@ -28,6 +28,17 @@ class Session:
     updated_at: str
 
 
+@dataclass(frozen=True)
+class SessionSummary:
+    """A line of `pml sessions list`."""
+
+    name: str
+    build: str | None
+    created_at: str
+    updated_at: str
+    turns: int
+
+
 @dataclass
 class StoredTurn:
     index: int
@@ -88,12 +99,13 @@ class SessionStore:
         row = self.db.query_one("SELECT * FROM sessions ORDER BY updated_at DESC, id DESC LIMIT 1")
         return Session(**row) if row else None
 
-    def summaries(self) -> list[dict]:
-        return self.db.query(
+    def summaries(self) -> list[SessionSummary]:
+        rows = self.db.query(
             "SELECT s.name, s.build, s.created_at, s.updated_at, COUNT(t.id) AS turns "
             "FROM sessions s LEFT JOIN turns t ON t.session_id = s.id "
             "GROUP BY s.id, s.name, s.build, s.created_at, s.updated_at ORDER BY s.updated_at DESC"
         )
+        return [SessionSummary(**r) for r in rows]
 
     def remove(self, name: str) -> None:
         from pimpmyllama.memory.recall import forget_session

@@ -18,7 +18,7 @@ from typing import Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from pimpmyllama.config_errors import parse_yaml_mapping
+from pimpmyllama.config_files import parse_yaml_mapping, read_config_text
 from pimpmyllama.errors import InvalidInputError
 
 Scalar = Union[float, int, bool, str]
@@ -110,8 +110,4 @@ def parse_merge_config(text: str, source: str = "recipe") -> MergeConfig:
 
 
 def load_merge_config(path: Path) -> MergeConfig:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InvalidInputError(f"{path} does not exist") from None
-    return parse_merge_config(text, str(path))
+    return parse_merge_config(read_config_text(path), str(path))

@@ -24,6 +24,7 @@ from pimpmyllama.models.refs import resolve_model, resolve_model_folder
 from pimpmyllama.models.store import ModelStore
 from pimpmyllama.models.weights import TensorFiles
 from pimpmyllama.progress import Progress
+
 _LINEAR = re.compile(r"^(model\.layers\.\d+\.(?:self_attn|mlp)\.(\w+_proj))\.weight$")
 
 

@@ -15,6 +15,7 @@ from pimpmyllama.errors import InvalidInputError, NotFoundError
 from pimpmyllama.models.manifest import Manifest
 from pimpmyllama.models.weights import check_complete, safetensors_files
 from pimpmyllama.progress import Progress, no_progress
+from pimpmyllama.quiet import quiet_transformers
 
 GGUF_ARCHITECTURES = ("llama", "mistral", "qwen2")
 _COPIED_FILES = (
@@ -81,7 +82,7 @@ def _read_config(path: Path) -> dict:
 
 def _convert_tokenizer(source: Path, dest: Path) -> None:
     """Slow (sentencepiece) tokenizers become a tokenizer.json through transformers."""
-    _quiet_transformers()
+    quiet_transformers()
     from transformers import AutoTokenizer
 
     try:
@@ -102,13 +103,6 @@ def gguf_architecture(path: Path) -> str:
         return bytes(field.parts[field.data[0]]).decode()
     except (KeyError, ValueError, IndexError, OSError) as exc:
         raise InvalidInputError(f"{path} is not a readable GGUF file ({exc})") from None
-
-
-def _quiet_transformers() -> None:
-    from transformers.utils import logging
-
-    logging.set_verbosity_error()
-    logging.disable_progress_bar()
 
 
 @contextmanager
@@ -141,7 +135,7 @@ def _import_gguf(source: Path, dest: Path, progress: Progress) -> None:
             f"{source.name}: GGUF architecture {arch!r} is not supported "
             f"(supported: {', '.join(GGUF_ARCHITECTURES)})"
         )
-    _quiet_transformers()
+    quiet_transformers()
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

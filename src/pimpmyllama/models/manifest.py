@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pimpmyllama.config_errors import describe_validation_error
+from pimpmyllama.config_files import describe_validation_error
 from pimpmyllama.errors import InvalidInputError
 
 MADE_BY = ("import", "train", "merge", "merge-lora", "extract-lora", "export", "unknown")

@@ -8,7 +8,7 @@ memory is one tensor, not a model.
 
 import json
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,7 +86,3 @@ def write_streaming(folder: Path, specs: list[TensorSpec], produce: Callable[[Te
         index = {"metadata": {"total_size": sum(s.nbytes for s in specs)}, "weight_map": weight_map}
         (folder / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
     return [folder / n for n in names]
-
-
-def specs_like(shapes: Iterable[tuple[str, tuple[int, ...]]], dtype: str) -> list[TensorSpec]:
-    return [TensorSpec(name, dtype, tuple(shape)) for name, shape in shapes]

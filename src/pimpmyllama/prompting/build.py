@@ -7,8 +7,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pimpmyllama.config_errors import parse_yaml_mapping
-from pimpmyllama.errors import InvalidInputError
+from pimpmyllama.config_files import parse_yaml_mapping, read_config_text
 from pimpmyllama.models.defaults import DEFAULT_MODEL
 
 
@@ -111,13 +110,7 @@ def parse_build(text: str, source: str = "build") -> Build:
 
 
 def load_build_file(path: Path) -> Build:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InvalidInputError(f"{path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(f"{path} cannot be read ({exc})") from None
-    build = parse_build(text, str(path))
+    build = parse_build(read_config_text(path), str(path))
     # A relative model path in a build file means relative to that file.
     candidate = (path.parent / build.from_).resolve()
     if not Path(build.from_).is_absolute() and ("/" in build.from_ or build.from_.startswith(".")) and candidate.exists():

@@ -41,6 +41,10 @@ class Database:
         SQLite's IMMEDIATE transactions already serialise writers; PostgreSQL needs
         the row lock."""
 
+    def lock_migrations(self) -> None:
+        """Within a transaction: make concurrent migrators wait their turn (SQLite's
+        IMMEDIATE transactions already do)."""
+
     @contextmanager
     def transaction(self) -> Iterator["Database"]:
         """All or nothing; nested uses join the outer transaction."""
@@ -162,6 +166,10 @@ class PostgresDatabase(Database):
 
     def lock_row(self, table: str, row_id: int) -> None:
         self._conn.execute(f"SELECT id FROM {table} WHERE id = %s FOR UPDATE", (row_id,))
+
+    def lock_migrations(self) -> None:
+        # A transaction-level advisory lock: released at COMMIT or ROLLBACK.
+        self._conn.execute("SELECT pg_advisory_xact_lock(7254119)")
 
     def _begin(self):
         self._conn.execute("BEGIN")

@@ -155,9 +155,7 @@ def migrate(db: Database) -> list[int]:
         if m.version in done:
             continue
         with db.transaction():
-            if db.dialect == "postgres":
-                # Serialise concurrent migrators; the lock ends with the transaction.
-                db.execute("SELECT pg_advisory_xact_lock(7254119)")
+            db.lock_migrations()
             # Checked inside the transaction: another process may have just applied it.
             if db.query_one("SELECT 1 AS done FROM schema_migrations WHERE version = ?", (m.version,)):
                 continue

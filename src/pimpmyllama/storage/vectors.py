@@ -5,6 +5,9 @@ session). PostgreSQL: a pgvector column with an HNSW index per partition (a part
 index, so one base's search never has to filter out another's rows). A search
 restricted to a set of ids (metadata filters) is exact on both engines, and the
 restriction is applied before ranking, never after.
+
+`vector_table(db, kind, dim)` gives the engine's class; each class holds all of its
+engine's SQL.
 """
 
 import json
@@ -14,9 +17,14 @@ import numpy as np
 from pimpmyllama.storage.db import Database
 
 KINDS = ("chunks", "memories")
+_BATCH = 500  # ids per DELETE statement
 
 
 class VectorTable:
+    """What both engines do alike; the SQL is in the subclasses."""
+
+    key = "id"  # the column holding the owner row's id
+
     def __init__(self, db: Database, kind: str, dim: int):
         if kind not in KINDS:
             raise ValueError(kind)
@@ -25,61 +33,35 @@ class VectorTable:
         self.name = f"vec_{kind}_{self.dim}"
 
     def ensure(self) -> None:
-        if self.db.dialect == "sqlite":
-            self.db.execute(
-                f"CREATE VIRTUAL TABLE IF NOT EXISTS {self.name} USING vec0("
-                f"part INTEGER PARTITION KEY, embedding float[{self.dim}] distance_metric=cosine)"
-            )
-        else:
-            self.db.execute(
-                f"CREATE TABLE IF NOT EXISTS {self.name} (id BIGINT PRIMARY KEY, part BIGINT NOT NULL, "
-                f"embedding vector({self.dim}) NOT NULL)"
-            )
-            self.db.execute(f"CREATE INDEX IF NOT EXISTS {self.name}_part ON {self.name} (part)")
+        """Create the table if it does not exist."""
+        raise NotImplementedError
 
     def ensure_index(self, part: int) -> None:
-        """PostgreSQL: an HNSW index over one partition (m=16, ef_construction=64)."""
-        if self.db.dialect == "postgres":
-            self.db.execute(
-                f"CREATE INDEX IF NOT EXISTS {self.name}_hnsw_{int(part)} ON {self.name} "
-                f"USING hnsw (embedding vector_cosine_ops) WHERE part = {int(part)}"
-            )
+        """Index one partition for approximate search, where the engine has such an index."""
 
     def add(self, ids: list[int], part: int, vectors: np.ndarray) -> None:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.shape != (len(ids), self.dim):
             raise ValueError(f"expected {len(ids)} vectors of {self.dim} dims, got {vectors.shape}")
-        if self.db.dialect == "sqlite":
-            rows = [(int(i), int(part), v.tobytes()) for i, v in zip(ids, vectors)]
-            self.db.executemany(f"INSERT INTO {self.name} (rowid, part, embedding) VALUES (?, ?, ?)", rows)
-        else:
-            rows = [(int(i), int(part), v) for i, v in zip(ids, vectors)]
-            self.db.executemany(f"INSERT INTO {self.name} (id, part, embedding) VALUES (?, ?, ?)", rows)
+        rows = [(int(i), int(part), self._encode(v)) for i, v in zip(ids, vectors)]
+        self.db.executemany(f"INSERT INTO {self.name} ({self.key}, part, embedding) VALUES (?, ?, ?)", rows)
 
     def delete(self, ids: list[int]) -> None:
-        if not ids:
-            return
-        key = "rowid" if self.db.dialect == "sqlite" else "id"
-        for start in range(0, len(ids), 500):
-            batch = [int(i) for i in ids[start : start + 500]]
-            marks = ",".join("?" * len(batch))
-            self.db.execute(f"DELETE FROM {self.name} WHERE {key} IN ({marks})", batch)
+        for start in range(0, len(ids), _BATCH):
+            batch = [int(i) for i in ids[start : start + _BATCH]]
+            self.db.execute(f"DELETE FROM {self.name} WHERE {self.key} IN ({','.join('?' * len(batch))})", batch)
 
     def delete_part(self, part: int) -> None:
         self.db.execute(f"DELETE FROM {self.name} WHERE part = ?", (int(part),))
-        if self.db.dialect == "postgres":
-            self.db.execute(f"DROP INDEX IF EXISTS {self.name}_hnsw_{int(part)}")
 
     def get(self, ids: list[int]) -> dict[int, np.ndarray]:
         if not ids:
             return {}
-        marks = ",".join("?" * len(ids))
-        key = "rowid" if self.db.dialect == "sqlite" else "id"
-        rows = self.db.query(f"SELECT {key} AS id, embedding FROM {self.name} WHERE {key} IN ({marks})",
-                             [int(i) for i in ids])
-        if self.db.dialect == "sqlite":
-            return {r["id"]: np.frombuffer(r["embedding"], dtype=np.float32) for r in rows}
-        return {r["id"]: np.asarray(r["embedding"], dtype=np.float32) for r in rows}
+        rows = self.db.query(
+            f"SELECT {self.key} AS id, embedding FROM {self.name} WHERE {self.key} IN ({','.join('?' * len(ids))})",
+            [int(i) for i in ids],
+        )
+        return {r["id"]: self._decode(r["embedding"]) for r in rows}
 
     def search(self, part: int, query: np.ndarray, k: int, among: list[int] | None = None) -> list[tuple[int, float]]:
         """The k nearest (id, cosine similarity), nearest first; `among` restricts the
@@ -87,25 +69,89 @@ class VectorTable:
         if among is not None and not among:
             return []
         query = np.ascontiguousarray(query, dtype=np.float32).reshape(-1)
-        if self.db.dialect == "sqlite":
-            sql = f"SELECT rowid AS id, distance FROM {self.name} WHERE embedding MATCH ? AND k = ? AND part = ?"
-            params = [query.tobytes(), int(k), int(part)]
-            if among is not None:
-                sql += " AND rowid IN (SELECT value FROM json_each(?))"
-                params.append(json.dumps([int(i) for i in among]))
-            rows = self.db.query(sql + " ORDER BY distance", params)
-        elif among is not None:
+        rows = self._nearest(int(part), query, int(k), None if among is None else [int(i) for i in among])
+        return [(int(r["id"]), 1.0 - float(r["distance"])) for r in rows]
+
+    # per engine -------------------------------------------------------------------
+    def _encode(self, vector: np.ndarray):
+        raise NotImplementedError
+
+    def _decode(self, stored) -> np.ndarray:
+        raise NotImplementedError
+
+    def _nearest(self, part: int, query: np.ndarray, k: int, among: list[int] | None) -> list[dict]:
+        """Rows (id, cosine distance), nearest first."""
+        raise NotImplementedError
+
+
+class SQLiteVectorTable(VectorTable):
+    key = "rowid"
+
+    def ensure(self) -> None:
+        self.db.execute(
+            f"CREATE VIRTUAL TABLE IF NOT EXISTS {self.name} USING vec0("
+            f"part INTEGER PARTITION KEY, embedding float[{self.dim}] distance_metric=cosine)"
+        )
+
+    def _encode(self, vector):
+        return vector.tobytes()
+
+    def _decode(self, stored):
+        return np.frombuffer(stored, dtype=np.float32)
+
+    def _nearest(self, part, query, k, among):
+        sql = f"SELECT rowid AS id, distance FROM {self.name} WHERE embedding MATCH ? AND k = ? AND part = ?"
+        params = [query.tobytes(), k, part]
+        if among is not None:
+            sql += " AND rowid IN (SELECT value FROM json_each(?))"
+            params.append(json.dumps(among))
+        return self.db.query(sql + " ORDER BY distance", params)
+
+
+class PostgresVectorTable(VectorTable):
+    def ensure(self) -> None:
+        self.db.execute(
+            f"CREATE TABLE IF NOT EXISTS {self.name} (id BIGINT PRIMARY KEY, part BIGINT NOT NULL, "
+            f"embedding vector({self.dim}) NOT NULL)"
+        )
+        self.db.execute(f"CREATE INDEX IF NOT EXISTS {self.name}_part ON {self.name} (part)")
+
+    def ensure_index(self, part: int) -> None:
+        """An HNSW index over one partition (m=16, ef_construction=64)."""
+        self.db.execute(
+            f"CREATE INDEX IF NOT EXISTS {self.name}_hnsw_{int(part)} ON {self.name} "
+            f"USING hnsw (embedding vector_cosine_ops) WHERE part = {int(part)}"
+        )
+
+    def delete_part(self, part: int) -> None:
+        super().delete_part(part)
+        self.db.execute(f"DROP INDEX IF EXISTS {self.name}_hnsw_{int(part)}")
+
+    def _encode(self, vector):
+        return vector
+
+    def _decode(self, stored):
+        return np.asarray(stored, dtype=np.float32)
+
+    def _nearest(self, part, query, k, among):
+        if among is not None:
             # Materialised first, so the planner cannot scan the index and filter after.
-            rows = self.db.query(
+            return self.db.query(
                 f"WITH c AS MATERIALIZED (SELECT id, embedding FROM {self.name} WHERE id = ANY(?)) "
                 f"SELECT id, embedding <=> ? AS distance FROM c ORDER BY distance LIMIT ?",
-                [[int(i) for i in among], query, int(k)],
+                [among, query, k],
             )
-        else:
-            # The partition is a literal so the planner can match the partial HNSW index.
-            rows = self.db.query(
-                f"SELECT id, embedding <=> ? AS distance FROM {self.name} WHERE part = {int(part)} "
-                f"ORDER BY embedding <=> ? LIMIT ?",
-                [query, query, int(k)],
-            )
-        return [(int(r["id"]), 1.0 - float(r["distance"])) for r in rows]
+        # The partition is a literal so the planner can match the partial HNSW index.
+        return self.db.query(
+            f"SELECT id, embedding <=> ? AS distance FROM {self.name} WHERE part = {part} "
+            f"ORDER BY embedding <=> ? LIMIT ?",
+            [query, query, k],
+        )
+
+
+_ENGINES: dict[str, type[VectorTable]] = {"sqlite": SQLiteVectorTable, "postgres": PostgresVectorTable}
+
+
+def vector_table(db: Database, kind: str, dim: int) -> VectorTable:
+    """The vector table of `kind` and `dim` in `db`, in that engine's SQL."""
+    return _ENGINES[db.dialect](db, kind, dim)

@@ -4,11 +4,10 @@ with command-line options overriding it."""
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from pimpmyllama.config_errors import describe_validation_error
-from pimpmyllama.errors import InvalidInputError
+from pimpmyllama.config_files import read_config_text, read_yaml_mapping, validate
+from pimpmyllama.models.defaults import DEFAULT_MODEL
 
 
 class TrainConfig(BaseModel):
@@ -16,7 +15,7 @@ class TrainConfig(BaseModel):
 
     kind: Literal["sft", "pretrain"] = Field("sft", description="supervised fine-tuning or continued pre-training")
     data: list[str] = Field(default_factory=list, description="data files (JSONL, JSON, CSV, Parquet; text for pretrain)")
-    from_: str = Field("smollm2-135m-instruct", alias="from", description="base model (store name or folder) or build")
+    from_: str = Field(DEFAULT_MODEL, alias="from", description="base model (store name or folder) or build")
     output: str = Field("", description="name of the adapter or model written to the store")
     force: bool = Field(False, description="replace an adapter or model of the same name")
     method: Literal["lora", "full"] = Field("lora", description="LoRA adapter or full fine-tune")
@@ -29,17 +28,17 @@ class TrainConfig(BaseModel):
     gradient_accumulation: int = Field(4, ge=1, description="micro-batches per optimizer step")
     max_length: int = Field(512, ge=8, description="tokens per row; longer examples are dropped, and counted")
     packing: bool = Field(True, description="pack several examples per row (exact: block-diagonal attention)")
-    lora_rank: int = Field(8, ge=1)
-    lora_alpha: int = Field(16, ge=1)
-    lora_dropout: float = Field(0.0, ge=0, lt=1, description="LLaMA-Factory's default; dropout also costs a copy of every input")
+    lora_rank: int = Field(8, ge=1, description="rank r of each LoRA update (B·A)")
+    lora_alpha: int = Field(16, ge=1, description="LoRA scale numerator: updates are scaled by alpha / rank")
+    lora_dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the LoRA input (0 is LLaMA-Factory's default; dropout costs a copy of every input)")
     lora_targets: list[str] | Literal["all-linear"] = Field("all-linear", description="module names, or all-linear")
-    weight_decay: float = Field(0.0, ge=0)
-    max_grad_norm: float = Field(1.0, gt=0)
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
+    max_grad_norm: float = Field(1.0, gt=0, description="gradients are clipped to this global norm")
     eval_split: float = Field(0.05, ge=0, lt=1, description="share of examples held out for evaluation")
     general_text: str | None = Field(None, description="reference text for what the model may forget")
-    seed: int = 42
+    seed: int = Field(42, description="seeds the data order, the held-out split and the initial weights")
     save_steps: int = Field(50, ge=1, description="checkpoint every N steps")
-    log_steps: int = Field(1, ge=1)
+    log_steps: int = Field(1, ge=1, description="write metrics.jsonl every N steps")
 
     @model_validator(mode="after")
     def _defaults(self):
@@ -49,18 +48,10 @@ class TrainConfig(BaseModel):
 
 
 def load_train_config(path: Path | None, overrides: dict) -> TrainConfig:
+    """The config file's keys (if any), each overridden by an option given (not None)."""
     data: dict = {}
     if path is not None:
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except FileNotFoundError:
-            raise InvalidInputError(f"{path} does not exist") from None
-        except yaml.YAMLError:
-            raise InvalidInputError(f"{path}: not valid YAML") from None
-        if not isinstance(data, dict):
-            raise InvalidInputError(f"{path}: a training config is a mapping of keys")
+        data = read_yaml_mapping(read_config_text(path), str(path), "a training config is a mapping of keys",
+                                 empty_ok=True)
     data.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        return TrainConfig.model_validate(data)
-    except ValidationError as exc:
-        raise InvalidInputError(describe_validation_error(str(path or "options"), exc)) from None
+    return validate(TrainConfig, data, str(path or "options"))

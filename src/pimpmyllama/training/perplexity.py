@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from pimpmyllama.quiet import quiet_transformers
 from pimpmyllama.training.loss import batch_loss
 from pimpmyllama.training.packing import collate, one_per_row
 from pimpmyllama.training.tokenize import ExampleEncoder, TokenizedExample, text_blocks
@@ -59,10 +60,8 @@ def model_perplexity(model_ref: str, paths: list[Path], *, adapter: str | None =
     data = prepare(paths, ChatFormat(tokenizer, model_name=name), kind="sft", max_length=max_length,
                    eval_split=0.0, seed=0)
     from transformers import AutoModelForCausalLM
-    from transformers.utils import logging
 
-    logging.set_verbosity_error()
-    logging.disable_progress_bar()
+    quiet_transformers()
     model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)
     if resolved.adapter:
         Adapter(resolved.adapter).apply_to_module(model)

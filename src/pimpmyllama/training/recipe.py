@@ -1,6 +1,6 @@
 """The training recipe, top to bottom: setup -> train -> save -> cleanup.
 
-One flat loop, one place that steps the optimizer, one metrics dict per step. The
+One flat loop, one place that steps the optimizer, one `StepReport` per step. The
 data order is a pure function of (seed, step), so a resumed run sees exactly the
 batches the uninterrupted one would have; with several processes each takes its
 share of every global batch, and the loss is normalised over the whole of it.
@@ -9,8 +9,6 @@ share of every global batch, and the loss is normalised over the whole of it.
 import json
 import math
 import random
-import time
-from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +24,7 @@ from pimpmyllama.paths import runs_dir
 from pimpmyllama.prompting.refs import resolve_build
 from pimpmyllama.prompting.format import ChatFormat
 from pimpmyllama.prompting.tokenizer import Tokenizer
+from pimpmyllama.quiet import quiet_transformers
 from pimpmyllama.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from pimpmyllama.training.config import TrainConfig
 from pimpmyllama.training.artifacts import write_artifact
@@ -35,9 +34,8 @@ from pimpmyllama.training.loss import CausalLMLoss, Throughput, batch_loss, norm
 from pimpmyllama.training.packing import Row, collate, one_per_row, pack
 from pimpmyllama.training.perplexity import default_general_text, general_examples, perplexity
 from pimpmyllama.training.schedule import lr_factor
+from pimpmyllama.training.step_report import OnStep, StepReport
 from pimpmyllama.training.tokenize import ExampleEncoder
-
-Progress = Callable[[dict], None]
 
 
 class TrainingInterrupted(PmlError):
@@ -113,10 +111,8 @@ class StepPlan:
 
 def build_model(base: Base, config: TrainConfig):
     from transformers import AutoModelForCausalLM
-    from transformers.utils import logging
 
-    logging.set_verbosity_error()
-    logging.disable_progress_bar()
+    quiet_transformers()
     model = AutoModelForCausalLM.from_pretrained(str(base.folder), dtype=torch.float32)
     model.config.use_cache = False
     if config.method == "lora":
@@ -138,7 +134,7 @@ def causal_lm(model):
     return model.base_model.model if hasattr(model, "peft_config") else model
 
 
-def train(config: TrainConfig, *, resume: bool = False, progress: Progress | None = None) -> TrainResult:
+def train(config: TrainConfig, *, resume: bool = False, on_step: OnStep | None = None) -> TrainResult:
     # setup ------------------------------------------------------------------------
     if not config.output:
         raise InvalidInputError("name the output with -o NAME")
@@ -218,22 +214,22 @@ def train(config: TrainConfig, *, resume: bool = False, progress: Progress | Non
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            metrics = {
-                "step": step + 1,
-                "total_steps": plan.total,
-                "loss": dist.sum(loss_sum) / max(global_trained, 1),
-                "lr": scheduler.get_last_lr()[0],
-                "grad_norm": grad_norm,
-                "trained_tokens_per_second": dist.sum(throughput.trained_tokens_per_second),
-                "tokens_per_second": dist.sum(throughput.tokens_per_second),
-                "elapsed": throughput.seconds,
-            }
+            report = StepReport(
+                step=step + 1,
+                total_steps=plan.total,
+                loss=dist.sum(loss_sum) / max(global_trained, 1),
+                lr=scheduler.get_last_lr()[0],
+                grad_norm=grad_norm,
+                trained_tokens_per_second=dist.sum(throughput.trained_tokens_per_second),
+                tokens_per_second=dist.sum(throughput.tokens_per_second),
+                elapsed=throughput.seconds,
+            )
             if dist.is_main:
                 if (step + 1) % config.log_steps == 0 or step + 1 == plan.total:
                     with open(metrics_file, "a") as f:
-                        f.write(json.dumps(metrics) + "\n")
-                if progress:
-                    progress(metrics)
+                        f.write(json.dumps(report.as_dict()) + "\n")
+                if on_step:
+                    on_step(report)
             if (step + 1) % config.save_steps == 0 and step + 1 < plan.total:
                 checkpoint(step + 1)
         step = plan.total

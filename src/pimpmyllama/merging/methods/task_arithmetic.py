@@ -7,6 +7,12 @@ optionally sparsified, optionally made to agree in sign, weighted, and added bac
 - dare_linear / dare_ties: drop entries at random, keep `density`, rescale (Yu et al.)
 - breadcrumbs / breadcrumbs_ties: drop the largest `gamma` and the smallest (Davari & Belilovsky)
 - della / della_linear: drop with probabilities by magnitude rank, `epsilon` wide (Deep et al.)
+
+`int8_mask` is mergekit's: there it stores the sign-agreement masks in int8 instead of
+the tensors' dtype, to save memory, and changes no value. Here each agreement mask is
+a bool tensor (one byte per entry), made and dropped one model at a time, so the
+saving is always taken: the parameter is accepted, so mergekit recipes run
+unchanged, and either value gives the same tensors (tested against mergekit).
 """
 
 from functools import partial
@@ -70,6 +76,7 @@ def _method(name, reference, sparsifier, sign_consensus, normalize, rescale, ext
         name=name,
         reference=reference,
         merge=partial(task_vector_merge, sparsifier=sparsifier, sign_consensus=sign_consensus),
+        # int8_mask: see the module docstring (the masks here are always one byte per entry).
         parameters={"normalize": normalize, "rescale": rescale, "lambda": 1.0, "int8_mask": False},
         tensor_parameters=tensor_parameters,
         needs_base=True,
