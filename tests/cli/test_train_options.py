@@ -27,7 +27,7 @@ def test_every_field_is_an_option_with_help(run, command):
     from pimpmyllama.cli.train import TRAIN_OPTIONS
 
     assert {o.field for o in TRAIN_OPTIONS} == ON_THE_COMMAND_LINE
-    expected_first_flags = ["--from", "-o", "--full", "--epochs", "--max-steps", "--lr", "--scheduler",
+    expected_first_flags = ["--from", "-o", "--force", "--full", "--epochs", "--max-steps", "--lr", "--scheduler",
                             "--warmup-ratio", "--batch-size", "--grad-accum", "--max-length", "--packing",
                             "--lora-rank", "--lora-alpha", "--lora-dropout", "--lora-targets", "--weight-decay",
                             "--max-grad-norm", "--eval-split", "--general-text", "--seed", "--save-steps",

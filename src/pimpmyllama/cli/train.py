@@ -22,6 +22,7 @@ def _targets(value: str) -> list[str] | str:
 TRAIN_OPTIONS = [
     FieldOption("from_", ("--from",)),
     FieldOption("output", ("--output", "-o")),
+    FieldOption("force"),
     FieldOption("method", ("--full/--lora",), lambda full: "full" if full else "lora", bool,
                 "full fine-tune, or a LoRA adapter [default: --lora]"),
     FieldOption("epochs"),
