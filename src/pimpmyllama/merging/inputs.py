@@ -11,8 +11,8 @@ import torch
 from pimpmyllama.errors import InvalidInputError
 from pimpmyllama.models.adapters import Adapter, base_fingerprint
 from pimpmyllama.models.info import read_config
-from pimpmyllama.models.refs import resolve_model
 from pimpmyllama.models.weights import TensorFiles
+from pimpmyllama.prompting.refs import resolve_model_of
 
 
 def layer_count(config: dict) -> int:
@@ -68,8 +68,8 @@ class Source:
 
 
 def resolve_source(ref: str) -> Source:
-    """A recipe's model: MODEL or MODEL+ADAPTER (see `models.refs`)."""
-    resolved = resolve_model(ref)
+    """A recipe's model: MODEL, MODEL+ADAPTER or a build's model (see `prompting.refs`)."""
+    resolved = resolve_model_of(ref)
     config = read_config(resolved.folder)
     if "num_hidden_layers" not in config:
         raise InvalidInputError(f"{resolved.name}: config.json has no num_hidden_layers; only layered decoders "

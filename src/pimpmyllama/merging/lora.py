@@ -18,7 +18,7 @@ from safetensors.torch import save_file
 from pimpmyllama.errors import InvalidInputError
 from pimpmyllama.generation.checks import check_model_runs
 from pimpmyllama.models.adapters import AdapterStore, base_fingerprint
-from pimpmyllama.models.export import write_with_adapter
+from pimpmyllama.merging.export import write_with_adapter
 from pimpmyllama.models.manifest import Manifest, Parent
 from pimpmyllama.models.refs import resolve_model, resolve_model_folder
 from pimpmyllama.models.store import ModelStore

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pimpmyllama.errors import InvalidInputError, NotFoundError
-from pimpmyllama.models.refs import (MODEL_PREFIX, is_path, model_exists, resolve_adapter, resolve_model_folder,
-                                     split_adapter)
+from pimpmyllama.models.refs import (MODEL_PREFIX, ResolvedModel, is_path, model_exists, resolve_adapter,
+                                     resolve_model, resolve_model_folder, split_adapter)
+from pimpmyllama.progress import Progress
 from pimpmyllama.models.store import ModelStore
 from pimpmyllama.names import is_valid_name
 from pimpmyllama.prompting.build import Build, load_build_file
@@ -68,3 +69,9 @@ def _checked_model(ref: str, builds: BuildStore, models: ModelStore) -> str:
         return ref.removeprefix(MODEL_PREFIX)
     raise NotFoundError(f"unknown build or model {ref!r} (builds: {', '.join(builds.names()) or 'none'}; "
                         f"models: {', '.join(models.names()) or 'none'})")
+
+
+def resolve_model_of(ref: str, progress: Progress | None = None) -> ResolvedModel:
+    """The model (and adapter) that `ref` runs: a model reference, or a build's."""
+    build = resolve_build(ref).build
+    return resolve_model(build.from_, progress, adapter=build.adapter)

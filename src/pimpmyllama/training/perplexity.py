@@ -48,13 +48,13 @@ def model_perplexity(model_ref: str, paths: list[Path], *, adapter: str | None =
     """Perplexity of a stored model (with an adapter merged in, if given) on data files:
     text files are cut into blocks; datasets count their trained tokens (answers)."""
     from pimpmyllama.models.adapters import Adapter
-    from pimpmyllama.models.refs import resolve_model
+    from pimpmyllama.prompting.refs import resolve_model_of
     from pimpmyllama.prompting.format import ChatFormat
     from pimpmyllama.prompting.tokenizer import Tokenizer
     from pimpmyllama.training.dataset import prepare
     from pimpmyllama.training.loss import CausalLMLoss
 
-    resolved = resolve_model(model_ref, adapter=adapter)
+    resolved = resolve_model_of(f"{model_ref}+{adapter}" if adapter else model_ref)
     name, folder = resolved.name, resolved.folder
     tokenizer = Tokenizer(folder)
     data = prepare(paths, ChatFormat(tokenizer, model_name=name), kind="sft", max_length=max_length,

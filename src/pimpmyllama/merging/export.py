@@ -1,11 +1,11 @@
 """`pml export`: a standalone Hugging Face model folder — a model, or a model with an
 adapter merged in — written one tensor at a time (peak memory: one tensor)."""
 
-from collections.abc import Callable
 from pathlib import Path
 
 from pimpmyllama.atomic import atomic_dir
 from pimpmyllama.errors import InvalidInputError
+from pimpmyllama.generation.checks import check_model_runs
 from pimpmyllama.models.adapters import AdapterStore, load_adapter
 from pimpmyllama.models.importing import verify_model_folder
 from pimpmyllama.models.manifest import MADE_BY, Manifest, Parent
@@ -15,6 +15,7 @@ from pimpmyllama.models.shelf import TOKENIZER_FILES
 from pimpmyllama.models.weights import TensorFiles, read_header, safetensors_files
 from pimpmyllama.names import is_valid_name
 from pimpmyllama.progress import Progress
+from pimpmyllama.prompting.refs import resolve_model_of
 
 MANIFEST = "pml-model.json"
 
@@ -46,7 +47,8 @@ def write_with_adapter(folder: Path, model: ResolvedModel, progress: Progress | 
 
 
 def export_target(ref: str, base: str | None = None) -> ResolvedModel:
-    """MODEL, MODEL+ADAPTER, or an adapter alone (merged into the base it records, or `base`)."""
+    """MODEL, MODEL+ADAPTER, a build (its model and adapter), or an adapter alone (merged
+    into the base it records, or `base`)."""
     target, adapter = split_adapter(ref)
     adapters = AdapterStore()
     alone = not adapter and ((not is_path(target) and is_valid_name(target) and adapters.exists(target))
@@ -54,7 +56,7 @@ def export_target(ref: str, base: str | None = None) -> ResolvedModel:
     if not alone:
         if base:
             raise InvalidInputError("--base is for exporting an adapter alone")
-        return resolve_model(ref)
+        return resolve_model_of(ref)
     manifest = adapters.meta(target) if not is_path(target) else None
     base_ref = base or (manifest.base.ref if manifest and manifest.base else None)
     if not base_ref:
@@ -62,8 +64,7 @@ def export_target(ref: str, base: str | None = None) -> ResolvedModel:
     return resolve_model(base_ref, adapter=target)
 
 
-def export_model(ref: str, output: Path, base: str | None = None, progress: Progress | None = None,
-                 check: Callable[[Path], None] | None = None) -> Path:
+def export_model(ref: str, output: Path, base: str | None = None, progress: Progress | None = None) -> Path:
     """A standalone model folder at `output` (new, or empty), complete or not at all."""
     model = export_target(ref, base)
     if output.exists() and (not output.is_dir() or any(output.iterdir())):
@@ -72,6 +73,5 @@ def export_model(ref: str, output: Path, base: str | None = None, progress: Prog
         manifest = write_with_adapter(tmp, model, progress)
         (tmp / MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
         verify_model_folder(tmp)
-        if check is not None:
-            check(tmp)
+        check_model_runs(tmp)
     return output
