@@ -28,7 +28,7 @@ class BuildStore:
         return is_valid_name(name) and self._path(name).is_file()
 
     def get(self, name: str) -> Build:
-        if not self.exists(name):
+        if not self._path(name).is_file():
             raise NotFoundError(f"unknown build {name!r} (known: {', '.join(self.names()) or 'none'})")
         return parse_build(self._path(name).read_text(encoding="utf-8"), f"build {name}")
 
