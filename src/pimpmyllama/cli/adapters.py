@@ -7,7 +7,7 @@ import typer
 from rich.table import Table
 
 from pimpmyllama.cli.app import new_app
-from pimpmyllama.cli.console import human_size, out, progress_reporter
+from pimpmyllama.cli.console import cells, escape, human_size, out, progress_reporter
 
 app = new_app("Manage LoRA adapters (the results of `pml train --lora`).")
 
@@ -22,8 +22,8 @@ def list_():
     for name in store.names():
         meta = store.meta(name)
         config = meta.get("config", {})
-        table.add_row(name, meta.get("base", "?"), str(config.get("lora_rank", "?")),
-                      str(meta.get("metrics", {}).get("steps", "?")), meta.get("created_at", "?"))
+        table.add_row(*cells(name, meta.get("base", "?"), config.get("lora_rank", "?"),
+                             meta.get("metrics", {}).get("steps", "?"), meta.get("created_at", "?")))
     out.print(table)
 
 
@@ -36,7 +36,8 @@ def show(name: str = typer.Argument(..., help="adapter name")):
     folder = store.folder(name)
     meta = store.meta(name)
     size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
-    out.print(f"[bold]{name}[/] · base {meta.get('base', '?')} · {human_size(size)} · {folder}")
+    out.print(f"[bold]{escape(name)}[/] · base {escape(str(meta.get('base', '?')))} · {human_size(size)} · "
+              f"{escape(str(folder))}")
     out.print_json(json.dumps({k: meta.get(k) for k in ("data", "data_hash", "config", "metrics", "created_at")}))
 
 
@@ -46,7 +47,7 @@ def rm(name: str = typer.Argument(..., help="adapter name")):
     from pimpmyllama.models.adapters import AdapterStore
 
     AdapterStore().remove(name)
-    out.print(f"removed {name}")
+    out.print(f"removed {name}", markup=False)
 
 
 def export(
@@ -59,4 +60,4 @@ def export(
 
     with progress_reporter(f"Exporting {name}") as report:
         path = export_model(name, output, base=base, progress=report)
-    out.print(f"wrote {path}")
+    out.print(f"wrote {path}", markup=False)

@@ -7,7 +7,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from pimpmyllama.cli.app import new_app
-from pimpmyllama.cli.console import out
+from pimpmyllama.cli.console import cells, escape, out
 
 app = new_app("Manage builds (model + system prompt + facts + parameters).")
 
@@ -26,7 +26,7 @@ def create(
     build = load_build_file(file)
     check_model_ref(build.from_, adapter=build.adapter)
     BuildStore().save(name, build)
-    out.print(f"created build [bold]{name}[/] (model {build.from_})")
+    out.print(f"created build [bold]{escape(name)}[/] (model {escape(build.from_)})")
 
 
 @app.command("list")
@@ -39,7 +39,7 @@ def list_():
     for name in store.names():
         build = store.get(name)
         system = (build.system or "").replace("\n", " ")
-        table.add_row(name, build.from_, system[:60] + ("…" if len(system) > 60 else ""))
+        table.add_row(*cells(name, build.from_, system[:60] + ("…" if len(system) > 60 else "")))
     out.print(table)
 
 
@@ -57,4 +57,4 @@ def rm(name: str = typer.Argument(..., help="build name")):
     from pimpmyllama.prompting.builds import BuildStore
 
     BuildStore().remove(name)
-    out.print(f"removed {name}")
+    out.print(f"removed {name}", markup=False)

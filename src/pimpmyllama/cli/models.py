@@ -7,7 +7,7 @@ import typer
 from rich.table import Table
 
 from pimpmyllama.cli.app import new_app
-from pimpmyllama.cli.console import human_count, human_size, out, progress_reporter
+from pimpmyllama.cli.console import cells, escape, human_count, human_size, out, progress_reporter
 
 app = new_app("Manage the model store (imported models).")
 
@@ -22,7 +22,7 @@ def import_(
 
     with progress_reporter(f"Importing {path.name}") as report:
         stored = ModelStore().import_model(path, name, report)
-    out.print(f"imported [bold]{stored}[/]")
+    out.print(f"imported [bold]{escape(stored)}[/]")
 
 
 @app.command("list")
@@ -34,8 +34,8 @@ def list_():
     table = Table("NAME", "ARCH", "PARAMS", "CONTEXT", "SIZE", "IMPORTED", box=None)
     for name in store.names():
         info = store.info(name)
-        table.add_row(name, info.architecture, human_count(info.parameters), str(info.context_length),
-                      human_size(info.size_bytes), info.imported_at)
+        table.add_row(*cells(name, info.architecture, human_count(info.parameters), info.context_length,
+                             human_size(info.size_bytes), info.imported_at))
     out.print(table)
 
 
@@ -64,7 +64,7 @@ def show(
     ]
     table = Table(show_header=False, box=None)
     for key, value in rows:
-        table.add_row(key, value)
+        table.add_row(*cells(key, value))
     out.print(table)
 
 
@@ -74,4 +74,4 @@ def rm(name: str = typer.Argument(..., help="store name")):
     from pimpmyllama.models.store import ModelStore
 
     ModelStore().remove(name)
-    out.print(f"removed {name}")
+    out.print(f"removed {name}", markup=False)

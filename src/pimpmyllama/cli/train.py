@@ -5,7 +5,7 @@ from pathlib import Path
 import typer
 
 from pimpmyllama.cli.app import new_app
-from pimpmyllama.cli.console import err, out
+from pimpmyllama.cli.console import err, escape, out
 
 app = new_app("Fine-tune a model: supervised (chat or completion data) or continued pre-training (text).")
 
@@ -53,10 +53,10 @@ def _run(kind: str, data: list[Path], config_file: Path | None, resume: bool, ov
 
     if m["dropped_too_long"]:
         out.print(f"[yellow]{m['dropped_too_long']} examples longer than max_length were dropped[/]")
-    out.print(f"trained {result.kind} [bold]{result.output}[/] in {result.steps} steps on {m['examples']} examples")
+    out.print(f"trained {result.kind} [bold]{escape(str(result.output))}[/] in {result.steps} steps on {m['examples']} examples")
     out.print(f"perplexity: domain: {fmt(b['domain'])} → {fmt(a['domain'])}, general: {fmt(b['general'])} → "
               f"{fmt(a['general'])}")
-    out.print(f"[dim]run folder: {result.run_dir}[/]")
+    out.print(f"[dim]run folder: {escape(str(result.run_dir))}[/]")
 
 
 DATA = typer.Argument(None, help="data files (JSONL, JSON, CSV, Parquet; .txt/.md for pretrain)")

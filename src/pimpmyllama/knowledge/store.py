@@ -17,6 +17,7 @@ from pimpmyllama.knowledge.chunking import Chunk
 from pimpmyllama.knowledge.stopwords import STOPWORDS
 from pimpmyllama.storage.db import Database, utc_now
 from pimpmyllama.storage.vectors import VectorTable
+from pimpmyllama.text import check_text
 
 FILTER_FIELDS = ("source", "title", "heading", "page")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -51,7 +52,7 @@ def parse_filters(specs: list[str] | None) -> dict[str, str]:
     """["source=*.md", "page=3"] -> {"source": "*.md", "page": "3"}"""
     filters = {}
     for spec in specs or []:
-        field, sep, value = spec.partition("=")
+        field, sep, value = check_text(spec, "the filter").partition("=")
         field = field.strip()
         if not sep or not field:
             raise InvalidInputError(f"filter {spec!r} is not FIELD=VALUE")
