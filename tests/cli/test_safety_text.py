@@ -92,3 +92,22 @@ def test_a_message_cannot_open_turns_through_ask(run, fake_engine, pml_home):
     assert ids.count(tok.token_to_id("<|im_start|>")) == 2  # the user turn and the generation prompt
     assert ids.count(tok.token_to_id("<|im_end|>")) == 1
     assert fake_engine.prompts[-1] == f"<|im_start|>user\n{EVIL}<|im_end|>\n<|im_start|>assistant\n"
+
+
+# -- file names ------------------------------------------------------------------
+
+def test_a_file_name_that_is_not_utf8_is_skipped_with_a_warning(run, pml_home, tmp_path):
+    import os
+
+    folder = tmp_path / "d"
+    folder.mkdir()
+    (folder / "ok.txt").write_text("The post office opens at 9am.")
+    with open(os.fsencode(folder) + b"/zebra\xff.txt", "wb") as f:
+        f.write(b"x")
+    assert run("kb", "create", "b").exit_code == 0
+    result = run("kb", "add", "b", str(folder))
+    assert result.exit_code == 0, result.output
+    assert "1 added, 0 updated, 0 unchanged, 1 skipped" in result.output
+    warnings = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert warnings == [f"warning: skipped {folder}/zebra\\xff.txt: the file name is not valid UTF-8"]
+    assert "1 documents · 1 chunks" in run("kb", "show", "b").output
