@@ -23,6 +23,7 @@ def parse_yaml_mapping(text: str, source: str, what: str, model, empty_ok: bool 
     import yaml
 
     from pimpmyllama.errors import InvalidInputError
+    from pimpmyllama.text import check_texts
 
     try:
         data = yaml.safe_load(text)
@@ -34,7 +35,9 @@ def parse_yaml_mapping(text: str, source: str, what: str, model, empty_ok: bool 
         data = {}
     if not isinstance(data, dict):
         raise InvalidInputError(f"{source}: {what}")
+    check_texts(data, source)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise InvalidInputError(describe_validation_error(source, exc)) from None
+

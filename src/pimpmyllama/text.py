@@ -24,3 +24,18 @@ def check_text(text: str, what: str) -> str:
         )
     raise InvalidInputError(f"{what} holds a lone surrogate U+{code:04X} at character {found.start()}, "
                             "which is not text")
+
+
+def check_texts(document, source: str, where: tuple = ()) -> None:
+    """`check_text` on every string of a parsed document (YAML, JSON): keys, values and
+    list items, naming the field, as in `data.jsonl:3: 'messages.0.content'`. JSON and
+    YAML escapes can spell lone surrogates ("\\udcff")."""
+    if isinstance(document, str):
+        check_text(document, f"{source}: '{'.'.join(map(str, where)) or '(top level)'}'")
+    elif isinstance(document, dict):
+        for key, item in document.items():
+            check_texts(key, source, where)
+            check_texts(item, source, (*where, key))
+    elif isinstance(document, list):
+        for i, item in enumerate(document):
+            check_texts(item, source, (*where, i))

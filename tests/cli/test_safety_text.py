@@ -111,3 +111,41 @@ def test_a_file_name_that_is_not_utf8_is_skipped_with_a_warning(run, pml_home, t
     warnings = [line for line in result.stderr.splitlines() if "warning" in line]
     assert warnings == [f"warning: skipped {folder}/zebra\\xff.txt: the file name is not valid UTF-8"]
     assert "1 documents · 1 chunks" in run("kb", "show", "b").output
+
+
+# -- where the state lives -------------------------------------------------------
+
+def test_a_corrupt_database_is_one_line(run, pml_home):
+    pml_home.mkdir(parents=True)
+    (pml_home / "pml.db").write_bytes(b"\x00garbage" * 512)
+    one_line_error(run("sessions", "list"), "pml.db is not an SQLite database")
+    one_line_error(run("kb", "list"), "pml.db is not an SQLite database")
+    assert (pml_home / "pml.db").read_bytes() == b"\x00garbage" * 512
+
+
+def test_a_home_that_is_a_file_is_one_line(run, tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.write_text("x")
+    monkeypatch.setenv("PML_HOME", str(home))
+    one_line_error(run("sessions", "list"), "PML_HOME", "not a folder")
+    one_line_error(run("builds", "list"), "PML_HOME", "not a folder")
+
+
+def test_a_db_option_that_names_no_database_creates_nothing(run, pml_home, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for target in ("garbage", "postgress://u@h/db", "mysql://u@h/db", str(tmp_path / "nowhere" / "x.db")):
+        one_line_error(run("kb", "list", "--db", target))
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_lone_surrogates_in_names_and_files_are_one_line(run, stored_tiny, pml_home, tmp_path):
+    one_line_error(run("sessions", "show", "\udcff"), "the argument NAME is not valid UTF-8")
+    build = tmp_path / "b.yml"
+    build.write_text('from: tiny\nsystem: "a\\ud800"\n')
+    one_line_error(run("create", "b", "-f", str(build)), "'system' holds a lone surrogate U+D800")
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"messages": [{"role": "user", "content": "\\udcff"}]}\n')
+    one_line_error(run("data", "check", str(data), "--model", "tiny"),
+                   "d.jsonl:1: 'messages.0.content' is not valid UTF-8 (byte 0xff")
+    assert not (pml_home / "builds" / "b.yml").exists()
