@@ -18,12 +18,14 @@ class FakeEngine:
         self.sampling_defaults: dict = {}
         self.replies = deque(replies)
         self.prompts: list[str] = []  # every prompt, as rendered text
+        self.prompt_ids: list[list[int]] = []  # every prompt, as sent
 
     def chat_format(self, template=None):
         return ChatFormat(self.tokenizer, template, model_name=self.name)
 
     def generate(self, prompt_ids, params, num_ctx=None):
         self.prompts.append(self.tokenizer.decode(prompt_ids, skip_special_tokens=False))
+        self.prompt_ids.append(list(prompt_ids))
         reply = self.replies.popleft() if self.replies else "ok"
         interrupt = None
         if isinstance(reply, tuple):  # (text so far, exception to raise after it)

@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from pimpmyllama.errors import InvalidInputError
+from pimpmyllama.text import check_texts
 
 
 def describe_validation_error(source: str, exc: ValidationError) -> str:
@@ -47,6 +48,7 @@ def read_yaml_mapping(text: str, source: str, what: str, empty_ok: bool = False)
         data = {}
     if not isinstance(data, dict):
         raise InvalidInputError(f"{source}: {what}")
+    check_texts(data, source)
     return data
 
 

@@ -3,11 +3,16 @@
 import os
 from pathlib import Path
 
+from pimpmyllama.errors import PmlError
+
 
 def pml_home() -> Path:
     home = os.environ.get("PML_HOME")
     path = Path(home).expanduser() if home else Path.home() / ".pimpmyllama"
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PmlError(f"PML_HOME {path} is not a folder that can be used ({exc.strerror})") from None
     return path
 
 

@@ -49,6 +49,11 @@ def cases(trio, narrow, other_vocabulary):
                              ["ties needs a base model among its inputs"]),
         "missing weight": ({"merge_method": "linear", "models": [{"model": a}, {"model": b}]},
                            ["linear needs parameter 'weight' for model"]),
+        "weight a string": (ties(*trio, weight="heavy"), ["parameter 'weight' must be a number, not 'heavy'"]),
+        "weight in a condition": (ties(*trio, weight=[{"filter": "mlp", "value": "x"}, {"value": 1}]),
+                                  ["parameter 'weight' must be a number, not 'x'"]),
+        "flag a number": ({**ties(*trio, density=0.5), "parameters": {"normalize": 2}},
+                          ["parameter 'normalize' must be true or false, not 2"]),
         "layer range": ({"merge_method": "passthrough", "slices": [{"sources": [{"model": a, "layer_range": [0, 5]}]}]},
                         ["layer_range [0, 5] is outside"]),
     }
@@ -56,7 +61,8 @@ def cases(trio, narrow, other_vocabulary):
 
 NAMES = ["unknown method", "unknown parameter", "unknown key", "missing model", "mismatched shapes",
          "different vocabularies", "slerp with three models", "model_stock with two", "density above one",
-         "density zero", "no base for ties", "missing weight", "layer range"]
+         "density zero", "no base for ties", "missing weight", "weight a string", "weight in a condition",
+         "flag a number", "layer range"]
 
 
 @pytest.mark.parametrize("case", NAMES)
@@ -67,6 +73,13 @@ def test_a_bad_recipe_is_one_line_and_writes_nothing(case, trio, narrow, other_v
     assert_one_line_error(pml("merge", str(path), "-o", "out", home=pml_home), *fragments)
     models = pml_home / "models"
     assert not models.exists() or [p.name for p in models.iterdir()] == []
+
+
+def test_a_mistyped_parameter_fails_the_dry_run_too(trio, pml_home, tmp_path):
+    path = tmp_path / "recipe.yml"
+    path.write_text(yaml.safe_dump(ties(*trio, weight="heavy")))
+    assert_one_line_error(pml("merge", str(path), "--dry-run", home=pml_home),
+                          "parameter 'weight' must be a number, not 'heavy'")
 
 
 def test_a_failure_midway_leaves_nothing_in_the_store(trio, pml_home, tmp_path, monkeypatch):

@@ -9,6 +9,7 @@ from pimpmyllama.generation.sampling import SamplingParams
 from pimpmyllama.memory.sessions import Session, SessionStore
 from pimpmyllama.prompting.build import Build, Parameters
 from pimpmyllama.prompting.packer import PackedContext, Shares, Turn, pack_context
+from pimpmyllama.text import check_text
 
 if TYPE_CHECKING:
     from pimpmyllama.knowledge.store import KnowledgeStore
@@ -107,7 +108,7 @@ class Conversation:
         )
 
     def send(self, message: str) -> Reply:
-        context = self.pack(message)
+        context = self.pack(check_text(message, "the message"))
         generation = self.engine.generate(context.prompt_ids, generation_params(self.parameters),
                                           self.parameters.num_ctx)
         return Reply(self, message, context, generation)

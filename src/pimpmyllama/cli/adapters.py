@@ -66,4 +66,4 @@ def export(
 
     with progress_reporter(f"Exporting {name}") as report:
         path = export_model(name, output, base=base, progress=report)
-    out.print(f"wrote {path}")
+    out.print(f"wrote {path}", markup=False)

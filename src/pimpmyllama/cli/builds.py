@@ -3,12 +3,11 @@
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
 
 from pimpmyllama.cli.app import new_app
-from pimpmyllama.cli.console import out
+from pimpmyllama.cli.console import cells, escape, out
 
 app = new_app("Manage builds (model + system prompt + facts + parameters).")
 
@@ -47,7 +46,7 @@ def list_():
     for name in store.names():
         build = store.get(name)
         system = (build.system or "").replace("\n", " ")
-        table.add_row(name, build.from_, system[:60] + ("…" if len(system) > 60 else ""))
+        table.add_row(*cells(name, build.from_, system[:60] + ("…" if len(system) > 60 else "")))
     out.print(table)
 
 

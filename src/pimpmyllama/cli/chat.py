@@ -5,9 +5,10 @@ import sys
 
 import typer
 
-from pimpmyllama.cli.console import err, out, progress_reporter, write_stream
+from pimpmyllama.cli.console import err, out, progress_reporter, read_stdin, write_stream
 from pimpmyllama.cli.render import context_dict, render_context, render_sources, usage_line
 from pimpmyllama.errors import InvalidInputError, PmlError
+from pimpmyllama.text import check_text
 
 
 KB = typer.Option(None, "--kb", help="search this knowledge base for every message (repeatable)")
@@ -59,8 +60,8 @@ def _split_ask_args(args: list[str]) -> tuple[str | None, str]:
     if question == "-":
         if sys.stdin.isatty():
             raise InvalidInputError("no question given (pass it as an argument or on stdin)")
-        question = sys.stdin.read()
-    question = question.strip()
+        question = read_stdin()
+    question = check_text(question, "the question").strip()
     if not question:
         raise InvalidInputError("the question is empty")
     return build, question

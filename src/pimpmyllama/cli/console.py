@@ -4,10 +4,21 @@ import sys
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.text import Text
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
+
+# What a user wrote (names, prompts, paths, messages) is printed as text, never read
+# as rich markup: interpolate it through `escape`, print it with markup=False, or put
+# it in a table through `cells`.
+
+
+def cells(*values) -> list[Text]:
+    """Table cells shown as typed: brackets in them are text."""
+    return [Text(str(v)) for v in values]
 
 
 def human_size(n: float) -> str:
@@ -36,10 +47,10 @@ def progress_reporter(title: str):
         console=err,
         transient=True,
     ) as progress:
-        task = progress.add_task(title, total=None)
+        task = progress.add_task(escape(title), total=None)
 
         def report(stage: str, completed: int, total: int | None) -> None:
-            progress.update(task, description=f"{title}: {stage}", completed=completed, total=total)
+            progress.update(task, description=escape(f"{title}: {stage}"), completed=completed, total=total)
 
         yield report
 
@@ -65,6 +76,15 @@ def step_reporter(enabled: bool = True):
     finally:
         if bar.live.is_started:
             bar.stop()
+
+
+def read_stdin() -> str:
+    """All of stdin as text; bytes that are not UTF-8 come back as lone surrogates
+    (Python's surrogateescape), for `check_text` to refuse by name."""
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:
+        return sys.stdin.read()
+    return stream.read().decode("utf-8", "surrogateescape")
 
 
 def write_stream(text: str) -> None:

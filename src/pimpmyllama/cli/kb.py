@@ -4,11 +4,10 @@ import json
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from pimpmyllama.cli.app import new_app
-from pimpmyllama.cli.console import err, human_size, out, progress_reporter
+from pimpmyllama.cli.console import cells, err, escape, human_size, out, progress_reporter
 from pimpmyllama.knowledge import defaults
 
 app = new_app("Knowledge bases (RAG): documents the model can look things up in.")
@@ -45,7 +44,8 @@ def create(
     if chunk_size > e.max_tokens:
         raise InvalidInputError(f"chunk size {chunk_size} exceeds what {e.name} embeds whole ({e.max_tokens} tokens)")
     kb = _store(db).create(name, e.name, e.dim, chunk_size, overlap)
-    out.print(f"created knowledge base [bold]{kb.name}[/] ({kb.embedder}, {kb.dim} dims, chunks of {chunk_size} tokens)")
+    out.print(f"created knowledge base [bold]{escape(kb.name)}[/] ({escape(kb.embedder)}, {kb.dim} dims, "
+              f"chunks of {chunk_size} tokens)")
 
 
 @app.command("add")
@@ -76,8 +76,8 @@ def list_(db: str = DB):
     """List knowledge bases."""
     table = Table("NAME", "DOCUMENTS", "CHUNKS", "EMBEDDER", "CHUNK SIZE", "UPDATED", box=None)
     for row in _store(db).summaries():
-        table.add_row(row.name, str(row.documents), str(row.chunks), Path(row.embedder).name,
-                      f"{row.chunk_size}/{row.overlap}", row.updated_at)
+        table.add_row(*cells(row.name, row.documents, row.chunks, Path(row.embedder).name,
+                             f"{row.chunk_size}/{row.overlap}", row.updated_at))
     out.print(table)
 
 
@@ -87,13 +87,13 @@ def show(name: str = typer.Argument(..., help="knowledge base"), db: str = DB):
     store = _store(db)
     kb = store.get(name)
     stats = store.stats(kb)
-    out.print(f"[bold]{kb.name}[/] · embedder {kb.embedder} ({kb.dim} dims) · chunks of {kb.chunk_size} tokens, "
+    out.print(f"[bold]{escape(kb.name)}[/] · embedder {escape(kb.embedder)} ({kb.dim} dims) · chunks of {kb.chunk_size} tokens, "
               f"overlap {kb.overlap}")
     out.print(f"{stats.documents} documents · {stats.chunks} chunks · {stats.tokens} tokens · "
               f"{human_size(stats.bytes)} of source files")
     table = Table("SOURCE", "CHUNKS", "SIZE", "ADDED", box=None)
     for doc in store.documents(kb):
-        table.add_row(doc.source, str(doc.chunk_count), human_size(doc.bytes), doc.added_at)
+        table.add_row(*cells(doc.source, doc.chunk_count, human_size(doc.bytes), doc.added_at))
     out.print(table)
 
 
@@ -107,7 +107,7 @@ def rm(
     store = _store(db)
     if source is None:
         store.remove(name)
-        out.print(f"removed knowledge base {name}")
+        out.print(f"removed knowledge base {name}", markup=False)
         return
     removed = store.remove_documents(store.get(name), source)
     if not removed:
@@ -133,11 +133,14 @@ def search(
     from pimpmyllama.knowledge.embedders import canonical_name
     from pimpmyllama.knowledge.retrieval import retrieve
     from pimpmyllama.knowledge.store import parse_filters
+    from pimpmyllama.text import check_text
 
+    check_text(query, "the query")  # before the embedder loads
+    wanted = parse_filters(filters)
     store = _store(db)
     kb = store.get(name)
     e = _embedder(canonical_name(embedder) if embedder else kb.embedder)
-    hits = retrieve(store, kb, e, query, k, mode=mode, filters=parse_filters(filters), mmr=mmr)
+    hits = retrieve(store, kb, e, query, k, mode=mode, filters=wanted, mmr=mmr)
     if as_json:
         print(json.dumps([
             {"source": h.chunk.source, "position": h.chunk.position, "heading": h.chunk.heading,
@@ -172,7 +175,7 @@ def reindex(
     with progress_reporter(f"Re-embedding {name}") as report:
         vectors = e.encode(texts, progress=report)
     kb = store.replace_embeddings(kb, e.name, e.dim, [c.id for c in chunks], vectors)
-    out.print(f"re-indexed {len(chunks)} chunks of {name} with {kb.embedder} ({kb.dim} dims)")
+    out.print(f"re-indexed {len(chunks)} chunks of {name} with {kb.embedder} ({kb.dim} dims)", markup=False)
 
 
 @app.command("eval")
@@ -191,4 +194,4 @@ def eval_(
     report = evaluate(store, kb, _embedder(kb.embedder), read_questions(questions), k, mode)
     out.print(f"{report.questions} questions · recall@{report.k} {report.recall:.3f} · MRR@{report.k} {report.mrr:.3f}")
     for question in report.misses[:10]:
-        out.print(f"[dim]missed:[/] {question}", highlight=False)
+        out.print(f"[dim]missed:[/] {escape(question)}", highlight=False)

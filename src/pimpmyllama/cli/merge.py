@@ -6,7 +6,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from pimpmyllama.cli.console import out, progress_reporter
+from pimpmyllama.cli.console import cells, escape, out, progress_reporter
 from pimpmyllama.errors import InvalidInputError
 
 
@@ -28,7 +28,7 @@ def merge(
 
         with progress_reporter(f"Merging {args[2]} into {args[1]}") as report:
             merge_lora_to_store(args[1], args[2], output, report, force=force)
-        out.print(f"merged [bold]{output}[/] = {args[1]} + {args[2]}")
+        out.print(f"merged [bold]{escape(output)}[/] = {escape(args[1])} + {escape(args[2])}")
         return
     if len(args) != 1:
         raise InvalidInputError("give one recipe file (or: lora BASE ADAPTER)")
@@ -50,7 +50,7 @@ def merge(
                 + "".join(f" {k}={v}" for k, v in i.items() if k not in ("model", "tensor", "base"))
                 for i in row["inputs"])
             params = " ".join(f"{k}={v}" for k, v in row["params"].items())
-            table.add_row(row["tensor"], f"{row['t']:.2f}", f"{row['method']} {params} · {shown}")
+            table.add_row(*cells(row["tensor"], f"{row['t']:.2f}", f"{row['method']} {params} · {shown}"))
         out.print(table)
         out.print(f"{len(rows)} tensors")
         return
@@ -60,7 +60,8 @@ def merge(
 
     with progress_reporter(f"Merging {recipe.name}") as report:
         merge_to_store(recipe, output, seed=seed, progress=report, force=force)
-    out.print(f"merged [bold]{output}[/] (use it with `from: {output}` in a build, or `pml chat {output}`)")
+    shown = escape(output)
+    out.print(f"merged [bold]{shown}[/] (use it with `from: {shown}` in a build, or `pml chat {shown}`)")
 
 
 def extract_lora(
@@ -75,6 +76,6 @@ def extract_lora(
 
     with progress_reporter(f"Extracting {tuned}") as report:
         result = run(tuned, base, rank, output or f"{tuned}-lora", report, force=force)
-    whole = f"; stored whole: {', '.join(result.whole_tensors)}" if result.whole_tensors else ""
-    out.print(f"extracted adapter [bold]{result.name}[/]: rank {result.rank} on {result.modules} layers, "
+    whole = f"; stored whole: {escape(', '.join(result.whole_tensors))}" if result.whole_tensors else ""
+    out.print(f"extracted adapter [bold]{escape(result.name)}[/]: rank {result.rank} on {result.modules} layers, "
               f"mean relative error {result.relative_error:.4f}{whole}")

@@ -8,7 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pimpmyllama.cli.app import new_app
-from pimpmyllama.cli.console import human_count, human_size, out, progress_reporter
+from pimpmyllama.cli.console import cells, human_count, human_size, out, progress_reporter
 
 app = new_app("Manage the model store (imported models).")
 
@@ -69,7 +69,7 @@ def show(
     ]
     table = Table(show_header=False, box=None)
     for key, value in rows:
-        table.add_row(key, Text(value))
+        table.add_row(*cells(key, value))
     out.print(table)
 
 

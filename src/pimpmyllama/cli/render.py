@@ -1,6 +1,7 @@
 """Renderings shared by chat, ask and the REPL."""
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -54,10 +55,10 @@ def render_context(console: Console, packed, evicted: list[int] | None = None) -
         f"[dim]budget = num_ctx {packed.num_ctx} − max_new_tokens {packed.max_new_tokens} (room kept for the reply)[/]"
     )
     for p in packed.knowledge:
-        console.print(f"[dim]knowledge {p.label.split(' ', 1)[0]} {p.source} · similarity {p.score:.3f}[/]",
+        console.print(f"[dim]knowledge {escape(p.label.split(' ', 1)[0])} {escape(p.source)} · similarity {p.score:.3f}[/]",
                       highlight=False)
     for p in packed.recalled:
-        console.print(f"[dim]recalled {p.source} · similarity {p.score:.3f}[/]", highlight=False)
+        console.print(f"[dim]recalled {escape(p.source)} · similarity {p.score:.3f}[/]", highlight=False)
     left_out = sorted((evicted or []) + packed.dropped_turns)
     if left_out:
         console.print(f"[dim]turns left out: {_ranges(left_out)}[/]")
@@ -72,7 +73,7 @@ def render_sources(console: Console, packed) -> None:
     console.print("[dim]Sources:[/]")
     for p in packed.knowledge:
         number = p.label.split(" ", 1)[0]
-        console.print(f"[dim]  {number} {p.source}[/]", highlight=False)
+        console.print(f"[dim]  {escape(number)} {escape(p.source)}[/]", highlight=False)
 
 
 def usage_line(completion, packed) -> str:

@@ -5,7 +5,7 @@ from collections.abc import Callable
 from rich.console import Console
 from rich.table import Table
 
-from pimpmyllama.cli.console import out, write_stream
+from pimpmyllama.cli.console import cells, escape, out, write_stream
 from pimpmyllama.cli.render import render_context, render_sources, usage_line
 from pimpmyllama.errors import PmlError
 
@@ -36,8 +36,8 @@ class ChatRepl:
     def run(self) -> None:
         conv = self.conversation
         self.console.print(
-            f"[bold]{self.build_ref or conv.engine.name}[/] (model {conv.engine.name}) · "
-            f"session [bold]{conv.session.name}[/] · /help for commands, /exit to leave"
+            f"[bold]{escape(self.build_ref or conv.engine.name)}[/] (model {escape(conv.engine.name)}) · "
+            f"session [bold]{escape(conv.session.name)}[/] · /help for commands, /exit to leave"
         )
         while True:
             try:
@@ -57,7 +57,7 @@ class ChatRepl:
                 else:
                     self._turn(line)
             except PmlError as exc:
-                self.console.print(f"[red]error:[/] {exc}", markup=True)
+                self.console.print(f"[red]error:[/] {escape(str(exc))}")
 
     def _read_message(self) -> str | None:
         line = self.read_line(">>> ")
@@ -134,7 +134,7 @@ class ChatRepl:
             table = Table("NAME", "BUILD", "TURNS", "UPDATED", box=None)
             for row in conv.sessions.summaries():
                 mark = " *" if row.name == conv.session.name else ""
-                table.add_row(row.name + mark, row.build or "-", str(row.turns), row.updated_at)
+                table.add_row(*cells(row.name + mark, row.build or "-", row.turns, row.updated_at))
             self.console.print(table)
         else:
             raise PmlError(f"unknown command {name} (try /help)")

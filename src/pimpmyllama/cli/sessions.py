@@ -6,7 +6,7 @@ import typer
 from rich.table import Table
 
 from pimpmyllama.cli.app import new_app
-from pimpmyllama.cli.console import out
+from pimpmyllama.cli.console import cells, escape, out
 
 app = new_app("Manage chat sessions.")
 
@@ -23,7 +23,7 @@ def list_():
     """List sessions, most recent first."""
     table = Table("NAME", "BUILD", "TURNS", "UPDATED", box=None)
     for row in _store().summaries():
-        table.add_row(row.name, row.build or "-", str(row.turns), row.updated_at)
+        table.add_row(*cells(row.name, row.build or "-", row.turns, row.updated_at))
     out.print(table)
 
 
@@ -32,11 +32,11 @@ def show(name: str = typer.Argument(..., help="session name")):
     """Print a session's conversation."""
     store = _store()
     session = store.get(name)
-    out.print(f"[bold]{session.name}[/] · build {session.build or '-'} · {session.created_at}")
+    out.print(f"[bold]{escape(session.name)}[/] · build {escape(session.build or '-')} · {session.created_at}")
     if session.system is not None:
-        out.print(f"[dim]system:[/] {session.system}", markup=True)
+        out.print(f"[dim]system:[/] {escape(session.system)}")
     for pin in store.pins(session):
-        out.print(f"[dim]pinned:[/] {pin.text}")
+        out.print(f"[dim]pinned:[/] {escape(pin.text)}")
     for turn in store.turns(session):
         evicted = " [dim](left the window)[/]" if turn.index < session.window_start else ""
         interrupted = " [yellow](interrupted)[/]" if turn.status == "interrupted" else ""
@@ -50,7 +50,7 @@ def show(name: str = typer.Argument(..., help="session name")):
 def rm(name: str = typer.Argument(..., help="session name")):
     """Remove a session and its turns."""
     _store().remove(name)
-    out.print(f"removed {name}")
+    out.print(f"removed {name}", markup=False)
 
 
 @app.command("export")
@@ -65,6 +65,6 @@ def export(
     text = _store().export(name, fmt)
     if output:
         write_text_atomic(output, text + "\n")
-        out.print(f"wrote {output}")
+        out.print(f"wrote {output}", markup=False)
     else:
         print(text)

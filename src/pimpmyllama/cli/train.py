@@ -6,7 +6,7 @@ import typer
 
 from pimpmyllama.cli.app import new_app
 from pimpmyllama.cli.config_options import FieldOption, config_options
-from pimpmyllama.cli.console import out, step_reporter
+from pimpmyllama.cli.console import escape, out, step_reporter
 from pimpmyllama.training.config import TrainConfig
 
 # Loaded lazily by cli/main.py (building these options needs pydantic); the group's help is there.
@@ -73,10 +73,10 @@ def _run(kind: str, data: list[Path], config_file: Path | None, resume: bool, ov
 
     if m["dropped_too_long"]:
         out.print(f"[yellow]{m['dropped_too_long']} examples longer than max_length were dropped[/]")
-    out.print(f"trained {result.kind} [bold]{result.output}[/] in {result.steps} steps on {m['examples']} examples")
+    out.print(f"trained {result.kind} [bold]{escape(str(result.output))}[/] in {result.steps} steps on {m['examples']} examples")
     out.print(f"perplexity: domain: {fmt(b['domain'])} → {fmt(a['domain'])}, general: {fmt(b['general'])} → "
               f"{fmt(a['general'])}")
-    out.print(f"[dim]run folder: {result.run_dir}[/]")
+    out.print(f"[dim]run folder: {escape(str(result.run_dir))}[/]")
 
 
 DATA = typer.Argument(None, help="data files (JSONL, JSON, CSV, Parquet; .txt/.md for pretrain)")

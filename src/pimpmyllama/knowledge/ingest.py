@@ -9,6 +9,7 @@ whole documents only and a re-run completes the rest without duplicates.
 
 import glob
 import hashlib
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,14 +36,29 @@ class IngestReport:
     embed_seconds: float = 0.0
 
 
+def shown_path(path: str | Path) -> str:
+    """A path as text, for messages: bytes of its name that are not UTF-8 appear as \\xNN."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _utf8_name(path: str | Path) -> bool:
+    try:
+        str(path).encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
 def expand_paths(paths: list[str], warn: Warn) -> list[Path]:
-    """Files, folders (recursively, supported types only) and globs, each file once."""
+    """Files, folders (recursively, supported types only) and globs, each file once.
+    A file whose name is not UTF-8 is skipped with a warning: a source is stored and
+    shown by its name, which must be text."""
     seen: dict[Path, None] = {}
     for raw in paths:
         if any(ch in raw for ch in "*?["):
             matches = [Path(m) for m in sorted(glob.glob(raw, recursive=True))]
             if not matches:
-                warn(f"{raw}: no file matches")
+                warn(f"{shown_path(raw)}: no file matches")
             candidates = [m for m in matches if m.is_file()]
         else:
             path = Path(raw).expanduser()
@@ -52,10 +68,13 @@ def expand_paths(paths: list[str], warn: Warn) -> list[Path]:
             elif path.exists():
                 candidates = [path]
             else:
-                warn(f"{raw}: does not exist")
+                warn(f"{shown_path(raw)}: does not exist")
                 candidates = []
-        for candidate in candidates:
-            seen.setdefault(candidate.resolve(), None)
+        for candidate in map(Path.resolve, candidates):
+            if _utf8_name(candidate):
+                seen.setdefault(candidate, None)
+            else:
+                warn(f"{shown_path(candidate)}: the file name is not valid UTF-8")
     return list(seen)
 
 

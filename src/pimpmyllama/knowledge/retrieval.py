@@ -7,6 +7,7 @@ import numpy as np
 
 from pimpmyllama.errors import InvalidInputError
 from pimpmyllama.knowledge.store import KnowledgeBase, KnowledgeStore, StoredChunk
+from pimpmyllama.text import check_text
 
 MODES = ("hybrid", "dense", "keyword")
 RRF_K = 60  # the constant of Cormack et al.'s reciprocal rank fusion (Open WebUI uses 60 too)
@@ -60,6 +61,7 @@ def retrieve(store: KnowledgeStore, kb: KnowledgeBase, embedder, query: str, k: 
         raise InvalidInputError(f"unknown retrieval mode {mode!r} (known: {', '.join(MODES)})")
     if k < 1:
         raise InvalidInputError("k must be at least 1")
+    check_text(query, "the query")
     check_embedder(kb, embedder)
     among = store.filter_chunk_ids(kb, filters or {})
     pool = candidates or max(4 * k, 20)

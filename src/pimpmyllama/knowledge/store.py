@@ -25,6 +25,7 @@ from pimpmyllama.names import check_name
 from pimpmyllama.storage.db import Database, utc_now
 from pimpmyllama.storage.keyword_index import keyword_index
 from pimpmyllama.storage.vectors import VectorTable, vector_table
+from pimpmyllama.text import check_text
 
 FILTER_FIELDS = ("source", "title", "heading", "page")
 
@@ -33,7 +34,7 @@ def parse_filters(specs: list[str] | None) -> dict[str, str]:
     """["source=*.md", "page=3"] -> {"source": "*.md", "page": "3"}"""
     filters = {}
     for spec in specs or []:
-        field, sep, value = spec.partition("=")
+        field, sep, value = check_text(spec, "the filter").partition("=")
         field = field.strip()
         if not sep or not field:
             raise InvalidInputError(f"filter {spec!r} is not FIELD=VALUE")

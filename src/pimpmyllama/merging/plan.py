@@ -64,8 +64,27 @@ def _dtype(name: str | None, what: str) -> torch.dtype | None:
     return _DTYPES[name]
 
 
+def _leaves(setting) -> list:
+    """Every value a setting can take: its scalars, list items and condition values."""
+    if isinstance(setting, list):
+        return [leaf for item in setting for leaf in _leaves(item.value if hasattr(item, "value") else item)]
+    return [setting]
+
+
+def _check_type(name: str, setting, default) -> None:
+    """A parameter whose default is true/false takes true/false; every other one a number."""
+    flag = isinstance(default, bool)
+    for value in _leaves(setting):
+        if flag and not isinstance(value, bool):
+            raise InvalidInputError(f"parameter {name!r} must be true or false, not {value!r}")
+        if not flag and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise InvalidInputError(f"parameter {name!r} must be a number, not {value!r}")
+
+
 def _check_parameter_names(config: MergeConfig, method: MergeMethod) -> None:
-    known = set(method.parameters) | set(method.tensor_parameters)
+    """Names, types and ranges of every parameter in the recipe, before any tensor is read."""
+    declared = {**method.parameters, **method.tensor_parameters}
+    known = set(declared)
     blocks = [config.parameters or {}]
     blocks += [m.parameters or {} for m in config.models or []]
     for s in config.slices or []:
@@ -77,6 +96,7 @@ def _check_parameter_names(config: MergeConfig, method: MergeMethod) -> None:
                 raise InvalidInputError(
                     f"unknown parameter {name!r} for merge method {method.name} (known: {', '.join(sorted(known)) or 'none'})"
                 )
+            _check_type(name, setting, declared[name])
             if name in _RANGES:
                 low, high, low_in, high_in = _RANGES[name]
                 for value in _numbers(setting):

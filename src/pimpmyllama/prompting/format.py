@@ -19,7 +19,27 @@ class ChatFormat:
         return self.template.render(messages, add_generation_prompt=add_generation_prompt)
 
     def encode(self, messages: list[Message], add_generation_prompt: bool = True) -> list[int]:
-        return self.tokenizer.encode(self.render(messages, add_generation_prompt))
+        """The ids the engine is sent: the template's markers as special tokens, every
+        message content as plain text (it cannot open or close a turn)."""
+        return self.encode_with_offsets(messages, add_generation_prompt)[1]
+
+    def encode_with_offsets(self, messages: list[Message], add_generation_prompt: bool = True
+                            ) -> tuple[str, list[int], list[tuple[int, int]]]:
+        """The rendering, its token ids (as `encode`) and each token's character span."""
+        text, contents = self.template.render_marked(messages, add_generation_prompt)
+        if contents is None:
+            # The template rewrites contents, so they cannot be told apart from its
+            # own text: safe only when no content holds a marker.
+            for m in messages:
+                marker = next((t for t in self.tokenizer.special_tokens if t in str(m.get("content"))), None)
+                if marker is not None:
+                    raise InvalidInputError(
+                        f"a {m.get('role')} message holds the special token {marker!r}, and this chat template "
+                        "rewrites message text, so it cannot be kept as plain text; remove the marker"
+                    )
+            contents = []
+        ids, offsets = self.tokenizer.encode_rendered(text, contents)
+        return text, ids, offsets
 
     def count(self, messages: list[Message], add_generation_prompt: bool = True) -> int:
         return len(self.encode(messages, add_generation_prompt))

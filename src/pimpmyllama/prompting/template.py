@@ -6,12 +6,21 @@ format.
 """
 
 import json
+import re
 from datetime import datetime
 from functools import lru_cache
 
 from pimpmyllama.errors import InvalidInputError
 
 Message = dict  # {"role": str, "content": str}
+
+# Private-use characters frame the stand-ins for message contents: a template's own
+# text never holds them, so every one found in a rendering marks a content.
+_SLOT = re.compile("\ue000(\\d+)\ue001")
+
+
+def _slot(i: int) -> str:
+    return f"\ue000{i}\ue001"
 
 
 def _raise_exception(message: str):
@@ -61,3 +70,36 @@ class ChatTemplate:
             )
         except TemplateError as exc:
             raise InvalidInputError(f"the chat template refused these messages: {exc}") from None
+
+    def render_marked(self, messages: list[Message], add_generation_prompt: bool = True
+                      ) -> tuple[str, list[tuple[int, int]] | None]:
+        """The rendering and the character spans that hold message contents (everything
+        else is the template's own text). The spans are found by rendering once more
+        with stand-ins for the contents; they are None when the template rewrites the
+        contents other than by stripping them, so no span can be trusted."""
+        text = self.render(messages, add_generation_prompt)
+        contents = [m.get("content") for m in messages]
+        stand_ins = [{**m, "content": _slot(i)} if isinstance(m.get("content"), str) else m
+                     for i, m in enumerate(messages)]
+        skeleton = self.render(stand_ins, add_generation_prompt)
+        for shape in (lambda c: c, str.strip):  # templates insert contents as they are, or trimmed
+            filled, spans = _fill(skeleton, [shape(c) if isinstance(c, str) else "" for c in contents])
+            if filled == text:
+                return text, spans
+        return text, None
+
+
+def _fill(skeleton: str, contents: list[str]) -> tuple[str, list[tuple[int, int]]]:
+    parts: list[str] = []
+    spans: list[tuple[int, int]] = []
+    at = length = 0
+    for match in _SLOT.finditer(skeleton):
+        parts.append(skeleton[at:match.start()])
+        length += match.start() - at
+        content = contents[int(match.group(1))]
+        spans.append((length, length + len(content)))
+        parts.append(content)
+        length += len(content)
+        at = match.end()
+    parts.append(skeleton[at:])
+    return "".join(parts), spans

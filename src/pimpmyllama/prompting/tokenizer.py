@@ -5,6 +5,7 @@ special tokens and the chat template, and importing transformers costs seconds.
 """
 
 import json
+import re
 from functools import cached_property
 from pathlib import Path
 
@@ -65,6 +66,9 @@ class Tokenizer:
         # encoding prompts needs the plain token sequence.
         self._backend.no_padding()
         self._backend.no_truncation()
+        # Text is text: a special-token string in it is encoded as ordinary characters.
+        # Only a chat template's own markers become special tokens (encode_rendered).
+        self._backend.encode_special_tokens = True
         config = _read_json(folder / "tokenizer_config.json")
         self.bos_token = _token_text(config.get("bos_token"))
         self.eos_token = _token_text(config.get("eos_token"))
@@ -77,14 +81,52 @@ class Tokenizer:
         return self._backend.get_vocab_size(with_added_tokens=True)
 
     def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
-        """Token ids of `text`. Rendered chat templates already hold their BOS, so the
-        default adds none (adding one again is the classic double-BOS bug)."""
+        """Token ids of `text` as plain text: special-token strings in it become ordinary
+        characters. `add_special_tokens` adds what the tokenizer's post-processor adds
+        (a BOS); the default adds none (a rendered template already holds its BOS)."""
         return self._backend.encode(text, add_special_tokens=add_special_tokens).ids
 
-    def encode_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
-        """Token ids and the character span of each token in `text`."""
-        encoding = self._backend.encode(text, add_special_tokens=False)
-        return encoding.ids, encoding.offsets
+    def encode_rendered(self, text: str, contents: list[tuple[int, int]]
+                        ) -> tuple[list[int], list[tuple[int, int]]]:
+        """Token ids of a rendered chat template, and each token's character span. The
+        special tokens written by the template itself (outside the `contents` spans)
+        are special; the contents are plain text. The text between two template markers
+        is encoded in one piece, as the tokenizer itself would, so a rendering whose
+        contents hold no markers gets exactly the ids of a plain encode with specials."""
+        ids: list[int] = []
+        offsets: list[tuple[int, int]] = []
+        at = 0
+        for start, end, token_id in self._template_markers(text, contents):
+            self._encode_piece(text, at, start, ids, offsets)
+            ids.append(token_id)
+            offsets.append((start, end))
+            at = end
+        self._encode_piece(text, at, len(text), ids, offsets)
+        return ids, offsets
+
+    def _encode_piece(self, text: str, start: int, end: int, ids: list, offsets: list) -> None:
+        if start == end:
+            return
+        encoding = self._backend.encode(text[start:end], add_special_tokens=False)
+        ids.extend(encoding.ids)
+        offsets.extend((a + start, b + start) for a, b in encoding.offsets)
+
+    def _template_markers(self, text: str, contents: list[tuple[int, int]]):
+        """(start, end, id) of every special token outside the content spans."""
+        if not self._marker_pattern:
+            return
+        at = 0
+        for start, end in [*sorted(contents), (len(text), len(text))]:
+            for match in self._marker_pattern.finditer(text, at, max(at, start)):
+                yield match.start(), match.end(), self.special_tokens[match.group()]
+            at = max(at, end)
+
+    @cached_property
+    def _marker_pattern(self) -> re.Pattern | None:
+        # Longest first, so that of two markers starting at one place the longer wins,
+        # as in the tokenizer's own matching.
+        names = sorted(self.special_tokens, key=len, reverse=True)
+        return re.compile("|".join(map(re.escape, names))) if names else None
 
     def encode_batch(self, texts: list[str], add_special_tokens: bool = False) -> list[list[int]]:
         return [e.ids for e in self._backend.encode_batch(texts, add_special_tokens=add_special_tokens)]

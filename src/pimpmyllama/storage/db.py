@@ -6,6 +6,7 @@ through `sqlean.py`, a drop-in build of the sqlite3 module that can load the
 sqlite-vec extension (this Python's own sqlite3 cannot load extensions).
 """
 
+import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +14,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from pimpmyllama.errors import PmlError
+from pimpmyllama.storage.targets import parse_target, redact
+
+# Seconds; a server that accepts a connection and never answers, or a statement that
+# runs away, ends in one line instead of a silent hang.
+CONNECT_TIMEOUT = ("PML_DB_CONNECT_TIMEOUT", 10.0)
+STATEMENT_TIMEOUT = ("PML_DB_STATEMENT_TIMEOUT", 60.0)
 
 
 def utc_now() -> str:
@@ -77,16 +84,25 @@ class SQLiteDatabase(Database):
         import sqlite_vec
 
         self.path = path
-        # Autocommit mode: transactions are opened explicitly by `transaction()`.
-        self._conn = sqlean.connect(str(path), isolation_level=None, timeout=60, check_same_thread=False)
-        self._conn.row_factory = sqlean.Row
-        self._conn.enable_load_extension(True)
-        sqlite_vec.load(self._conn)
-        self._conn.enable_load_extension(False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable at checkpoints, never corrupt
-        self._conn.execute("PRAGMA foreign_keys=ON")
-        self._conn.execute("PRAGMA busy_timeout=60000")
+        try:
+            # Autocommit mode: transactions are opened explicitly by `transaction()`.
+            self._conn = sqlean.connect(str(path), isolation_level=None, timeout=60, check_same_thread=False)
+        except sqlean.Error as exc:
+            raise PmlError(f"cannot open the SQLite database {path}: {exc}") from None
+        try:
+            self._conn.row_factory = sqlean.Row
+            self._conn.enable_load_extension(True)
+            sqlite_vec.load(self._conn)
+            self._conn.enable_load_extension(False)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable at checkpoints, never corrupt
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._conn.execute("PRAGMA busy_timeout=60000")
+        except sqlean.DatabaseError as exc:
+            self._conn.close()
+            if "not a database" in str(exc):
+                raise PmlError(f"{path} is not an SQLite database (or it is damaged)") from None
+            raise PmlError(f"cannot open the SQLite database {path}: {exc}") from None
 
     def close(self) -> None:
         self._conn.close()
@@ -127,11 +143,18 @@ class PostgresDatabase(Database):
         from psycopg.rows import dict_row
 
         self.url = url
+        connect_timeout = _seconds(*CONNECT_TIMEOUT)
+        self.statement_timeout = _seconds(*STATEMENT_TIMEOUT)
         try:
-            self._conn = psycopg.connect(url, autocommit=True, row_factory=dict_row)
+            # libpq counts whole seconds, at least 2.
+            self._conn = psycopg.connect(url, autocommit=True, row_factory=dict_row,
+                                         connect_timeout=max(2, math.ceil(connect_timeout)))
+        except psycopg.errors.ConnectionTimeout:
+            raise PmlError(f"cannot connect to PostgreSQL at {redact(url)}: no answer within "
+                           f"{connect_timeout:g} s ({CONNECT_TIMEOUT[0]})") from None
         except psycopg.OperationalError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "connection failed"
-            raise PmlError(f"cannot connect to PostgreSQL at {_redact(url)}: {first}") from None
+            raise PmlError(f"cannot connect to PostgreSQL at {redact(url)}: {_first_line(exc)}") from None
+        self._conn.execute(f"SET statement_timeout = {max(1, round(self.statement_timeout * 1000))}")
         self._conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
         from pgvector.psycopg import register_vector
 
@@ -147,18 +170,34 @@ class PostgresDatabase(Database):
         # psycopg reads %s placeholders only when parameters are given.
         return sql.replace("%", "%%").replace("?", "%s") if params else sql
 
+    @contextmanager
+    def _told(self):
+        """A statement cancelled by the timeout, or a lost server, as one line."""
+        import psycopg
+
+        try:
+            yield
+        except psycopg.errors.QueryCanceled:
+            raise PmlError(f"a PostgreSQL statement ran past {self.statement_timeout:g} s "
+                           f"({STATEMENT_TIMEOUT[0]})") from None
+        except psycopg.OperationalError as exc:
+            raise PmlError(f"PostgreSQL at {redact(self.url)}: {_first_line(exc)}") from None
+
     def _execute(self, sql, params):
-        self._conn.execute(self._sql(sql, params), params or None)
+        with self._told():
+            self._conn.execute(self._sql(sql, params), params or None)
 
     def executemany(self, sql: str, rows) -> None:
-        with self._conn.cursor() as cursor:
+        with self._told(), self._conn.cursor() as cursor:
             cursor.executemany(self._sql(sql), list(rows))
 
     def _fetchall(self, sql, params):
-        return self._conn.execute(self._sql(sql, params), params or None).fetchall()
+        with self._told():
+            return self._conn.execute(self._sql(sql, params), params or None).fetchall()
 
     def insert(self, sql: str, params: tuple | list = ()) -> int:
-        return self._conn.execute(self._sql(sql, params) + " RETURNING id", params or None).fetchone()["id"]
+        with self._told():
+            return self._conn.execute(self._sql(sql, params) + " RETURNING id", params or None).fetchone()["id"]
 
     def script(self, sql: str) -> None:
         for statement in _statements(sql):
@@ -202,14 +241,22 @@ def _statements(sql: str) -> list[str]:
     return [s for s in statements if s]
 
 
-def _redact(url: str) -> str:
-    """A connection URL without its password, for messages."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}"
-    return url
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else "connection failed"
+
+
+def _seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (0 < value < math.inf):
+        raise PmlError(f"{name} must be a number of seconds above 0, not {raw!r}")
+    return value
 
 
 def database_url() -> str | None:
@@ -222,10 +269,12 @@ def open_database(target: str | Path | None = None) -> Database:
     from pimpmyllama.paths import database_path
     from pimpmyllama.storage.migrations import migrate
 
-    target = target or database_url() or database_path()
-    if isinstance(target, str) and target.startswith(("postgres://", "postgresql://")):
-        db: Database = PostgresDatabase(target)
-    else:
-        db = SQLiteDatabase(Path(target))
+    origin = None
+    if not target:
+        target, origin = database_url(), "PML_DATABASE_URL"
+    if not target:
+        target, origin = database_path(), None
+    parsed = parse_target(target, origin)
+    db: Database = PostgresDatabase(parsed) if isinstance(parsed, str) else SQLiteDatabase(parsed)
     migrate(db)
     return db

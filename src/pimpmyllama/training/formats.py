@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pimpmyllama.errors import InvalidInputError
+from pimpmyllama.text import check_texts
 from pimpmyllama.training.records import Record
 
 ROLES = ("system", "user", "assistant")
@@ -122,6 +123,7 @@ def _alpaca(data: dict, origin: str) -> ChatExample:
 
 def parse_record(record: Record, fmt: str) -> Example:
     data, origin = record.data, record.origin
+    check_texts(data, origin)
     if fmt == "messages":
         if "messages" not in data:
             raise InvalidInputError(f"{origin}: missing field 'messages'")

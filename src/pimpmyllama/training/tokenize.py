@@ -70,9 +70,8 @@ class ExampleEncoder:
         messages = [{"role": r, "content": c} for r, c in example.messages]
         if not any(m["role"] == "assistant" for m in messages):
             raise InvalidInputError(f"{example.origin}: no assistant turn to learn from")
-        full = self.fmt.render(messages, add_generation_prompt=False)
+        full, ids, offsets = self.fmt.encode_with_offsets(messages, add_generation_prompt=False)
         spans = self.assistant_spans(messages, full, example.origin)
-        ids, offsets = self.tokenizer.encode_with_offsets(full)
         labels = [
             token if any(start <= off_start < end for start, end in spans) else IGNORE
             for token, (off_start, _) in zip(ids, offsets)
@@ -87,7 +86,8 @@ class ExampleEncoder:
 
     def encode_completion(self, example: CompletionExample) -> TokenizedExample:
         # Prompt and completion are tokenized apart, as at inference: the model is
-        # given the prompt's tokens and continues from there.
+        # given the prompt's tokens and continues from there. Both are plain text:
+        # a marker in a record is characters, not a turn boundary.
         prompt = self.tokenizer.encode(example.prompt, add_special_tokens=True)
         completion = self.tokenizer.encode(example.completion) + [self._eos(example.origin)]
         return TokenizedExample(prompt + completion, [IGNORE] * len(prompt) + completion, example.origin)
