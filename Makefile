@@ -23,7 +23,9 @@ install: $(STAMP)
 chat: install
 	$(VENV)/bin/pml chat
 
+# The layers contract (pyproject.toml) is checked with the tests: no module imports a layer above it.
 test: install
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 
 test-fast: install

@@ -8,7 +8,7 @@ PML_HOME holding the bundled default model. A line is skipped, with its reason, 
 1. it starts with a prefix in SKIPPED (commands too slow for the test suite);
 2. a word of it looks like a file (no spaces, and a `/` or a data/model file suffix)
    and is not in the repository (globs: nothing matches): it needs the user's own files;
-3. it names a result (`-o NAME`) of a line skipped before it: it needs that step.
+3. it names a result (`-o NAME`, also as `MODEL+NAME`) of a line skipped before it: it needs that step.
 
 Everything else must exit 0 with no traceback.
 """
@@ -54,7 +54,7 @@ def select_commands(markdown: str, root: Path = ROOT) -> tuple[list[str], dict[s
         words = shlex.split(line, comments=True)
         prefix = next((p for p in SKIPPED if line.startswith(p + " ")), None)
         missing = _missing_files(words, root)
-        needs = not_made.intersection(words)
+        needs = {n for n in not_made for w in words if w == n or w.endswith(f"+{n}")}  # NAME or MODEL+NAME
         if prefix or missing or needs:
             skipped[line] = SKIPPED[prefix] if prefix else (
                 f"needs the user's files: {', '.join(missing)}" if missing else
