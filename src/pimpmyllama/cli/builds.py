@@ -18,21 +18,11 @@ def create(
     force: bool = typer.Option(False, "--force", help="replace a build of the same name"),
 ):
     """Create a build from a YAML file, checked against its model."""
+    from pimpmyllama.api import create_build
     from pimpmyllama.cli.console import progress_reporter
-    from pimpmyllama.errors import InvalidInputError
-    from pimpmyllama.names import check_name
-    from pimpmyllama.prompting.build import load_build_file
-    from pimpmyllama.prompting.builds import BuildStore
-    from pimpmyllama.prompting.check import check_build
 
-    check_name(name, "build")
-    store = BuildStore()
-    if store.exists(name) and not force:
-        raise InvalidInputError(f"a build named {name!r} already exists (use --force to replace it)")
-    build = load_build_file(file)
     with progress_reporter("Checking the model") as report:
-        check_build(build, report)
-    store.save(name, build)
+        build = create_build(name, file, force=force, progress=report)
     out.print(f"created build [bold]{escape(name)}[/] (model {escape(build.from_)})")
 
 

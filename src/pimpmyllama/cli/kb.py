@@ -16,10 +16,9 @@ DB = typer.Option(None, "--db", help="database URL (default: PML_DATABASE_URL, e
 
 
 def _store(db: str | None):
-    from pimpmyllama.knowledge.store import KnowledgeStore
-    from pimpmyllama.storage.db import open_database
+    from pimpmyllama.knowledge.bases import knowledge_store
 
-    return KnowledgeStore(open_database(db))
+    return knowledge_store(db)
 
 
 def _embedder(name: str):
@@ -37,13 +36,9 @@ def create(
     db: str = DB,
 ):
     """Create an empty knowledge base."""
-    from pimpmyllama.errors import InvalidInputError
-    from pimpmyllama.knowledge.embedders import canonical_name
+    from pimpmyllama.knowledge.bases import create_base
 
-    e = _embedder(canonical_name(embedder))
-    if chunk_size > e.max_tokens:
-        raise InvalidInputError(f"chunk size {chunk_size} exceeds what {e.name} embeds whole ({e.max_tokens} tokens)")
-    kb = _store(db).create(name, e.name, e.dim, chunk_size, overlap)
+    kb = create_base(name, embedder=embedder, chunk_size=chunk_size, overlap=overlap, db=db).record
     out.print(f"created knowledge base [bold]{escape(kb.name)}[/] ({escape(kb.embedder)}, {kb.dim} dims, "
               f"chunks of {chunk_size} tokens)")
 
@@ -56,15 +51,12 @@ def add(
     db: str = DB,
 ):
     """Add or update documents (unchanged files are skipped)."""
-    from pimpmyllama.knowledge.ingest import ingest
+    from pimpmyllama.knowledge.bases import open_base
 
-    store = _store(db)
-    kb = store.get(name)
-    embedder = _embedder(kb.embedder)
+    base = open_base(name, db)
     with progress_reporter(f"Adding to {name}") as report:
-        result = ingest(store, kb, embedder, paths, progress=report,
-                        warn=lambda m: err.print(f"[yellow]warning:[/] skipped {escape(m)}", soft_wrap=True),
-                        batch_chunks=batch_size)
+        result = base.add(paths, progress=report, batch_chunks=batch_size,
+                          warn=lambda m: err.print(f"[yellow]warning:[/] skipped {escape(m)}", soft_wrap=True))
     out.print(
         f"{len(result.added)} added, {len(result.updated)} updated, {len(result.unchanged)} unchanged, "
         f"{len(result.skipped)} skipped · {result.chunks} chunks in {result.seconds:.1f}s"
@@ -130,17 +122,11 @@ def search(
     db: str = DB,
 ):
     """Print the passages nearest a query, with source, position and score."""
-    from pimpmyllama.knowledge.embedders import canonical_name
-    from pimpmyllama.knowledge.retrieval import retrieve
-    from pimpmyllama.knowledge.store import parse_filters
+    from pimpmyllama.knowledge.bases import open_base
     from pimpmyllama.text import check_text
 
-    check_text(query, "the query")  # before the embedder loads
-    wanted = parse_filters(filters)
-    store = _store(db)
-    kb = store.get(name)
-    e = _embedder(canonical_name(embedder) if embedder else kb.embedder)
-    hits = retrieve(store, kb, e, query, k, mode=mode, filters=wanted, mmr=mmr)
+    check_text(query, "the query")  # before the database opens and the embedder loads
+    hits = open_base(name, db).search(query, k, mode=mode, filters=filters, mmr=mmr, embedder=embedder)
     if as_json:
         print(json.dumps([
             {"source": h.chunk.source, "position": h.chunk.position, "heading": h.chunk.heading,
@@ -163,19 +149,13 @@ def reindex(
     db: str = DB,
 ):
     """Embed every chunk again (e.g. with another embedder); the base stays usable until it is done."""
-    from pimpmyllama.knowledge.embedders import canonical_name
+    from pimpmyllama.knowledge.bases import open_base
 
-    store = _store(db)
-    kb = store.get(name)
-    e = _embedder(canonical_name(embedder or kb.embedder))
-    chunks = store.all_chunks(kb)
-    from pimpmyllama.knowledge.chunking import Chunk
-
-    texts = [Chunk(c.position, c.text, c.heading, c.page, c.tokens).embedding_text() for c in chunks]
+    base = open_base(name, db)
     with progress_reporter(f"Re-embedding {name}") as report:
-        vectors = e.encode(texts, progress=report)
-    kb = store.replace_embeddings(kb, e.name, e.dim, [c.id for c in chunks], vectors)
-    out.print(f"re-indexed {len(chunks)} chunks of {name} with {kb.embedder} ({kb.dim} dims)", markup=False)
+        count = base.reindex(embedder, report)
+    kb = base.record
+    out.print(f"re-indexed {count} chunks of {name} with {kb.embedder} ({kb.dim} dims)", markup=False)
 
 
 @app.command("eval")

@@ -20,11 +20,10 @@ def import_(
     force: bool = typer.Option(False, "--force", help="replace a model of the same name"),
 ):
     """Import a model into the store (a GGUF is dequantized once, to safetensors)."""
-    from pimpmyllama.generation.checks import check_model_runs
-    from pimpmyllama.models.store import ModelStore
+    from pimpmyllama.api import import_model
 
     with progress_reporter(f"Importing {path.name}") as report:
-        stored = ModelStore().import_model(path, name, report, force=force, check=check_model_runs)
+        stored = import_model(path, name, force=force, progress=report)
     out.print(Text(f"imported {stored}"))
 
 
