@@ -6,9 +6,14 @@ from pathlib import Path
 from pimpmyllama.errors import PmlError
 
 
-def pml_home() -> Path:
+def home_path() -> Path:
+    """Where `$PML_HOME` points (not created)."""
     home = os.environ.get("PML_HOME")
-    path = Path(home).expanduser() if home else Path.home() / ".pimpmyllama"
+    return Path(home).expanduser() if home else Path.home() / ".pimpmyllama"
+
+
+def pml_home() -> Path:
+    path = home_path()
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

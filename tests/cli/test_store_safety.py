@@ -2,6 +2,8 @@
 is known to be valid, and each of these mistakes is one line (exit 2, no traceback)
 with the state unchanged."""
 
+import os
+
 import pytest
 
 
@@ -127,14 +129,16 @@ def test_a_truncated_weights_file_is_named_as_the_user_gave_it(run, pml_home, ti
     assert [n for n in tree(pml_home / "models") if n != ".lock"] == []
 
 
-def test_a_killed_import_is_swept_by_the_next_store_command(run, pml_home):
-    stale = pml_home / "models" / ".tmp-999999-abcd1234-big"  # pid 999999: not running
-    stale.mkdir(parents=True)
-    (stale / "model.safetensors").write_bytes(b"half")
-    for command in (["builds", "list"], ["adapters", "list"], ["ask", "--help"]):
-        run(*command)
-    run("adapters", "list")
-    assert not stale.exists() or run("models", "list") and not stale.exists()
+@pytest.mark.parametrize("command", [["builds", "list"], ["sessions", "list"], ["version"]])
+def test_what_a_killed_writer_left_is_swept_by_any_command(run, pml_home, command):
+    stale = [pml_home / "models" / ".tmp-999999-abcd1234-big", pml_home / "adapters" / ".tmp-999999-abcd-form"]
+    for folder in stale:  # pid 999999: not running
+        folder.mkdir(parents=True)
+        (folder / "model.safetensors").write_bytes(b"half")
+    alive = pml_home / "models" / f".tmp-{os.getpid()}-abcd1234-busy"  # a writer still at work: kept
+    alive.mkdir()
+    assert run(*command).exit_code == 0
+    assert not any(folder.exists() for folder in stale) and alive.exists()
 
 
 def test_a_corrupt_adapter_record_is_flagged_not_a_traceback(run, pml_home, store_world):

@@ -26,6 +26,15 @@ app.command()(merge.merge)
 app.command("extract-lora")(merge.extract_lora)
 
 
+@app.callback()
+def _before_any_command() -> None:
+    # A write killed mid-way leaves a hidden temporary folder (hundreds of MB for a
+    # model): every command sweeps them first, whatever part of the store it uses.
+    from pimpmyllama.models.shelf import sweep_store
+
+    sweep_store()
+
+
 @app.command()
 def version():
     """Print the version."""

@@ -25,6 +25,7 @@ from pimpmyllama.atomic import atomic_dir, file_lock, remove_dir_atomic, sweep_s
 from pimpmyllama.errors import InvalidInputError, NotFoundError
 from pimpmyllama.models.manifest import Manifest, read_manifest
 from pimpmyllama.names import check_name, is_valid_name
+from pimpmyllama.paths import home_path
 
 # The files that carry a model's tokenizer and chat format, copied from a parent.
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
@@ -128,3 +129,12 @@ class Shelf:
     def lock(self):
         """One writer at a time per folder, across processes."""
         return file_lock(self.root / ".lock")
+
+
+def sweep_store() -> None:
+    """Remove what killed writers left in the store's folders (run as any command starts)."""
+    for folder in ("models", "adapters", "builds"):
+        try:
+            sweep_stale_temps(home_path() / folder)
+        except OSError:
+            pass  # an unreadable folder is reported by the command that needs it
