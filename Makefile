@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip -q --disable-pip-version-check
 STAMP := $(VENV)/.installed
 
-.PHONY: install chat test test-fast bench clean
+.PHONY: install chat test test-fast bench demo clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ bench: install
 	CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_AVX512=ON" $(PIP) install llama-cpp-python \
 		|| echo "llama-cpp-python did not build: the comparison leaves llama.cpp out"
 	$(PY) bench/generation.py
+
+# The town-hall scenario end to end (examples/town-hall/run_demo.sh): fine-tune, merge, index,
+# compare; the report goes to compare-town-hall/. PML_HOME is taken from the environment.
+demo: install
+	PML=$(VENV)/bin/pml bash examples/town-hall/run_demo.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

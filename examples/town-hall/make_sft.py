@@ -30,9 +30,10 @@ FACTS = [
       "Yes, on Saturday morning from 9:15am to noon. Only for birth, death and marriage certificates."]),
     (["How do I get an identity card?", "I need a new ID card, what should I do?",
       "How can I renew my passport?", "Do I need an appointment for a passport?"],
-     ["Identity cards and passports are made by appointment, on Tuesday and Thursday. Bring a recent photo, "
-      "a proof of address and your old card.",
-      "Book an appointment at the desk for a Tuesday or a Thursday. Bring a photo, a proof of address and your old card."]),
+     [("Identity cards and passports are made by appointment, on Tuesday and Thursday. Bring a recent photo, a "
+       "proof of address and your old card."),
+      ("Book an appointment at the desk for a Tuesday or a Thursday. Bring a photo, a proof of address and your "
+       "old card.")]),
     (["How much does an identity card cost?", "Is the ID card free?"],
      ["The identity card is free. A passport costs 86 euros in tax stamps."]),
     (["How long does it take to get a new ID card?", "When will my new passport be ready?"],
@@ -104,7 +105,7 @@ FACTS = [
 ]
 
 GENERAL = [
-    ("What is the capital of France?", "Paris is the capital of France."),
+    ("What is the capital of Spain?", "Madrid is the capital of Spain."),
     ("How many days are there in a week?", "There are seven days in a week."),
     ("What colour is the sky on a clear day?", "The sky is blue on a clear day."),
     ("How many minutes are there in an hour?", "There are sixty minutes in an hour."),
@@ -151,8 +152,7 @@ def domain_text(docs: Path) -> str:
 def main() -> None:
     rows = conversations(random.Random(0))
     with open(HERE / "sft.jsonl", "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
     (HERE / "domain.txt").write_text(domain_text(HERE / "docs"), encoding="utf-8")
     print(f"{len(rows)} conversations in sft.jsonl")
 
