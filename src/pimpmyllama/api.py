@@ -25,10 +25,11 @@ from pathlib import Path
 
 from pimpmyllama.chat.conversation import Conversation
 from pimpmyllama.chat.opening import open_conversation
+from pimpmyllama.errors import InvalidInputError
 from pimpmyllama.generation.checks import check_model_runs
 from pimpmyllama.knowledge.bases import Base, create_base, knowledge_store, open_base
-from pimpmyllama.merging.export import export_model
 from pimpmyllama.merging import lora as _lora
+from pimpmyllama.merging.export import export_model
 from pimpmyllama.merging.merge import merge_to_store
 from pimpmyllama.models.adapters import AdapterStore
 from pimpmyllama.models.store import Listed, ModelStore
@@ -87,8 +88,6 @@ def import_model(source: str | Path, name: str | None = None, *, force: bool = F
 def create_build(name: str, build: Build | str | Path, *, force: bool = False,
                  progress: Progress | None = None) -> Build:
     """Save a build (a `Build`, or a YAML file) under `name`, checked against its model."""
-    from pimpmyllama.errors import InvalidInputError
-
     check_name(name, "build")
     store = BuildStore()
     if store.exists(name) and not force:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pimpmyllama.errors import InvalidInputError, NotFoundError
 from pimpmyllama.models.manifest import Manifest
-from pimpmyllama.models.weights import check_complete, safetensors_files
+from pimpmyllama.models.weights import check_complete, open_tensors, safetensors_files
 from pimpmyllama.progress import Progress, no_progress
 from pimpmyllama.quiet import quiet_transformers
 
@@ -167,8 +167,6 @@ def verify_model_folder(folder: Path) -> None:
     """Every tensor readable and finite, and a tokenizer present. (Running the model
     is the engine's check, which the producers above the store add.)"""
     import torch
-
-    from pimpmyllama.models.weights import open_tensors
 
     _read_config(folder / "config.json")
     for path in safetensors_files(folder):
