@@ -75,6 +75,21 @@ def test_the_kernel_and_the_dequantized_product_agree(weight, bits, ours, monkey
     assert float((many - one_by_one).norm() / many.norm()) < (2e-2 if ours and bits == 4 else 5e-3)
 
 
+def test_each_format_is_its_own_product_and_int4_falls_back_to_int8_where_its_kernels_do_not_fit(weight):
+    from pimpmyllama.generation.products import Dense, Int4, Int8, product_for
+
+    assert type(product_for(weight, torch.float32, None)) is Dense
+    assert product_for(weight, torch.bfloat16, None).weight.dtype == torch.bfloat16
+    assert type(product_for(weight, torch.bfloat16, 8)) is Int8
+    assert type(product_for(weight, torch.bfloat16, 4)) is Int4
+    odd = weight[:, :100]  # 100 inputs: not a whole number of groups of 32
+    assert type(product_for(odd, torch.bfloat16, 4)) is Int8
+    x = torch.randn(3, 100, generator=torch.Generator().manual_seed(1))
+    expected = x @ odd.T
+    y = Linear(odd, None, torch.bfloat16, 4)(x).float()
+    assert float((y - expected).norm() / expected.norm()) < BOUNDS[8]
+
+
 def test_a_layer_holds_a_quarter_or_an_eighth_of_the_bytes(weight):
     fp32 = weight.numel() * 4
     assert Linear(weight, None, torch.bfloat16, 8).nbytes() < 0.27 * fp32

@@ -78,3 +78,6 @@ class FusedOneQueryAttention:
 
     def __call__(self, i: int, qkv: torch.Tensor) -> torch.Tensor:
         return torch.ops.pml.attend_one(qkv, self.rotation, self.keys[i], self.values[i], self.heads)
+
+
+Attention = PromptAttention | OneQueryAttention | FusedOneQueryAttention

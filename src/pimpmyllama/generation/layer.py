@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from pimpmyllama.generation.attention import Attention
 from pimpmyllama.generation.products import Linear
 
 
@@ -62,7 +63,7 @@ class Block:
     gate_up: Linear
     down: Linear
 
-    def __call__(self, x: torch.Tensor, attention, ops: SmallOps) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, attention: Attention, ops: SmallOps) -> torch.Tensor:
         """x [T, hidden] fp32 -> the same after this layer; `attention(index, qkv)` as in attention.py."""
         x = x + self.out(attention(self.index, fp32(self.qkv(ops.rms_norm(x, self.attn_norm)))))
         return x + self.down(ops.silu_mul(fp32(self.gate_up(ops.rms_norm(x, self.mlp_norm)))))

@@ -2,21 +2,23 @@
 
 Decoding a small model on a CPU is bound by per-operation overhead more than by
 arithmetic, so this forward does as few operations per layer as it can: fused
-q/k/v and gate/up projections, a cache written in place, and for single-token
-steps the query heads of each key/value group attend as one small batch (exact,
-and needs no mask). The weights and tensor names are those of Hugging Face
+q/k/v and gate/up projections (building.py), a cache written in place, and for
+single-token steps the query heads of each key/value group attend as one small
+batch (exact, and needs no mask). The layer exists once (layer.Block); a prompt and
+a single-token step differ only in the attention and the small operations they pass
+it (attention.py, layer.py). The weights and tensor names are those of Hugging Face
 checkpoints; `tests/generation/test_llama.py` checks parity with transformers.
 
-Single-token steps (decoding) run as a TorchScript trace of the same operations:
-the trace replays them from C++, without the Python interpreter between the small
-operations of each layer (75 → 97 tokens/s at best, int4, 2 cores). Where our
-kernels built (kernels/), the step's small operations are one call each: the two
-RMS norms, the rotation + cache write + attention, and the gated activation; on
-this machine PyTorch's versions cost more in dispatch and threading than in
-arithmetic (RMS norm alone is five operations there). The traced step gives the
-same logits and cache as the Python step, to the bit (`tests/generation/test_llama.py`).
-`torch.compile` was measured too: three minutes to compile on this machine, and
-slower decoding.
+Single-token steps (decoding) run as a TorchScript trace of the same operations.
+The trace replays them from C++, without the Python interpreter between the ~10
+operations of each layer, and it is the only way we have to drop that overhead
+from a step: `torch.compile` took three minutes to compile here and decoded slower.
+It is worth keeping: untraced, the default model decodes at int4 ~20 % slower after
+a 128-token prompt (148 vs 186 tokens/s) and ~14 % slower after 1024 (112 vs 130;
+bench/ab_engine.py, 2 cores, 2026-12-01). The traced step gives the same logits and cache as
+the Python step, to the bit (`tests/generation/test_llama.py`). TorchScript is
+deprecated upstream: `traced=False` keeps the Python path, and it is the one to
+keep if tracing goes away.
 """
 
 import warnings
@@ -25,7 +27,12 @@ from dataclasses import dataclass
 import torch
 
 from pimpmyllama.generation import kernels
-from pimpmyllama.generation.attention import FusedOneQueryAttention, OneQueryAttention, PromptAttention
+from pimpmyllama.generation.attention import (
+    Attention,
+    FusedOneQueryAttention,
+    OneQueryAttention,
+    PromptAttention,
+)
 from pimpmyllama.generation.layer import Block, KernelOps, SmallOps, TorchOps, fp32
 from pimpmyllama.generation.products import Linear
 from pimpmyllama.generation.rope import SUPPORTED_ROPE_TYPES, rope_parameters, rope_rotations
@@ -82,12 +89,14 @@ def lean_unsupported_reason(config: dict) -> str | None:
 
 class KVCache:
     """Keys and values of every layer for up to `max_len` positions, and the token
-    ids they were computed from (so a following prompt can reuse the shared prefix)."""
+    ids they were computed from (so a following prompt can reuse the shared prefix).
+    fp32 at every precision: an fp16 cache, as llama.cpp keeps, was faster at long
+    contexts but moved the default model's greedy replies."""
 
-    def __init__(self, spec: LlamaSpec, max_len: int, dtype: torch.dtype = torch.float32):
+    def __init__(self, spec: LlamaSpec, max_len: int):
         shape = (spec.num_layers, spec.num_kv_heads, max_len, spec.head_dim)
-        self.k = torch.zeros(shape, dtype=dtype)
-        self.v = torch.zeros(shape, dtype=dtype)
+        self.k = torch.zeros(shape)  # fp32 at every precision
+        self.v = torch.zeros(shape)
         self.ids: list[int] = []
 
     @property
@@ -103,7 +112,10 @@ class LlamaModel:
                  bits: int | None = None, traced: bool = True):
         """`embed` [vocab, hidden] (as the precision holds it), `norm` the final RMS norm's
         weight, `bits` the layers' weight format (for callers to read). `traced=False`
-        keeps single-token steps on the Python path."""
+        keeps single-token steps on the Python path. `fused` (our kernels for the
+        step's attention and small operations, where they built and the shapes fit)
+        and `traced` are read at each step; a trace, once made, keeps the strategies it
+        was made with."""
         self.spec, self.embed, self.layers, self.norm, self.head, self.bits = spec, embed, blocks, norm, head, bits
         self.traced = traced
         self._heads = (spec.num_heads, spec.num_kv_heads, spec.head_dim)
@@ -113,8 +125,6 @@ class LlamaModel:
         self._step = None  # the traced single-token step, made on first use
 
     def new_cache(self, max_len: int) -> KVCache:
-        """fp32 at every precision (an fp16 cache, as llama.cpp keeps, was faster at long
-        contexts but moved the default model's greedy replies)."""
         return KVCache(self.spec, max_len)
 
     def _rope(self, pos0: int, length: int) -> torch.Tensor:
@@ -124,7 +134,7 @@ class LlamaModel:
             self._rotations = rope_rotations(self.spec.head_dim, self.spec.rope, size)
         return self._rotations[pos0:end]
 
-    def _logits(self, x: torch.Tensor, attention, ops: SmallOps, last_only: bool) -> torch.Tensor:
+    def _logits(self, x: torch.Tensor, attention: Attention, ops: SmallOps, last_only: bool) -> torch.Tensor:
         """x [T, hidden] fp32 through every layer, then the output head: fp32 logits
         [T, vocab] ([1, vocab] when `last_only`)."""
         for block in self.layers:

@@ -19,8 +19,14 @@ import torch
 import torch.nn.functional as F
 
 from pimpmyllama.generation import kernels
-from pimpmyllama.generation.quant import INT4_GROUP, int4_supported, pack_nibbles, quantize_int4, quantize_int8, \
-    unpack_nibbles
+from pimpmyllama.generation.quant import (
+    INT4_GROUP,
+    int4_supported,
+    pack_nibbles,
+    quantize_int4,
+    quantize_int8,
+    unpack_nibbles,
+)
 
 
 def _as(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
