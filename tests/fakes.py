@@ -28,6 +28,7 @@ class FakeEngine:
         interrupt = None
         if isinstance(reply, tuple):  # (text so far, exception to raise after it)
             reply, interrupt = reply
+
         def steps(finish):
             usage = Usage(prompt_tokens=len(prompt_ids))
             sent = ""

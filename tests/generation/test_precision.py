@@ -4,7 +4,7 @@ a plain recomputation at the same precision."""
 import pytest
 import torch
 
-from pimpmyllama.generation.products import Linear
+from pimpmyllama.generation.products import Dense, Int4, Int8, Linear, product_for
 from pimpmyllama.generation.quant import INT4_GROUP, quantize_int4, quantize_int8
 
 
@@ -76,8 +76,6 @@ def test_the_kernel_and_the_dequantized_product_agree(weight, bits, ours, monkey
 
 
 def test_each_format_is_its_own_product_and_int4_falls_back_to_int8_where_its_kernels_do_not_fit(weight):
-    from pimpmyllama.generation.products import Dense, Int4, Int8, product_for
-
     assert type(product_for(weight, torch.float32, None)) is Dense
     assert product_for(weight, torch.bfloat16, None).weight.dtype == torch.bfloat16
     assert type(product_for(weight, torch.bfloat16, 8)) is Int8
