@@ -112,25 +112,31 @@ def main() -> None:
             if result is not None:
                 runs[label].append(result)
         print(f"round {round_} of {args.rounds} done ({time.perf_counter() - started:.0f} s)", flush=True)
-    labels = [label for label in contenders if runs[label]]
+        print_table(runs, args, lengths, round_)  # after each round: a run cut short still reports
+
+
+def print_table(runs: dict[str, list[dict]], args, lengths: list[int], rounds: int) -> None:
+    labels = [label for label in runs if runs[label]]
+    if not labels:
+        return
     baseline = labels[0]
     best = {label: {key: (min if key.startswith("ttft") else max)(r[key] for r in runs[label])
                     for key in runs[label][0] if not key.startswith("tokens")} for label in labels}
 
     print(f"\nmodel {args.model} · {args.precision} · {args.new_tokens} new tokens · best of {args.repeats} runs × "
-          f"{args.rounds} rounds · ratio = how many times better than {baseline}\n")
+          f"{rounds} rounds · ratio = how many times better than {baseline}\n")
     print(f"{'measure':<30}" + "".join(f"{label:>22}" for label in labels))
     for n in lengths:
         for key, label, lower in ((f"ttft{n}", f"time to first token, {n} (s)", True),
                                   (f"tps{n}", f"decode tokens/s after {n}", False),
-                                  (f"step{n}", f"  same, p10 step (steps/s)", False)):
+                                  (f"step{n}", "  same, p10 step (steps/s)", False)):
             cells = []
             for c in labels:
                 value, base = best[c][key], best[baseline][key]
                 cells.append(f"{value:>10.4f} ({(base / value if lower else value / base):5.3f}×)")
             print(f"{label:<30}" + "".join(f"{cell:>22}" for cell in cells))
     same = all(run[f"tokens{n}"] == runs[baseline][0][f"tokens{n}"] for c in labels for run in runs[c] for n in lengths)
-    print(f"\ngreedy tokens identical across contenders and rounds: {'yes' if same else 'NO'}")
+    print(f"\ngreedy tokens identical across contenders and rounds: {'yes' if same else 'NO'}\n", flush=True)
 
 
 if __name__ == "__main__":
