@@ -7,7 +7,8 @@ import torch
 
 from pimpmyllama.errors import InvalidInputError
 from pimpmyllama.generation.heap import freed_memory_returned
-from pimpmyllama.generation.llama import LlamaModel, LlamaSpec, lean_unsupported_reason
+from pimpmyllama.generation.building import build_llama
+from pimpmyllama.generation.llama import LlamaSpec, lean_unsupported_reason
 from pimpmyllama.models.weights import open_tensors
 
 
@@ -43,7 +44,7 @@ def load_backend(folder: Path, precision: str | None = None, adapter: Path | Non
         get = applied.wrap(reader.get, merge) if applied else reader.get
         low_rank = None if merge or applied is None else applied.low_rank
         try:
-            return LlamaModel(spec, get, dtype, chosen.weight_bits, chosen.head_bits, low_rank=low_rank)
+            return build_llama(spec, get, dtype, chosen.weight_bits, chosen.head_bits, low_rank=low_rank)
         except KeyError as exc:
             raise InvalidInputError(f"{folder.name}: tensor {exc.args[0]} is missing from the weights") from None
         except RuntimeError as exc:  # shape mismatches surface from torch.cat/linear
