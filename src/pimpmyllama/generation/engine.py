@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pimpmyllama.errors import ContextOverflowError
+from pimpmyllama.generation.loading import load_backend
 from pimpmyllama.generation.sampling import Sampler, SamplingParams
 from pimpmyllama.generation.stopping import TextStream
+from pimpmyllama.models.info import read_config
 from pimpmyllama.prompting.format import ChatFormat
 from pimpmyllama.prompting.tokenizer import Tokenizer
 
@@ -115,9 +117,6 @@ class Engine:
     def load(cls, name: str, folder: Path, adapter: Path | None = None, precision: str | None = None) -> "Engine":
         """`precision` None: the default one (DEFAULT_PRECISION), or fp32 for a model
         that only transformers runs."""
-        from pimpmyllama.generation.loading import load_backend
-        from pimpmyllama.models.info import read_config
-
         config = read_config(folder)
         tokenizer = Tokenizer(folder)
         backend = load_backend(folder, precision, adapter)

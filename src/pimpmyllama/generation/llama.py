@@ -35,7 +35,11 @@ from pimpmyllama.generation.attention import (
 )
 from pimpmyllama.generation.layer import Block, KernelOps, SmallOps, TorchOps, fp32
 from pimpmyllama.generation.products import Linear
-from pimpmyllama.generation.rope import SUPPORTED_ROPE_TYPES, rope_parameters, rope_rotations
+from pimpmyllama.generation.rope import (
+    SUPPORTED_ROPE_TYPES,
+    rope_parameters,
+    rope_rotations,
+)
 
 LEAN_ARCHITECTURES = ("llama", "mistral", "qwen2")
 
