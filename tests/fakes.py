@@ -48,3 +48,11 @@ class FakeEngine:
                 finish(Completion(sent, reason, usage))
 
         return Generation(steps)
+
+
+def patch_load_engine(monkeypatch, engine: FakeEngine) -> FakeEngine:
+    """Every conversation opened from now on (chat, ask, compare) runs on `engine`."""
+    import pimpmyllama.chat.opening as opening
+
+    monkeypatch.setattr(opening, "load_engine", lambda ref, progress=None, adapter=None, precision=None: engine)
+    return engine

@@ -13,6 +13,7 @@ from pimpmyllama.memory.sessions import Session, SessionStore
 from pimpmyllama.models.refs import resolve_adapter
 from pimpmyllama.names import check_name
 from pimpmyllama.progress import Progress
+from pimpmyllama.prompting.build import Build
 from pimpmyllama.prompting.refs import ResolvedBuild, resolve_build
 from pimpmyllama.storage.db import open_database
 
@@ -24,6 +25,23 @@ def new_session_name(sessions: SessionStore) -> str:
         n += 1
         name = f"{base}-{n}"
     return name
+
+
+def _knowledge_for(build: Build, db) -> KnowledgeStore | None:
+    if not build.knowledge:
+        return None
+    store = KnowledgeStore(db)
+    for name in build.knowledge:
+        store.get(name)  # an unknown base fails now, not at the first message
+    return store
+
+
+def open_build(build: Build, progress: Progress | None = None) -> Conversation:
+    """A conversation with `build` that remembers nothing: no session, every message
+    answered on its own (what a comparison asks)."""
+    store = _knowledge_for(build, open_database())
+    engine = load_engine(build.from_, progress, adapter=build.adapter, precision=build.precision)
+    return Conversation(engine, build, knowledge=store)
 
 
 def open_conversation(build_ref: str | None = None, session_name: str | None = None, *,
@@ -56,11 +74,7 @@ def open_conversation(build_ref: str | None = None, session_name: str | None = N
         build = build.model_copy(update={"precision": check_precision(precision).name})
     if knowledge:
         build = build.model_copy(update={"knowledge": [*build.knowledge, *knowledge]})
-    store = None
-    if build.knowledge:
-        store = KnowledgeStore(sessions.db)
-        for name in build.knowledge:
-            store.get(name)  # an unknown base fails now, not at the first message
+    store = _knowledge_for(build, sessions.db)
     engine = load_engine(build.from_, progress, adapter=build.adapter, precision=build.precision)
     # Everything is known to be valid: only now is anything written.
     if session is None and (session_name or new_session):
