@@ -68,16 +68,13 @@ def make_plan(path: Path) -> Plan:
         for name in (a, b):
             if name not in variants:
                 raise InvalidInputError(f"{source}: pairs: unknown variant {name!r} (known: {', '.join(variants)})")
-    texts: dict[str, Path] = {}
-    if spec.perplexity:
-        if spec.texts.domain:
-            texts["domain"] = _text(spec.texts.domain, base_dir, "domain")
-        if spec.texts.general:
-            texts["general"] = _text(spec.texts.general, base_dir, "general")
-        else:
-            from pimpmyllama.training.perplexity import default_general_text
+    texts = {key: _text(value, base_dir, key) for key, value in spec.texts if value}  # checked even if unused
+    if not spec.perplexity:
+        texts = {}
+    elif "general" not in texts:
+        from pimpmyllama.training.perplexity import default_general_text
 
-            texts["general"] = default_general_text()
+        texts["general"] = default_general_text()
     _check_knowledge(variants)
     return Plan(path, spec, variants, questions, texts, pairs)
 
