@@ -4,7 +4,8 @@ written from the cache. Re-running computes only what is missing (a new variant,
 new questions, a variant whose model, adapter, build or knowledge changed).
 
 Verdicts are recomputed from the stored replies on every run, so editing a
-question's `expected` or `check` re-checks without asking the model again.
+question's `expected` or `check` re-checks without asking the model again. At the
+end of a run `results.jsonl` is rewritten (atomically) with this spec's rows only.
 """
 
 import gc
