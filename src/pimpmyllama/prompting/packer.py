@@ -1,8 +1,8 @@
 """The context packer: what goes into each turn's prompt, within the window.
 
 Budget = num_ctx - max_new_tokens (room for the reply is reserved up front).
-Always in: the system prompt, the pinned facts, the few-shot messages and the
-new message; if these alone do not fit, the turn is refused with the numbers,
+Always in: the system prompt, the styles' instructions, the pinned facts, the
+few-shot messages and the new message; if these alone do not fit, the turn is refused with the numbers,
 never cut silently. Then, in order of priority and each within its share of what
 is left: recalled memories, knowledge passages, and history turns newest first,
 whole turns only. Every count is the length of the prompt rendered with the
@@ -78,8 +78,13 @@ def _block(title: str, lines: list[str]) -> str:
     return title + "\n" + "\n".join(lines)
 
 
-def compose_system(system: str | None, pinned: Sequence[str], recalled: Sequence[Passage]) -> str | None:
+def compose_system(system: str | None, styles: Sequence[str], pinned: Sequence[str],
+                   recalled: Sequence[Passage]) -> str | None:
+    """The system message: the system prompt, then the styles' instructions (one a
+    line), the pinned facts and the recalled memories, as blocks apart."""
     parts = [system] if system else []
+    if styles:
+        parts.append("\n".join(styles))
     if pinned:
         parts.append(_block("Facts to keep in mind:", [f"- {fact}" for fact in pinned]))
     if recalled:
@@ -121,6 +126,7 @@ def pack_context(
     num_ctx: int,
     max_new_tokens: int,
     system: str | None = None,
+    styles: Sequence[str] = (),
     pinned: Sequence[str] = (),
     few_shot: Sequence[Message] = (),
     history: Sequence[Turn] = (),
@@ -133,12 +139,12 @@ def pack_context(
         raise ContextOverflowError(f"max_new_tokens {max_new_tokens} leaves no room in num_ctx {num_ctx}")
 
     def count(rec: Sequence[Passage], kno: Sequence[Passage], turns: Sequence[Turn]) -> int:
-        return fmt.count(compose_messages(compose_system(system, pinned, rec), few_shot, turns, message, kno))
+        return fmt.count(compose_messages(compose_system(system, styles, pinned, rec), few_shot, turns, message, kno))
 
     fixed = count((), (), ())
     if fixed > budget:
         raise ContextOverflowError(_overflow_message(fmt, fixed, budget, num_ctx, max_new_tokens,
-                                                     system, pinned, few_shot, message))
+                                                     system, styles, pinned, few_shot, message))
     room = budget - fixed
     kept_recalled = _take_within(lambda items: count(items, (), ()), recalled, fixed + int(room * shares.recalled))
     used = count(kept_recalled, (), ())
@@ -157,11 +163,12 @@ def pack_context(
     kept = list(history[len(history) - lo :])
     dropped = list(history[: len(history) - lo])
 
-    messages = compose_messages(compose_system(system, pinned, kept_recalled), few_shot, kept, message, kept_knowledge)
+    messages = compose_messages(compose_system(system, styles, pinned, kept_recalled), few_shot, kept, message, kept_knowledge)
     prompt_ids = fmt.encode(messages)
     tok = fmt.tokenizer.count
     sections = [
         Section("system", tok(system) if system else 0, kept=1 if system else 0),
+        Section("styles", sum(tok(s) for s in styles), kept=len(styles)),
         Section("pinned", sum(tok(p) for p in pinned), kept=len(pinned)),
         Section("few-shot", sum(tok(m["content"]) for m in few_shot), kept=len(few_shot)),
         Section("recalled", sum(tok(p.text) for p in kept_recalled), kept=len(kept_recalled),
@@ -195,11 +202,13 @@ def _take_within(count, items: Sequence[Passage], limit: int) -> list[Passage]:
     return kept
 
 
-def _overflow_message(fmt, fixed, budget, num_ctx, max_new_tokens, system, pinned, few_shot, message) -> str:
+def _overflow_message(fmt, fixed, budget, num_ctx, max_new_tokens, system, styles, pinned, few_shot, message) -> str:
     tok = fmt.tokenizer.count
     parts = [f"message {tok(message)}"]
     if system:
         parts.append(f"system prompt {tok(system)}")
+    if styles:
+        parts.append(f"styles {sum(tok(s) for s in styles)}")
     if pinned:
         parts.append(f"pinned facts {sum(tok(p) for p in pinned)}")
     if few_shot:
