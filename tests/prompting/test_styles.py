@@ -62,7 +62,7 @@ def test_user_styles_come_after_the_built_in_ones_in_file_order(pml_home):
 
 @pytest.mark.parametrize("text, message", [
     ("brief: Be short.\n", "'brief' is a built-in style; give yours another name"),
-    ("odd: 'Use {0}.'\n", "style 'odd': {0} is not a parameter name"),
+    ("odd: 'Use {0}.'\n", "style 'odd': {0} is not a field name"),
     ("odd: 'Use {field.'\n", "style 'odd': expected '}' before end of string"),
     ("odd: [a, b]\n", "style 'odd' must be an instruction (a non-empty string)"),
     ("- a list\n", "styles are a mapping of name: instruction"),

@@ -108,6 +108,7 @@ class Conversation:
             recalled=recalled,
             knowledge=knowledge,
             shares=Shares(recalled=self.build.memory.share, knowledge=self.build.retrieval.share),
+            wrapper=self.build.retrieval.passage_prompt(),
         )
 
     def send(self, message: str) -> Reply:

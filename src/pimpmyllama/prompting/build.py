@@ -5,10 +5,12 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pimpmyllama.config_files import parse_yaml_mapping, read_config_text
 from pimpmyllama.models.defaults import DEFAULT_MODEL
+from pimpmyllama.prompting.passages import (DEFAULT_PASSAGE_TEMPLATE, DEFAULT_TEMPLATE, PassagePrompt,
+                                            check_passage_template, check_template)
 from pimpmyllama.prompting.styles import StyleSpec
 
 
@@ -55,6 +57,33 @@ class Retrieval(_Strict):
     mode: Literal["hybrid", "dense", "keyword"] = Field("hybrid", description="dense + keyword fused, or one of them")
     mmr: bool = Field(False, description="diversify passages (maximal marginal relevance)")
     share: float = Field(0.5, ge=0, le=1, description="share of the free context the passages may take")
+    min_similarity: float | None = Field(
+        None, ge=-1, le=1, description="a passage whose cosine similarity with the message is below this is not "
+                                       "offered (needs mode dense or hybrid); none: every retrieved passage is")
+    template: str = Field(DEFAULT_TEMPLATE, description="the prompt around the passages and the message: fields "
+                                                        "{passages}, {question}, {cite} (see prompting/passages.py)")
+    passage_template: str = Field(DEFAULT_PASSAGE_TEMPLATE, description="how each passage is written: fields "
+                                                                        "{label}, {text}")
+    cite: bool = Field(True, description="ask the model to cite the passages by number ({cite} in the template)")
+
+    @field_validator("template")
+    @classmethod
+    def _template_fields(cls, value: str) -> str:
+        return check_template(value)
+
+    @field_validator("passage_template")
+    @classmethod
+    def _passage_fields(cls, value: str) -> str:
+        return check_passage_template(value)
+
+    @model_validator(mode="after")
+    def _similarity_needs_vectors(self):
+        if self.min_similarity is not None and self.mode == "keyword":
+            raise ValueError("min_similarity needs mode dense or hybrid (keyword search has no similarity)")
+        return self
+
+    def passage_prompt(self) -> PassagePrompt:
+        return PassagePrompt(self.template, self.passage_template, self.cite)
 
 
 class LongTermMemory(_Strict):

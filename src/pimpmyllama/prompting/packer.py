@@ -2,9 +2,10 @@
 
 Budget = num_ctx - max_new_tokens (room for the reply is reserved up front).
 Always in: the system prompt, the styles' instructions, the pinned facts, the
-few-shot messages and the new message; if these alone do not fit, the turn is refused with the numbers,
-never cut silently. Then, in order of priority and each within its share of what
-is left: recalled memories, knowledge passages, and history turns newest first,
+few-shot messages and the new message; if these alone do not fit, the turn is
+refused with the numbers, never cut silently. Then, in order of priority and each
+within its share of what is left: recalled memories, knowledge passages (wrapped
+around the new message by `passages.PassagePrompt`), and history turns newest first,
 whole turns only. Every count is the length of the prompt rendered with the
 model's own chat template, the same text the engine receives.
 """
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 
 from pimpmyllama.errors import ContextOverflowError
 from pimpmyllama.prompting.format import ChatFormat
+from pimpmyllama.prompting.passages import PassagePrompt
 from pimpmyllama.prompting.template import Message
 
 
@@ -92,30 +94,15 @@ def compose_system(system: str | None, styles: Sequence[str], pinned: Sequence[s
     return "\n\n".join(parts) if parts else None
 
 
-def compose_question(message: str, knowledge: Sequence[Passage]) -> str:
-    """The new message, preceded by the knowledge passages when there are any. They go
-    next to the question (as LlamaIndex's QA prompt does): small models follow
-    context there far better than in the system prompt (measured on SmolLM2-135M)."""
-    if not knowledge:
-        return message
-    passages = "\n".join(f"{p.label} {p.text}".strip() for p in knowledge)
-    return (
-        "Context information is below.\n---------------------\n"
-        f"{passages}\n---------------------\n"
-        "Given the context information and not prior knowledge, answer the query, "
-        "citing the passages you use by their numbers.\n"
-        f"Query: {message}\nAnswer:"
-    )
-
-
 def compose_messages(system: str | None, few_shot: Sequence[Message], turns: Sequence[Turn],
-                     message: str, knowledge: Sequence[Passage] = ()) -> list[Message]:
+                     message: str, knowledge: Sequence[Passage] = (),
+                     wrapper: PassagePrompt = PassagePrompt()) -> list[Message]:
     messages: list[Message] = [{"role": "system", "content": system}] if system else []
     messages.extend({"role": m["role"], "content": m["content"]} for m in few_shot)
     for turn in turns:
         messages.append({"role": "user", "content": turn.user})
         messages.append({"role": "assistant", "content": turn.assistant})
-    messages.append({"role": "user", "content": compose_question(message, knowledge)})
+    messages.append({"role": "user", "content": wrapper.render(message, knowledge)})
     return messages
 
 
@@ -133,13 +120,15 @@ def pack_context(
     recalled: Sequence[Passage] = (),
     knowledge: Sequence[Passage] = (),
     shares: Shares = Shares(),
+    wrapper: PassagePrompt = PassagePrompt(),
 ) -> PackedContext:
     budget = num_ctx - max_new_tokens
     if budget <= 0:
         raise ContextOverflowError(f"max_new_tokens {max_new_tokens} leaves no room in num_ctx {num_ctx}")
 
     def count(rec: Sequence[Passage], kno: Sequence[Passage], turns: Sequence[Turn]) -> int:
-        return fmt.count(compose_messages(compose_system(system, styles, pinned, rec), few_shot, turns, message, kno))
+        return fmt.count(compose_messages(compose_system(system, styles, pinned, rec), few_shot, turns, message, kno,
+                                         wrapper))
 
     fixed = count((), (), ())
     if fixed > budget:
@@ -163,7 +152,8 @@ def pack_context(
     kept = list(history[len(history) - lo :])
     dropped = list(history[: len(history) - lo])
 
-    messages = compose_messages(compose_system(system, styles, pinned, kept_recalled), few_shot, kept, message, kept_knowledge)
+    messages = compose_messages(compose_system(system, styles, pinned, kept_recalled), few_shot, kept, message, kept_knowledge,
+                                wrapper)
     prompt_ids = fmt.encode(messages)
     tok = fmt.tokenizer.count
     sections = [
@@ -173,7 +163,7 @@ def pack_context(
         Section("few-shot", sum(tok(m["content"]) for m in few_shot), kept=len(few_shot)),
         Section("recalled", sum(tok(p.text) for p in kept_recalled), kept=len(kept_recalled),
                 dropped=len(recalled) - len(kept_recalled)),
-        Section("knowledge", sum(tok(f"{p.label} {p.text}") for p in kept_knowledge), kept=len(kept_knowledge),
+        Section("knowledge", sum(tok(wrapper.passage(p)) for p in kept_knowledge), kept=len(kept_knowledge),
                 dropped=len(knowledge) - len(kept_knowledge)),
         Section("history", sum(tok(t.user) + tok(t.assistant) for t in kept), kept=len(kept), dropped=len(dropped)),
         Section("message", tok(message)),

@@ -12,7 +12,6 @@ always makes the same prompt (and `[brief, expert]` is `[expert, brief]`).
 """
 
 import re
-import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 from pimpmyllama.config_files import read_config_text, read_yaml_mapping
 from pimpmyllama.errors import InvalidInputError
 from pimpmyllama.paths import home_path
+from pimpmyllama.prompting.fields import template_fields
 from pimpmyllama.text import check_text
 
 # Who answers, for whom, how, how long: the order the instructions are sent in.
@@ -43,17 +43,11 @@ class Style:
     instruction: str
 
 
-def template_fields(template: str, where: str) -> list[str]:
-    """The `{fields}` of an instruction template, in order; a malformed template or
-    a field that is not a plain name is one line naming `where`."""
+def _fields(template: str, where: str) -> list[str]:
     try:
-        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+        return template_fields(template)
     except ValueError as exc:
-        raise InvalidInputError(f"{where}: {exc} (write {{{{ and }}}} for literal braces)") from None
-    for field in fields:
-        if not field.isidentifier():
-            raise InvalidInputError(f"{where}: {{{field}}} is not a parameter name")
-    return fields
+        raise InvalidInputError(f"{where}: {exc}") from None
 
 
 def user_styles_path() -> Path:
@@ -76,7 +70,7 @@ def load_user_styles(path: Path | None = None) -> dict[str, str]:
             raise InvalidInputError(f"{path}: {name!r} is a built-in style; give yours another name")
         if not isinstance(template, str) or not template.strip():
             raise InvalidInputError(f"{path}: style {name!r} must be an instruction (a non-empty string)")
-        template_fields(template, f"{path}: style {name!r}")
+        _fields(template, f"{path}: style {name!r}")
         styles[name] = template.strip()
     return styles
 
@@ -130,7 +124,7 @@ def resolve_styles(specs: Sequence[StyleSpec], user: dict[str, str] | None = Non
         template = style_template(name, known)
         if name in chosen:
             raise InvalidInputError(f"style {name!r} is given twice")
-        fields = template_fields(template, f"style {name!r}")
+        fields = _fields(template, f"style {name!r}")
         missing = [f for f in fields if f not in params]
         if missing:
             raise InvalidInputError(f"style {name!r} needs {', '.join(missing)}: write {{{name}: {{{missing[0]}: "
