@@ -57,13 +57,15 @@ __all__ = [
 
 def open_chat(ref: str | None = None, *, session: str | None = None, new_session: bool = False,
               continue_latest: bool = False, knowledge: list[str] | None = None, adapter: str | None = None,
-              precision: str | None = None, progress: Progress | None = None) -> Conversation:
+              precision: str | None = None, styles: list | None = None,
+              progress: Progress | None = None) -> Conversation:
     """A conversation with a build or model (default: the bundled model). With
     `session`, the turns are remembered under that name (created if new); without
-    one, nothing is stored unless `new_session`."""
+    one, nothing is stored unless `new_session`. `styles` (names, or {name: {parameter:
+    value}}) are added to the build's."""
     conversation, _ = open_conversation(ref, session, continue_latest=continue_latest, new_session=new_session,
                                         knowledge=knowledge, adapter=adapter, precision=precision,
-                                        progress=progress)
+                                        styles=styles, progress=progress)
     return conversation
 
 

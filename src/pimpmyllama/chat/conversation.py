@@ -12,6 +12,7 @@ from pimpmyllama.memory.recall import MemoryStore
 from pimpmyllama.memory.sessions import Session, SessionStore
 from pimpmyllama.prompting.build import Build, Parameters
 from pimpmyllama.prompting.packer import PackedContext, Shares, Turn, pack_context
+from pimpmyllama.prompting.styles import resolve_styles
 from pimpmyllama.text import check_text
 
 if TYPE_CHECKING:
@@ -68,6 +69,7 @@ class Conversation:
         self.memory = None
         if session is not None and build.memory.enabled:
             self.memory = MemoryStore(sessions.db, load_embedder(build.memory.embedder))
+        self.styles = resolve_styles(build.styles)
         self.format = engine.chat_format(build.template)
         self.parameters = build.parameters.for_model(engine.context_length, engine.sampling_defaults)
 
@@ -97,12 +99,14 @@ class Conversation:
             num_ctx=p.num_ctx,
             max_new_tokens=p.max_new_tokens,
             system=self.system,
+            styles=[s.instruction for s in self.styles],
             pinned=self.pinned,
             few_shot=self.build.few_shot(),
             history=self.history(),
             recalled=recalled,
             knowledge=knowledge,
             shares=Shares(recalled=self.build.memory.share, knowledge=self.build.retrieval.share),
+            wrapper=self.build.retrieval.passage_prompt(),
         )
 
     def send(self, message: str) -> Reply:

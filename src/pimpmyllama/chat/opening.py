@@ -15,6 +15,7 @@ from pimpmyllama.names import check_name
 from pimpmyllama.progress import Progress
 from pimpmyllama.prompting.build import Build
 from pimpmyllama.prompting.refs import ResolvedBuild, resolve_build
+from pimpmyllama.prompting.styles import StyleSpec, merge_styles, resolve_styles
 from pimpmyllama.storage.db import open_database
 
 
@@ -47,12 +48,12 @@ def open_build(build: Build, progress: Progress | None = None) -> Conversation:
 def open_conversation(build_ref: str | None = None, session_name: str | None = None, *,
                       continue_latest: bool = False, new_session: bool = True,
                       knowledge: list[str] | None = None, adapter: str | None = None,
-                      precision: str | None = None, progress: Progress | None = None,
-                      sessions: SessionStore | None = None) -> tuple[Conversation, ResolvedBuild]:
+                      precision: str | None = None, styles: list[StyleSpec] | None = None,
+                      progress: Progress | None = None, sessions: SessionStore | None = None) -> tuple[Conversation, ResolvedBuild]:
     """A conversation with `build_ref` (a build, build file or model reference; by
     default the named session's build, else the bundled model). With `new_session`,
     a session is created when none is named; `session_name` names one to resume or
-    create."""
+    create. `styles` are added to the build's (one of the same name replaces it)."""
     if session_name is not None:
         check_name(session_name, "session")
     sessions = sessions or SessionStore(open_database())
@@ -74,6 +75,9 @@ def open_conversation(build_ref: str | None = None, session_name: str | None = N
         build = build.model_copy(update={"precision": check_precision(precision).name})
     if knowledge:
         build = build.model_copy(update={"knowledge": [*build.knowledge, *knowledge]})
+    if styles:
+        build = build.model_copy(update={"styles": merge_styles(build.styles, styles)})
+    resolve_styles(build.styles)  # an unknown style or a missing parameter fails now
     store = _knowledge_for(build, sessions.db)
     engine = load_engine(build.from_, progress, adapter=build.adapter, precision=build.precision)
     # Everything is known to be valid: only now is anything written.
