@@ -51,7 +51,7 @@ def test_semantic_is_the_best_cosine_against_the_threshold(monkeypatch):
     here and is tested with the knowledge bases): the cosine and threshold are exact."""
     import numpy as np
 
-    import pimpmyllama.knowledge.embedders as embedders
+    import pimpmyllama.evaluation.checks as checks
 
     vectors = {"opens at 9am": [1.0, 0.0], "9 in the morning": [0.8, 0.6], "closed": [0.0, 1.0],
                "caps required": [0.6, -0.8]}
@@ -60,7 +60,7 @@ def test_semantic_is_the_best_cosine_against_the_threshold(monkeypatch):
         def encode(self, texts):
             return np.array([vectors[t] for t in texts], dtype=np.float32)
 
-    monkeypatch.setattr(embedders, "load_embedder", lambda name=None: Fake())
+    monkeypatch.setattr(checks, "load_embedder", lambda name=None: Fake())
     assert verdicts("semantic", "opens at 9am", ["closed", "9 in the morning"]) == [
         (True, "cosine 0.800 >= 0.7 with '9 in the morning'")]
     assert verdicts({"type": "semantic", "threshold": 0.9}, "opens at 9am", ["9 in the morning"]) == [

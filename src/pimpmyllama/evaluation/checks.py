@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pimpmyllama.config_files import describe_validation_error
 from pimpmyllama.errors import InvalidInputError
 from pimpmyllama.evaluation.folding import fold, strip_accents
+from pimpmyllama.knowledge.embedders import load_embedder
 
 
 @dataclass(frozen=True, eq=False)
@@ -157,7 +158,6 @@ def check_json_schema(answer: Answer, expected: tuple[str, ...], params: dict) -
 
 
 def check_semantic(answer: Answer, expected: tuple[str, ...], params: dict) -> Verdict:
-    from pimpmyllama.knowledge.embedders import load_embedder
 
     wanted = _strings(params, expected)
     threshold = params.get("threshold", 0.7)

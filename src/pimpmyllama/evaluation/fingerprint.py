@@ -12,8 +12,10 @@ import hashlib
 import json
 from pathlib import Path
 
+from pimpmyllama.knowledge.store import KnowledgeStore
 from pimpmyllama.models.refs import resolve_adapter, resolve_model_folder
 from pimpmyllama.prompting.build import Build
+from pimpmyllama.storage.db import open_database
 
 _ADAPTER_HASHES: dict[tuple, str] = {}
 
@@ -58,8 +60,6 @@ def model_fingerprint(build: Build) -> str:
 def knowledge_contents(names: list[str], db=None) -> dict:
     if not names:
         return {}
-    from pimpmyllama.knowledge.store import KnowledgeStore
-    from pimpmyllama.storage.db import open_database
 
     store = KnowledgeStore(db or open_database())
     contents = {}

@@ -9,6 +9,10 @@ from pimpmyllama.errors import InvalidInputError, PmlError
 from pimpmyllama.evaluation.questions import Question, read_questions
 from pimpmyllama.evaluation.spec import Spec, load_spec
 from pimpmyllama.evaluation.variants import Variant, resolve_variants
+from pimpmyllama.knowledge.store import KnowledgeStore
+from pimpmyllama.prompting.styles import resolve_styles
+from pimpmyllama.storage.db import open_database
+from pimpmyllama.training.perplexity import default_general_text
 
 
 @dataclass
@@ -43,15 +47,20 @@ def _check_knowledge(variants: dict[str, Variant]) -> None:
     names = {(v.name, kb) for v in variants.values() for kb in v.build.knowledge}
     if not names:
         return
-    from pimpmyllama.knowledge.store import KnowledgeStore
-    from pimpmyllama.storage.db import open_database
-
     store = KnowledgeStore(open_database())
     for variant, kb in sorted(names):
         try:
             store.get(kb)
         except PmlError as exc:
             raise type(exc)(f"variant {variant!r}: {exc}") from None
+
+
+def _check_styles(variants: dict[str, Variant]) -> None:
+    for variant in variants.values():
+        try:
+            resolve_styles(variant.build.styles)
+        except PmlError as exc:
+            raise type(exc)(f"variant {variant.name!r}: {exc}") from None
 
 
 def make_plan(path: Path) -> Plan:
@@ -72,10 +81,10 @@ def make_plan(path: Path) -> Plan:
     if not spec.perplexity:
         texts = {}
     elif "general" not in texts:
-        from pimpmyllama.training.perplexity import default_general_text
 
         texts["general"] = default_general_text()
     _check_knowledge(variants)
+    _check_styles(variants)
     return Plan(path, spec, variants, questions, texts, pairs)
 
 

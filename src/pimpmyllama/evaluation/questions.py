@@ -18,6 +18,7 @@ from pimpmyllama.config_files import describe_validation_error
 from pimpmyllama.errors import InvalidInputError
 from pimpmyllama.evaluation.checks import CheckSpec, compile_check
 from pimpmyllama.text import check_texts
+from pimpmyllama.training.records import read_records
 
 
 class QuestionLine(BaseModel):
@@ -51,7 +52,6 @@ def question_id(text: str) -> str:
 def read_questions(paths: list[Path]) -> list[Question]:
     """Every question of the files (JSONL, or any record file `pml train` reads), in
     order; the same question twice is an error (its answers would share one cache entry)."""
-    from pimpmyllama.training.records import read_records
 
     questions: list[Question] = []
     seen: dict[str, str] = {}

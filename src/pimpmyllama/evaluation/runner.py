@@ -13,17 +13,21 @@ import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
+from pimpmyllama.chat.opening import open_build
+from pimpmyllama.errors import PmlError
 from pimpmyllama.evaluation.cache import JsonlCache
 from pimpmyllama.evaluation.checks import Answer, run_checks
 from pimpmyllama.evaluation.fingerprint import model_fingerprint, variant_fingerprint
 from pimpmyllama.evaluation.plan import Plan, make_plan
 from pimpmyllama.evaluation.questions import Question
+from pimpmyllama.evaluation.report import write_reports
 from pimpmyllama.evaluation.results import ComparisonResults, Row, row_key, summarize
 from pimpmyllama.evaluation.rss import peak_rss_mb, reset_peak
 from pimpmyllama.evaluation.stats import ablation, flips
 from pimpmyllama.evaluation.variants import Variant
-from pimpmyllama.errors import PmlError
+from pimpmyllama.models.refs import MODEL_PREFIX, is_path
 from pimpmyllama.progress import Progress, no_progress
+from pimpmyllama.training.perplexity import model_perplexity
 
 RESULTS = "results.jsonl"
 PERPLEXITY = "perplexity.jsonl"
@@ -79,7 +83,6 @@ def check_row(row: Row, question: Question) -> Row:
 
 
 def _measure_perplexity(variant: Variant, texts: dict[str, Path], cache: JsonlCache) -> None:
-    from pimpmyllama.training.perplexity import model_perplexity
 
     model = model_fingerprint(variant.build)
     for kind, path in texts.items():
@@ -92,13 +95,11 @@ def _measure_perplexity(variant: Variant, texts: dict[str, Path], cache: JsonlCa
 
 
 def _model_ref(name: str) -> str:
-    from pimpmyllama.models.refs import MODEL_PREFIX, is_path
 
     return name if is_path(name) else MODEL_PREFIX + name
 
 
 def _open(variant: Variant, progress: Progress):
-    from pimpmyllama.chat.opening import open_build
 
     return open_build(variant.build, lambda stage, done, total: progress(f"{variant.name}: {stage}", done, total))
 
@@ -144,7 +145,6 @@ def run_comparison(spec: Path | Plan, out_dir: Path, progress: Progress | None =
 
     Bad input fails before anything is written. Ctrl-C stops the run, writes the
     reports from what is cached, and raises KeyboardInterrupt again."""
-    from pimpmyllama.evaluation.report import write_reports
 
     progress = progress or no_progress
     plan = spec if isinstance(spec, Plan) else make_plan(Path(spec))
