@@ -30,12 +30,11 @@ class FakeEngine:
         interrupt = None
         if isinstance(reply, tuple):  # (text so far, exception to raise after it)
             reply, interrupt = reply
-        generation = Generation(iter(()))
 
-        def steps():
+        def steps(finish):
             usage = Usage(prompt_tokens=len(prompt_ids))
             sent = ""
-            finish = "interrupted"
+            reason = "interrupted"
             try:
                 for word in reply.split(" "):
                     piece = word if not sent else " " + word
@@ -44,9 +43,16 @@ class FakeEngine:
                     yield piece
                 if interrupt is not None:
                     raise interrupt
-                finish = "stop"
+                reason = "stop"
             finally:
-                generation.completion = Completion(sent, finish, usage)
+                finish(Completion(sent, reason, usage))
 
-        generation._steps = steps()
-        return generation
+        return Generation(steps)
+
+
+def patch_load_engine(monkeypatch, engine: FakeEngine) -> FakeEngine:
+    """Every conversation opened from now on (chat, ask, compare) runs on `engine`."""
+    import pimpmyllama.chat.opening as opening
+
+    monkeypatch.setattr(opening, "load_engine", lambda ref, progress=None, adapter=None, precision=None: engine)
+    return engine

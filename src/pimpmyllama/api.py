@@ -16,6 +16,7 @@ thin layer over these functions (it parses, calls one, and renders the result).
     pml.train(data=["chat.jsonl"], output="form", max_steps=50)    # TrainConfig's fields
     pml.merge("recipe.yml", "merged")
     pml.perplexity("smollm2-135m-instruct+form", ["notes.txt"])
+    results = pml.compare("compare.yml", "out")        # report.html, report.md, results.jsonl
 
 References (`town-hall`, `MODEL+ADAPTER`, folders, build files) follow one grammar:
 see docs/references.md. Errors a user can act on are `pimpmyllama.errors.PmlError`.
@@ -25,10 +26,13 @@ from pathlib import Path
 
 from pimpmyllama.chat.conversation import Conversation
 from pimpmyllama.chat.opening import open_conversation
+from pimpmyllama.errors import InvalidInputError
+from pimpmyllama.evaluation.results import ComparisonResults
+from pimpmyllama.evaluation.runner import default_output, run_comparison
 from pimpmyllama.generation.checks import check_model_runs
 from pimpmyllama.knowledge.bases import Base, create_base, knowledge_store, open_base
-from pimpmyllama.merging.export import export_model
 from pimpmyllama.merging import lora as _lora
+from pimpmyllama.merging.export import export_model
 from pimpmyllama.merging.merge import merge_to_store
 from pimpmyllama.models.adapters import AdapterStore
 from pimpmyllama.models.store import Listed, ModelStore
@@ -45,6 +49,7 @@ from pimpmyllama.training.recipe import train as _train
 __all__ = [
     "open_chat", "ask", "list_models", "list_adapters", "import_model", "create_build", "knowledge_base",
     "create_knowledge_base", "list_knowledge_bases", "train", "merge", "merge_lora", "extract_lora", "export", "perplexity",
+    "compare",
 ]
 
 
@@ -52,13 +57,15 @@ __all__ = [
 
 def open_chat(ref: str | None = None, *, session: str | None = None, new_session: bool = False,
               continue_latest: bool = False, knowledge: list[str] | None = None, adapter: str | None = None,
-              precision: str | None = None, progress: Progress | None = None) -> Conversation:
+              precision: str | None = None, styles: list | None = None,
+              progress: Progress | None = None) -> Conversation:
     """A conversation with a build or model (default: the bundled model). With
     `session`, the turns are remembered under that name (created if new); without
-    one, nothing is stored unless `new_session`."""
+    one, nothing is stored unless `new_session`. `styles` (names, or {name: {parameter:
+    value}}) are added to the build's."""
     conversation, _ = open_conversation(ref, session, continue_latest=continue_latest, new_session=new_session,
                                         knowledge=knowledge, adapter=adapter, precision=precision,
-                                        progress=progress)
+                                        styles=styles, progress=progress)
     return conversation
 
 
@@ -87,8 +94,6 @@ def import_model(source: str | Path, name: str | None = None, *, force: bool = F
 def create_build(name: str, build: Build | str | Path, *, force: bool = False,
                  progress: Progress | None = None) -> Build:
     """Save a build (a `Build`, or a YAML file) under `name`, checked against its model."""
-    from pimpmyllama.errors import InvalidInputError
-
     check_name(name, "build")
     store = BuildStore()
     if store.exists(name) and not force:
@@ -153,3 +158,11 @@ def export(ref: str, output: str | Path, *, base: str | None = None, progress: P
 def perplexity(ref: str, files: list[str | Path], *, max_length: int = 512) -> tuple[float, int]:
     """(perplexity, scored tokens) of a model, MODEL+ADAPTER or build on text files or datasets."""
     return model_perplexity(ref, [Path(f) for f in files], max_length=max_length)
+
+
+def compare(spec: str | Path, out: str | Path | None = None, *, progress: Progress | None = None) -> ComparisonResults:
+    """Run (or complete: answers are cached in `out`) the comparison a spec describes;
+    writes `out`/report.html, report.md and results.jsonl (default `out`:
+    compare-SPEC in the current folder) and returns the results."""
+    spec = Path(spec)
+    return run_comparison(spec, Path(out) if out is not None else default_output(spec), progress)

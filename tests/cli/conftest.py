@@ -1,17 +1,13 @@
 import pytest
 from typer.testing import CliRunner
 
-from fakes import FakeEngine
+from fakes import FakeEngine, patch_load_engine
 
 
 @pytest.fixture
 def fake_engine(monkeypatch, tiny_model, pml_home):
     """Every command that loads a model gets this fake; queue replies on it."""
-    engine = FakeEngine(tiny_model)
-    import pimpmyllama.chat.opening as opening
-
-    monkeypatch.setattr(opening, "load_engine", lambda ref, progress=None, adapter=None, precision=None: engine)
-    return engine
+    return patch_load_engine(monkeypatch, FakeEngine(tiny_model))
 
 
 @pytest.fixture

@@ -108,6 +108,12 @@ NAMED = [
     lambda n, f: ["kb", "create", "--", n],
     lambda n, f: ["kb", "show", "--", n],
     lambda n, f: ["adapters", "show", "--", n],
+    lambda n, f: ["models", "show", "--", n],
+    lambda n, f: ["models", "rm", "--", n],
+    lambda n, f: ["adapters", "rm", "--", n],
+    lambda n, f: ["builds", "rm", "--", n],
+    lambda n, f: ["chat", "--", n],
+    lambda n, f: ["ask", "--", n, "hi"],
 ]
 
 

@@ -67,10 +67,9 @@ def test_rms_norm_and_silu_mul_match_torch():
 
 @pytest.mark.parametrize("heads,kv_heads,hd", [(9, 3, 64), (4, 4, 32), (8, 2, 128)])
 @pytest.mark.parametrize("end", [1, 17, 700])  # 700: long enough to use both threads
-@pytest.mark.parametrize("dtype", [torch.float16, torch.float32])  # the cache's
-def test_attend_one_rotates_writes_the_cache_and_attends(heads, kv_heads, hd, end, dtype):
+def test_attend_one_rotates_writes_the_cache_and_attends(heads, kv_heads, hd, end):
     room = end + 5
-    keys, values = rand(kv_heads, room, hd, seed=1).to(dtype), rand(kv_heads, room, hd, seed=2).to(dtype)
+    keys, values = rand(kv_heads, room, hd, seed=1), rand(kv_heads, room, hd, seed=2)
     before_k, before_v = keys.clone(), values.clone()
     qkv = rand(1, (heads + 2 * kv_heads) * hd, seed=3)
     rotation = rope_rotations(hd, {"rope_type": "default", "rope_theta": 10000.0}, end)[end - 1 :]
@@ -78,14 +77,21 @@ def test_attend_one_rotates_writes_the_cache_and_attends(heads, kv_heads, hd, en
 
     qk = apply_rotations(qkv[:, : (heads + kv_heads) * hd].view(1, heads + kv_heads, hd), rotation)[0]
     new_v = qkv[0, (heads + kv_heads) * hd :].view(kv_heads, hd)
-    # the new key and value, rounded to the cache's dtype
-    torch.testing.assert_close(keys[:, end - 1].float(), qk[heads:].to(dtype).float(), rtol=1e-6, atol=1e-6)
-    assert torch.equal(values[:, end - 1], new_v.to(dtype))
+    # the new key and value
+    torch.testing.assert_close(keys[:, end - 1], qk[heads:], rtol=1e-6, atol=1e-6)
+    assert torch.equal(values[:, end - 1], new_v)
     for cache, before in ((keys, before_k), (values, before_v)):  # nothing else in the cache moved
         assert torch.equal(cache[:, : end - 1], before[:, : end - 1]) and torch.equal(cache[:, end:], before[:, end:])
     q = qk[:heads].view(1, kv_heads, heads // kv_heads, hd)
-    expected = F.scaled_dot_product_attention(q, keys[None, :, :end].float(), values[None, :, :end].float())
+    expected = F.scaled_dot_product_attention(q, keys[None, :, :end], values[None, :, :end])
     torch.testing.assert_close(out, expected.reshape(1, heads * hd), rtol=1e-5, atol=1e-5)
+
+
+def test_attend_one_refuses_a_cache_that_is_not_fp32():
+    keys = values = torch.zeros(2, 4, 32, dtype=torch.float16)
+    qkv, rotation = rand(1, 6 * 32), torch.zeros(16, 2)
+    with pytest.raises(RuntimeError, match="attend_one: fp32 qkv, rotation and cache"):
+        torch.ops.pml.attend_one(qkv, rotation, keys, values, 2)
 
 
 def test_q4_dequant_gives_the_bf16_weights_torch_computes():

@@ -4,7 +4,8 @@ a plain recomputation at the same precision."""
 import pytest
 import torch
 
-from pimpmyllama.generation.quant import INT4_GROUP, Linear, quantize_int4, quantize_int8
+from pimpmyllama.generation.products import Dense, Int4, Int8, Linear, product_for
+from pimpmyllama.generation.quant import INT4_GROUP, quantize_int4, quantize_int8
 
 
 @pytest.fixture
@@ -65,13 +66,26 @@ def test_the_kernel_and_the_dequantized_product_agree(weight, bits, ours, monkey
     if not ours:
         monkeypatch.setattr(kernels, "load", lambda: False)
     layer = Linear(weight, None, torch.bfloat16, bits)
-    assert layer.ours == ours
+    assert layer.product.ours == ours
     x = torch.randn(5, 192, generator=torch.Generator().manual_seed(2))
     many, one_by_one = layer(x), torch.cat([layer(x[i : i + 1]) for i in range(5)])
     assert many.dtype == torch.bfloat16  # without a bias, the dense product stays bf16
     assert one_by_one.dtype == (torch.float32 if ours else torch.bfloat16)
     many, one_by_one = many.float(), one_by_one.float()
     assert float((many - one_by_one).norm() / many.norm()) < (2e-2 if ours and bits == 4 else 5e-3)
+
+
+def test_each_format_is_its_own_product_and_int4_falls_back_to_int8_where_its_kernels_do_not_fit(weight):
+    assert type(product_for(weight, torch.float32, None)) is Dense
+    assert product_for(weight, torch.bfloat16, None).weight.dtype == torch.bfloat16
+    assert type(product_for(weight, torch.bfloat16, 8)) is Int8
+    assert type(product_for(weight, torch.bfloat16, 4)) is Int4
+    odd = weight[:, :100]  # 100 inputs: not a whole number of groups of 32
+    assert type(product_for(odd, torch.bfloat16, 4)) is Int8
+    x = torch.randn(3, 100, generator=torch.Generator().manual_seed(1))
+    expected = x @ odd.T
+    y = Linear(odd, None, torch.bfloat16, 4)(x).float()
+    assert float((y - expected).norm() / expected.norm()) < BOUNDS[8]
 
 
 def test_a_layer_holds_a_quarter_or_an_eighth_of_the_bytes(weight):
@@ -109,7 +123,7 @@ def test_decoding_gives_the_greedy_tokens_of_a_plain_recomputation(tiny_model, p
     # Where single tokens and prompts take the same products, the whole sequence in one
     # pass gives those tokens too (at int4 our kernel rounds a token's activations to
     # int8, which a prompt's bf16 product does not).
-    if precision != "int4" or not model.layers[0].qkv.ours:
+    if precision != "int4" or not model.layers[0].qkv.product.ours:
         whole = list(prompt)
         for _ in range(12):
             whole.append(int(model.forward(whole, model.new_cache(128), 0).argmax()))
@@ -128,10 +142,10 @@ def test_int4_holds_the_layers_at_4_bits_and_the_head_at_8(tiny_model):
     from pimpmyllama.generation.loading import load_backend
 
     model = load_backend(tiny_model, "int4")
-    assert {layer.qkv.bits for layer in model.layers} == {4}
-    assert {layer.down.bits for layer in model.layers} == {4}
-    assert model.head.bits == 8 and model.head.q.dtype == torch.int8
-    assert load_backend(tiny_model, "int8").head.bits == 8
+    assert {layer.qkv.product.bits for layer in model.layers} == {4}
+    assert {layer.down.product.bits for layer in model.layers} == {4}
+    assert model.head.product.bits == 8 and model.head.product.q.dtype == torch.int8
+    assert load_backend(tiny_model, "int8").head.product.bits == 8
 
 
 def test_the_default_precision_is_int4_where_the_lean_forward_runs(tiny_model):

@@ -31,7 +31,7 @@ def cases(trio, narrow, other_vocabulary):
         "unknown parameter": (ties(*trio, densty=0.5), ["unknown parameter 'densty' for merge method ties"]),
         "unknown key": ({"merge_metod": "ties", "models": [{"model": a}]}, ["unknown key 'merge_metod'"]),
         "missing model": ({"merge_method": "linear", "models": [{"model": "nope", "parameters": {"weight": 1}}]},
-                          ["unknown model 'nope'"]),
+                          ["unknown build or model 'nope'"]),
         "mismatched shapes": (ties(trio[0], narrow, density=0.5),
                               ["tensor model.embed_tokens.weight has shape (384, 32)", "but (384, 64)",
                                "models of different sizes"]),

@@ -3,9 +3,7 @@ Llamas (the references here are the tests' own, not calls into the library)."""
 
 import math
 
-import pytest
 import torch
-
 from merge_helpers import load_tensors, merge
 
 ATOL = 1e-6

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from pimpmyllama.errors import ContextOverflowError
 from pimpmyllama.prompting.format import ChatFormat
-from pimpmyllama.prompting.packer import Passage, Shares, Turn, pack_context
+from pimpmyllama.prompting.packer import Passage, Section, Shares, Turn, pack_context
 from pimpmyllama.prompting.tokenizer import Tokenizer
 
 
@@ -74,6 +74,41 @@ def test_passages_fill_their_shares_in_rank_order(fmt):
     assert question.startswith("Context information is below.") and question.endswith("Query: hi\nAnswer:")
     assert packed.kept_turns  # history used what the passages left
     assert packed.total_tokens <= 900
+
+
+MEMORY = Passage("user: my locker code is 4417\nassistant: noted, your locker code is 4417", source="turn #0")
+
+
+def test_a_memory_longer_than_its_share_replaces_the_oldest_turns_at_a_small_window(fmt):
+    history = turns(12)[2:]  # turns 0 and 1 have left the window: turn #0 is the memory
+    args = dict(message="What is my locker code?", num_ctx=256, max_new_tokens=56, system="Be brief.",
+                pinned=["The pool requires a cap."], history=history)
+    without = pack_context(fmt, **args)
+    fixed = pack_context(fmt, **{**args, "history": []}).total_tokens
+    share = int((200 - fixed) * Shares().recalled)
+    alone = pack_context(fmt, **{**args, "history": [], "recalled": [MEMORY]})
+    assert alone.total_tokens - fixed > share  # longer than its share: it used to be dropped whole
+    packed = pack_context(fmt, **args, recalled=[MEMORY, Passage("user: hi\nassistant: hello", source="turn #1")])
+    assert packed.recalled == [MEMORY]  # the best one is kept; the next stays within the (used) share
+    assert next(s for s in packed.sections if s.name == "recalled") == Section(
+        "recalled", fmt.tokenizer.count(MEMORY.text), kept=1, dropped=1)
+    assert packed.messages[0]["content"] == (
+        "Be brief.\n\nFacts to keep in mind:\n- The pool requires a cap.\n\n"
+        f"From earlier in this conversation:\n- {MEMORY.text}")
+    assert packed.messages[-1] == {"role": "user", "content": "What is my locker code?"}
+    # the oldest turns made room, newest kept, and it all fits
+    assert without.kept_turns == [9, 10, 11] and without.recalled == []
+    assert packed.kept_turns == [11] and packed.dropped_turns == list(range(2, 11))
+    assert packed.total_tokens == 194 <= 200
+    one_more = pack_context(fmt, **{**args, "history": history[-2:]}, recalled=[MEMORY])
+    assert one_more.kept_turns == [11]  # a second turn would not have fitted beside the memory
+
+
+def test_a_memory_that_cannot_fit_the_window_leaves_the_history_alone(fmt):
+    huge = Passage("locker code 4417 " * 60, source="turn #0")
+    args = dict(message="What is my locker code?", num_ctx=256, max_new_tokens=56, history=turns(12))
+    packed = pack_context(fmt, **args, recalled=[huge])
+    assert packed.recalled == [] and packed.kept_turns == pack_context(fmt, **args).kept_turns
 
 
 # --- properties -------------------------------------------------------------------

@@ -3,12 +3,16 @@
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from pimpmyllama.chat.sources import knowledge_passages, recalled_passages
 from pimpmyllama.errors import InvalidInputError
 from pimpmyllama.generation.engine import Completion, GenerationParams
 from pimpmyllama.generation.sampling import SamplingParams
+from pimpmyllama.knowledge.embedders import load_embedder
+from pimpmyllama.memory.recall import MemoryStore
 from pimpmyllama.memory.sessions import Session, SessionStore
 from pimpmyllama.prompting.build import Build, Parameters
 from pimpmyllama.prompting.packer import PackedContext, Shares, Turn, pack_context
+from pimpmyllama.prompting.styles import resolve_styles
 from pimpmyllama.text import check_text
 
 if TYPE_CHECKING:
@@ -64,10 +68,8 @@ class Conversation:
             raise InvalidInputError("this build searches knowledge bases, but no knowledge store was given")
         self.memory = None
         if session is not None and build.memory.enabled:
-            from pimpmyllama.knowledge.embedders import load_embedder
-            from pimpmyllama.memory.recall import MemoryStore
-
             self.memory = MemoryStore(sessions.db, load_embedder(build.memory.embedder))
+        self.styles = resolve_styles(build.styles)
         self.format = engine.chat_format(build.template)
         self.parameters = build.parameters.for_model(engine.context_length, engine.sampling_defaults)
 
@@ -88,8 +90,6 @@ class Conversation:
         return [t.as_turn() for t in self.sessions.window(self.session)]
 
     def pack(self, message: str) -> PackedContext:
-        from pimpmyllama.chat.sources import knowledge_passages, recalled_passages
-
         p = self.parameters
         knowledge = knowledge_passages(self.knowledge, self.build, message) if self.build.knowledge and message else []
         recalled = recalled_passages(self.memory, self.session, self.build, message) if self.memory and message else []
@@ -99,12 +99,14 @@ class Conversation:
             num_ctx=p.num_ctx,
             max_new_tokens=p.max_new_tokens,
             system=self.system,
+            styles=[s.instruction for s in self.styles],
             pinned=self.pinned,
             few_shot=self.build.few_shot(),
             history=self.history(),
             recalled=recalled,
             knowledge=knowledge,
             shares=Shares(recalled=self.build.memory.share, knowledge=self.build.retrieval.share),
+            wrapper=self.build.retrieval.passage_prompt(),
         )
 
     def send(self, message: str) -> Reply:

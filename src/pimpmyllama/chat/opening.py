@@ -13,7 +13,9 @@ from pimpmyllama.memory.sessions import Session, SessionStore
 from pimpmyllama.models.refs import resolve_adapter
 from pimpmyllama.names import check_name
 from pimpmyllama.progress import Progress
+from pimpmyllama.prompting.build import Build
 from pimpmyllama.prompting.refs import ResolvedBuild, resolve_build
+from pimpmyllama.prompting.styles import StyleSpec, merge_styles, resolve_styles
 from pimpmyllama.storage.db import open_database
 
 
@@ -26,15 +28,32 @@ def new_session_name(sessions: SessionStore) -> str:
     return name
 
 
+def _knowledge_for(build: Build, db) -> KnowledgeStore | None:
+    if not build.knowledge:
+        return None
+    store = KnowledgeStore(db)
+    for name in build.knowledge:
+        store.get(name)  # an unknown base fails now, not at the first message
+    return store
+
+
+def open_build(build: Build, progress: Progress | None = None) -> Conversation:
+    """A conversation with `build` that remembers nothing: no session, every message
+    answered on its own (what a comparison asks)."""
+    store = _knowledge_for(build, open_database())
+    engine = load_engine(build.from_, progress, adapter=build.adapter, precision=build.precision)
+    return Conversation(engine, build, knowledge=store)
+
+
 def open_conversation(build_ref: str | None = None, session_name: str | None = None, *,
                       continue_latest: bool = False, new_session: bool = True,
                       knowledge: list[str] | None = None, adapter: str | None = None,
-                      precision: str | None = None, progress: Progress | None = None,
-                      sessions: SessionStore | None = None) -> tuple[Conversation, ResolvedBuild]:
+                      precision: str | None = None, styles: list[StyleSpec] | None = None,
+                      progress: Progress | None = None, sessions: SessionStore | None = None) -> tuple[Conversation, ResolvedBuild]:
     """A conversation with `build_ref` (a build, build file or model reference; by
     default the named session's build, else the bundled model). With `new_session`,
     a session is created when none is named; `session_name` names one to resume or
-    create."""
+    create. `styles` are added to the build's (one of the same name replaces it)."""
     if session_name is not None:
         check_name(session_name, "session")
     sessions = sessions or SessionStore(open_database())
@@ -56,11 +75,10 @@ def open_conversation(build_ref: str | None = None, session_name: str | None = N
         build = build.model_copy(update={"precision": check_precision(precision).name})
     if knowledge:
         build = build.model_copy(update={"knowledge": [*build.knowledge, *knowledge]})
-    store = None
-    if build.knowledge:
-        store = KnowledgeStore(sessions.db)
-        for name in build.knowledge:
-            store.get(name)  # an unknown base fails now, not at the first message
+    if styles:
+        build = build.model_copy(update={"styles": merge_styles(build.styles, styles)})
+    resolve_styles(build.styles)  # an unknown style or a missing parameter fails now
+    store = _knowledge_for(build, sessions.db)
     engine = load_engine(build.from_, progress, adapter=build.adapter, precision=build.precision)
     # Everything is known to be valid: only now is anything written.
     if session is None and (session_name or new_session):

@@ -12,12 +12,15 @@ from pimpmyllama.prompting.packer import Passage
 
 
 def knowledge_passages(store: KnowledgeStore, build: Build, message: str) -> list[Passage]:
-    """The best passages of the build's knowledge bases, numbered [1], [2], ... for citing."""
+    """The best passages of the build's knowledge bases, numbered [1], [2], ... for citing;
+    with `retrieval.min_similarity`, only those at least that similar to the message."""
     r = build.retrieval
     hits_by_id, rankings = {}, []
     for name in build.knowledge:
         kb = store.get(name)
         hits = retrieve(store, kb, load_embedder(kb.embedder), message, r.top_k, mode=r.mode, mmr=r.mmr)
+        if r.min_similarity is not None:
+            hits = [h for h in hits if h.similarity is not None and h.similarity >= r.min_similarity]
         rankings.append([(name, h.chunk.id) for h in hits])
         hits_by_id.update({(name, h.chunk.id): h for h in hits})
     ranked = rankings[0] if len(rankings) == 1 else [key for key, _ in reciprocal_rank_fusion(rankings)]

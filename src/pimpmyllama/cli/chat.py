@@ -14,13 +14,18 @@ from pimpmyllama.text import check_text
 KB = typer.Option(None, "--kb", help="search this knowledge base for every message (repeatable)")
 ADAPTER = typer.Option(None, "--adapter", help="apply this LoRA adapter to the model")
 PRECISION = typer.Option(None, "--precision", help="fp32, bf16, int8 or int4 (default: the build's, or int4)")
+STYLE = typer.Option(None, "--style", help="add a prompt style: brief, expert, eli5, step_by_step or one of "
+                     "$PML_HOME/styles.yml; NAME:KEY=VALUE gives a parameter (--style expert:field=law); repeatable")
 
 
-def open_conversation(build_ref: str | None, session_name: str | None, **options):
+def open_conversation(build_ref: str | None, session_name: str | None, style: list[str] | None = None,
+                      **options):
     from pimpmyllama.chat.opening import open_conversation as open_
+    from pimpmyllama.prompting.styles import parse_style_option
 
+    styles = [parse_style_option(s) for s in style or []]
     with progress_reporter("Loading") as report:
-        return open_(build_ref, session_name, progress=report, **options)
+        return open_(build_ref, session_name, progress=report, styles=styles, **options)
 
 
 def chat(
@@ -30,12 +35,13 @@ def chat(
     kb: list[str] = KB,
     adapter: str = ADAPTER,
     precision: str = PRECISION,
+    style: list[str] = STYLE,
 ):
     """Chat in the terminal, streaming replies; the conversation is kept in a session."""
     from pimpmyllama.cli.repl import ChatRepl
 
     conversation, resolved = open_conversation(build, session, continue_latest=continue_latest, knowledge=kb,
-                                               adapter=adapter, precision=precision)
+                                               adapter=adapter, precision=precision, style=style)
     ChatRepl(conversation, resolved.ref).run()
 
 
@@ -75,11 +81,12 @@ def ask(
     kb: list[str] = KB,
     adapter: str = ADAPTER,
     precision: str = PRECISION,
+    style: list[str] = STYLE,
 ):
     """Ask one question and print the reply (for scripts)."""
     build, question = _split_ask_args(args or [])
     conversation, resolved = open_conversation(build, session, new_session=False, knowledge=kb, adapter=adapter,
-                                               precision=precision)
+                                               precision=precision, style=style)
     evicted = conversation.evicted_turns()
     reply = conversation.send(question)
     if show_context and not as_json:

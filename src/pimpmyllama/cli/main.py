@@ -2,7 +2,7 @@
 the commands that need them, so `pml --help` stays instant."""
 
 from pimpmyllama import __version__
-from pimpmyllama.cli import adapters, builds, chat, data, kb, merge, models, sessions
+from pimpmyllama.cli import adapters, builds, chat, compare, data, kb, merge, models, sessions
 from pimpmyllama.cli.app import new_app
 from pimpmyllama.cli.lazy import lazy_typer
 
@@ -24,6 +24,7 @@ app.add_typer(data.data_app, name="data")
 app.add_typer(data.eval_app, name="eval")
 app.command()(merge.merge)
 app.command("extract-lora")(merge.extract_lora)
+app.command()(compare.compare)
 
 
 @app.callback()

@@ -6,13 +6,15 @@ only computes its new tokens.
 """
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pimpmyllama.errors import ContextOverflowError
+from pimpmyllama.generation.loading import load_backend
 from pimpmyllama.generation.sampling import Sampler, SamplingParams
 from pimpmyllama.generation.stopping import TextStream
+from pimpmyllama.models.info import read_config
 from pimpmyllama.prompting.format import ChatFormat
 from pimpmyllama.prompting.tokenizer import Tokenizer
 
@@ -63,9 +65,14 @@ class Generation:
     """Iterate for text deltas; `completion` is set once iteration ends, including
     when it was cut short (Ctrl-C, or the consumer closing it)."""
 
-    def __init__(self, steps: Iterator[str]):
-        self._steps = steps
+    def __init__(self, produce: Callable[[Callable[[Completion], None]], Iterator[str]]):
+        """`produce(finish)` yields the text deltas and calls `finish(completion)` once
+        when it ends, however it ends (a generator does it in its `finally`)."""
         self.completion: Completion | None = None
+        self._steps = produce(self._finish)
+
+    def _finish(self, completion: Completion) -> None:
+        self.completion = completion
 
     def __iter__(self) -> Iterator[str]:
         return self._steps
@@ -110,9 +117,6 @@ class Engine:
     def load(cls, name: str, folder: Path, adapter: Path | None = None, precision: str | None = None) -> "Engine":
         """`precision` None: the default one (DEFAULT_PRECISION), or fp32 for a model
         that only transformers runs."""
-        from pimpmyllama.generation.loading import load_backend
-        from pimpmyllama.models.info import read_config
-
         config = read_config(folder)
         tokenizer = Tokenizer(folder)
         backend = load_backend(folder, precision, adapter)
@@ -132,9 +136,7 @@ class Engine:
             raise ContextOverflowError("the prompt is empty")
         if len(prompt_ids) >= num_ctx:
             raise ContextOverflowError(f"the prompt has {len(prompt_ids)} tokens; num_ctx is {num_ctx}")
-        generation = Generation(iter(()))
-        generation._steps = self._steps(generation, list(prompt_ids), params, num_ctx)
-        return generation
+        return Generation(lambda finish: self._steps(finish, list(prompt_ids), params, num_ctx))
 
     def _cache_for(self, num_ctx: int):
         if self._cache is None or self._cache.max_len != num_ctx:
@@ -157,7 +159,8 @@ class Engine:
             cache.ids = prompt[: start + len(chunk)]
         return logits, shared
 
-    def _steps(self, generation: Generation, prompt: list[int], params: GenerationParams, num_ctx: int):
+    def _steps(self, finish: Callable[[Completion], None], prompt: list[int], params: GenerationParams,
+               num_ctx: int) -> Iterator[str]:
         usage = Usage(prompt_tokens=len(prompt))
         stream = TextStream(self.tokenizer, params.stop)
         sampler = Sampler(params.sampling)
@@ -165,7 +168,7 @@ class Engine:
         cache = self._cache_for(num_ctx)
         context = list(prompt)
         reply: list[int] = []
-        finish = "interrupted"
+        reason = "interrupted"
         started = time.perf_counter()
         try:
             logits, usage.cached_tokens = self._prefill(cache, prompt)
@@ -173,7 +176,7 @@ class Engine:
             while True:
                 token = sampler(logits, reply)
                 if token in end_ids:
-                    finish = "stop"
+                    reason = "stop"
                     break
                 usage.completion_tokens += 1
                 context.append(token)
@@ -182,10 +185,10 @@ class Engine:
                 if delta:
                     yield delta
                 if stream.stopped:
-                    finish = "stop"
+                    reason = "stop"
                     break
                 if usage.completion_tokens >= params.max_new_tokens or len(context) >= num_ctx:
-                    finish = "length"
+                    reason = "length"
                     break
                 logits = self.backend.forward([token], cache, len(context) - 1)
                 cache.ids.append(token)
@@ -195,4 +198,4 @@ class Engine:
             if tail:
                 yield tail
         finally:
-            generation.completion = Completion(stream.text, finish, usage, reply)
+            finish(Completion(stream.text, reason, usage, reply))

@@ -3,11 +3,13 @@
 import json
 from pathlib import Path
 
-import torch
-
 from pimpmyllama.errors import InvalidInputError
+from pimpmyllama.generation.building import build_llama
 from pimpmyllama.generation.heap import freed_memory_returned
-from pimpmyllama.generation.llama import LlamaModel, LlamaSpec, lean_unsupported_reason
+from pimpmyllama.generation.hf_backend import HFBackend
+from pimpmyllama.generation.llama import LlamaSpec, lean_unsupported_reason
+from pimpmyllama.generation.precision import DEFAULT_PRECISION, check_precision
+from pimpmyllama.models.adapters import load_adapter
 from pimpmyllama.models.weights import open_tensors
 
 
@@ -16,7 +18,6 @@ def load_backend(folder: Path, precision: str | None = None, adapter: Path | Non
     if given, is merged into the weights as they load (before any quantization), or
     at int4 runs beside them.
     `precision` None is DEFAULT_PRECISION on the lean forward, fp32 on transformers."""
-    from pimpmyllama.generation.precision import DEFAULT_PRECISION, check_precision
 
     config_path = folder / "config.json"
     if not config_path.exists():
@@ -27,12 +28,8 @@ def load_backend(folder: Path, precision: str | None = None, adapter: Path | Non
     dtype = chosen.dtype
     applied = None
     if adapter is not None:
-        from pimpmyllama.models.adapters import load_adapter
-
         applied = load_adapter(adapter, folder, folder.name)
     if reason is not None:
-        from pimpmyllama.generation.hf_backend import HFBackend
-
         if chosen.weight_bits:
             raise InvalidInputError(f"precision {precision} needs the lean engine, which does not run {reason}; "
                                     "use fp32 or bf16")
@@ -43,7 +40,7 @@ def load_backend(folder: Path, precision: str | None = None, adapter: Path | Non
         get = applied.wrap(reader.get, merge) if applied else reader.get
         low_rank = None if merge or applied is None else applied.low_rank
         try:
-            return LlamaModel(spec, get, dtype, chosen.weight_bits, chosen.head_bits, low_rank=low_rank)
+            return build_llama(spec, get, dtype, chosen.weight_bits, chosen.head_bits, low_rank=low_rank)
         except KeyError as exc:
             raise InvalidInputError(f"{folder.name}: tensor {exc.args[0]} is missing from the weights") from None
         except RuntimeError as exc:  # shape mismatches surface from torch.cat/linear

@@ -17,7 +17,7 @@ RRF_K = 60  # the constant of Cormack et al.'s reciprocal rank fusion (Open WebU
 class Hit:
     chunk: StoredChunk
     score: float  # the fused score (hybrid), cosine similarity (dense) or keyword score
-    similarity: float | None = None  # cosine similarity to the query, when known
+    similarity: float | None = None  # cosine similarity to the query (None in keyword mode)
     dense_rank: int | None = None
     keyword_rank: int | None = None
 
@@ -87,6 +87,11 @@ def retrieve(store: KnowledgeStore, kb: KnowledgeBase, embedder, query: str, k: 
         scores = dict(ranked)
         ranked = [(i, scores[i]) for i in picked]
     ranked = ranked[:k]
+    unknown = [i for i, _ in ranked if i not in similarity]
+    if unknown and query_vector is not None:
+        # A keyword hit outside the dense candidates: its similarity, computed exactly.
+        for i, vector in store.vectors(kb, unknown).items():
+            similarity[i] = float(vector @ query_vector / (np.linalg.norm(vector) * np.linalg.norm(query_vector)))
     chunks = {c.id: c for c in store.chunks([i for i, _ in ranked])}
     return [
         Hit(chunks[i], score, similarity.get(i), dense_rank.get(i), keyword_rank.get(i))

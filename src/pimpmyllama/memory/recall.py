@@ -4,6 +4,7 @@ when a new message is about them (Memento's tattoos)."""
 from dataclasses import dataclass
 
 from pimpmyllama.errors import InvalidInputError
+from pimpmyllama.memory.forgetting import forget_session  # noqa: F401 (part of this module's API)
 from pimpmyllama.memory.sessions import Session, StoredTurn
 from pimpmyllama.storage.db import Database, utc_now
 from pimpmyllama.storage.vectors import vector_table
@@ -83,11 +84,3 @@ class MemoryStore:
             self._vectors.delete([memory.id])
             self.db.execute("DELETE FROM memories WHERE id = ?", (memory.id,))
         return memory
-
-
-def forget_session(db: Database, session_id: int) -> None:
-    """Remove every memory of a session, vectors included (they have no foreign key)."""
-    with db.transaction():
-        for row in db.query("SELECT DISTINCT dim FROM memories WHERE session_id = ?", (session_id,)):
-            vector_table(db, "memories", row["dim"]).delete_part(session_id)
-        db.execute("DELETE FROM memories WHERE session_id = ?", (session_id,))

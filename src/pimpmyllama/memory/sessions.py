@@ -13,9 +13,11 @@ import json
 from dataclasses import dataclass
 
 from pimpmyllama.errors import InvalidInputError, NotFoundError
+from pimpmyllama.memory.forgetting import forget_session
 from pimpmyllama.names import check_name
 from pimpmyllama.prompting.packer import Turn
 from pimpmyllama.storage.db import Database, utc_now
+
 
 @dataclass
 class Session:
@@ -108,8 +110,6 @@ class SessionStore:
         return [SessionSummary(**r) for r in rows]
 
     def remove(self, name: str) -> None:
-        from pimpmyllama.memory.recall import forget_session
-
         session = self.get(name)
         with self.db.transaction():
             forget_session(self.db, session.id)
@@ -160,8 +160,6 @@ class SessionStore:
     def reset(self, session: Session) -> int:
         """Forget the conversation and its long-term memories (system prompt and pins
         stay); return how many turns went."""
-        from pimpmyllama.memory.recall import forget_session
-
         with self.db.transaction():
             forget_session(self.db, session.id)
             count = self.db.query_one("SELECT COUNT(*) AS n FROM turns WHERE session_id = ?", (session.id,))["n"]

@@ -8,6 +8,8 @@ from pathlib import Path
 import torch
 
 from pimpmyllama.errors import InvalidInputError
+from pimpmyllama.generation.engine import Engine, GenerationParams
+from pimpmyllama.generation.sampling import SamplingParams
 from pimpmyllama.merging.methods.base import TensorInputs
 from pimpmyllama.merging.plan import EMBEDDINGS, MergePlan, TensorPlan
 from pimpmyllama.models.manifest import Manifest, Parent
@@ -73,9 +75,6 @@ def write_merged(plan: MergePlan, folder: Path, recipe_text: str, progress: Prog
 def check_merged(folder: Path) -> None:
     """Every tensor was checked finite as it was computed; here the model must load
     (every tensor present, shapes matching its config) and generate."""
-    from pimpmyllama.generation.engine import Engine, GenerationParams
-    from pimpmyllama.generation.sampling import SamplingParams
-
     if not (folder / "tokenizer.json").exists():
         raise InvalidInputError("the merged model has no tokenizer.json (set tokenizer_source)")
     engine = Engine.load(folder.name, folder, precision="bf16")  # half the memory of fp32: enough to check

@@ -13,20 +13,13 @@ from pathlib import Path
 
 from pimpmyllama.errors import InvalidInputError, NotFoundError
 from pimpmyllama.models.manifest import Manifest
-from pimpmyllama.models.weights import check_complete, safetensors_files
+from pimpmyllama.models.shelf import TOKENIZER_FILES
+from pimpmyllama.models.weights import check_complete, open_tensors, safetensors_files
 from pimpmyllama.progress import Progress, no_progress
 from pimpmyllama.quiet import quiet_transformers
 
 GGUF_ARCHITECTURES = ("llama", "mistral", "qwen2")
-_COPIED_FILES = (
-    "config.json",
-    "generation_config.json",
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "chat_template.jinja",
-    "model.safetensors.index.json",
-)
+_COPIED_FILES = ("config.json", "model.safetensors.index.json", *TOKENIZER_FILES)
 
 
 def import_into(source: Path, dest: Path, progress: Progress | None = None) -> Manifest:
@@ -167,8 +160,6 @@ def verify_model_folder(folder: Path) -> None:
     """Every tensor readable and finite, and a tokenizer present. (Running the model
     is the engine's check, which the producers above the store add.)"""
     import torch
-
-    from pimpmyllama.models.weights import open_tensors
 
     _read_config(folder / "config.json")
     for path in safetensors_files(folder):

@@ -5,10 +5,13 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pimpmyllama.config_files import parse_yaml_mapping, read_config_text
 from pimpmyllama.models.defaults import DEFAULT_MODEL
+from pimpmyllama.prompting.passages import (DEFAULT_PASSAGE_TEMPLATE, DEFAULT_TEMPLATE, PassagePrompt,
+                                            check_passage_template, check_template)
+from pimpmyllama.prompting.styles import StyleSpec
 
 
 class _Strict(BaseModel):
@@ -54,6 +57,33 @@ class Retrieval(_Strict):
     mode: Literal["hybrid", "dense", "keyword"] = Field("hybrid", description="dense + keyword fused, or one of them")
     mmr: bool = Field(False, description="diversify passages (maximal marginal relevance)")
     share: float = Field(0.5, ge=0, le=1, description="share of the free context the passages may take")
+    min_similarity: float | None = Field(
+        None, ge=-1, le=1, description="a passage whose cosine similarity with the message is below this is not "
+                                       "offered (needs mode dense or hybrid); none: every retrieved passage is")
+    template: str = Field(DEFAULT_TEMPLATE, description="the prompt around the passages and the message: fields "
+                                                        "{passages}, {question}, {cite} (see prompting/passages.py)")
+    passage_template: str = Field(DEFAULT_PASSAGE_TEMPLATE, description="how each passage is written: fields "
+                                                                        "{label}, {text}")
+    cite: bool = Field(True, description="ask the model to cite the passages by number ({cite} in the template)")
+
+    @field_validator("template")
+    @classmethod
+    def _template_fields(cls, value: str) -> str:
+        return check_template(value)
+
+    @field_validator("passage_template")
+    @classmethod
+    def _passage_fields(cls, value: str) -> str:
+        return check_passage_template(value)
+
+    @model_validator(mode="after")
+    def _similarity_needs_vectors(self):
+        if self.min_similarity is not None and self.mode == "keyword":
+            raise ValueError("min_similarity needs mode dense or hybrid (keyword search has no similarity)")
+        return self
+
+    def passage_prompt(self) -> PassagePrompt:
+        return PassagePrompt(self.template, self.passage_template, self.cite)
 
 
 class LongTermMemory(_Strict):
@@ -75,6 +105,8 @@ class Build(_Strict):
     system: str | None = Field(None, description="system prompt, sent with every turn")
     messages: list[FewShotMessage] = Field(default_factory=list, description="few-shot messages, always sent")
     pinned: list[str] = Field(default_factory=list, description="facts always kept in the context")
+    styles: list[StyleSpec] = Field(default_factory=list, description="prompt styles added to the system prompt: "
+                                    "a name, or {name: {parameter: value}} (see prompting/styles.py)")
     parameters: Parameters = Field(default_factory=Parameters)
     template: str | None = Field(None, description="chat template (Jinja) for models that have none")
     adapter: str | None = Field(None, description="a LoRA adapter (store name or folder) applied to the model")
@@ -84,12 +116,34 @@ class Build(_Strict):
     retrieval: Retrieval = Field(default_factory=Retrieval)
     memory: LongTermMemory = Field(default_factory=LongTermMemory)
 
+    @field_validator("styles", mode="before")
+    @classmethod
+    def _style_specs(cls, value):
+        if not isinstance(value, list):
+            return value
+        return [_style_spec(item) for item in value]
+
     def few_shot(self) -> list[dict]:
         return [m.model_dump() for m in self.messages]
 
     def to_yaml(self) -> str:
         data = {"from": self.from_, **self.model_dump(by_alias=True, exclude_defaults=True)}
         return yaml.dump(data, Dumper=_BlockDumper, sort_keys=False, allow_unicode=True)
+
+
+def _style_spec(item):
+    """A style as written in a build, with its parameter values as text."""
+    if isinstance(item, str):
+        return item
+    if isinstance(item, dict) and len(item) == 1:
+        (name, params), = item.items()
+        if params is None:
+            return name
+        if isinstance(name, str) and isinstance(params, dict) and all(
+                isinstance(k, str) and isinstance(v, str | int | float) and not isinstance(v, bool)
+                for k, v in params.items()):
+            return {name: {k: str(v) for k, v in params.items()}}
+    raise ValueError("a style is a name, or {name: {parameter: value}}")
 
 
 class _BlockDumper(yaml.SafeDumper):

@@ -6,12 +6,15 @@ from pimpmyllama.models.info import read_config
 from pimpmyllama.models.refs import resolve_model
 from pimpmyllama.progress import Progress
 from pimpmyllama.prompting.build import Build
+from pimpmyllama.prompting.styles import resolve_styles
 from pimpmyllama.prompting.template import ChatTemplate
 
 
 def check_build(build: Build, progress: Progress | None = None) -> None:
-    """The model (and adapter) exist and fit; the parameters fit the model's context;
-    the build's own chat template parses."""
+    """The build's styles are known and have their parameters; the model (and
+    adapter) exist and fit; the parameters fit the model's context; the build's own
+    chat template parses."""
+    resolve_styles(build.styles)
     model = resolve_model(build.from_, progress, adapter=build.adapter)
     context_length = int(read_config(model.folder).get("max_position_embeddings", 2048))
     params = build.parameters.for_model(context_length)

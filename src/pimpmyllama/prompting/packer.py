@@ -1,11 +1,14 @@
 """The context packer: what goes into each turn's prompt, within the window.
 
 Budget = num_ctx - max_new_tokens (room for the reply is reserved up front).
-Always in: the system prompt, the pinned facts, the few-shot messages and the
-new message; if these alone do not fit, the turn is refused with the numbers,
-never cut silently. Then, in order of priority and each within its share of what
-is left: recalled memories, knowledge passages, and history turns newest first,
-whole turns only. Every count is the length of the prompt rendered with the
+Always in: the system prompt, the styles' instructions, the pinned facts, the
+few-shot messages and the new message; if these alone do not fit, the turn is
+refused with the numbers, never cut silently. Then, in order of priority and each
+within its share of what is left: recalled memories, knowledge passages (wrapped
+around the new message by `passages.PassagePrompt`), and history turns newest first,
+whole turns only. The best recalled memory is the exception to its share: when it
+does not fit the share but fits the window, it is kept and the oldest history
+turns make room for it. Every count is the length of the prompt rendered with the
 model's own chat template, the same text the engine receives.
 """
 
@@ -14,6 +17,7 @@ from dataclasses import dataclass, field
 
 from pimpmyllama.errors import ContextOverflowError
 from pimpmyllama.prompting.format import ChatFormat
+from pimpmyllama.prompting.passages import PassagePrompt
 from pimpmyllama.prompting.template import Message
 
 
@@ -78,8 +82,13 @@ def _block(title: str, lines: list[str]) -> str:
     return title + "\n" + "\n".join(lines)
 
 
-def compose_system(system: str | None, pinned: Sequence[str], recalled: Sequence[Passage]) -> str | None:
+def compose_system(system: str | None, styles: Sequence[str], pinned: Sequence[str],
+                   recalled: Sequence[Passage]) -> str | None:
+    """The system message: the system prompt, then the styles' instructions (one a
+    line), the pinned facts and the recalled memories, as blocks apart."""
     parts = [system] if system else []
+    if styles:
+        parts.append("\n".join(styles))
     if pinned:
         parts.append(_block("Facts to keep in mind:", [f"- {fact}" for fact in pinned]))
     if recalled:
@@ -87,30 +96,15 @@ def compose_system(system: str | None, pinned: Sequence[str], recalled: Sequence
     return "\n\n".join(parts) if parts else None
 
 
-def compose_question(message: str, knowledge: Sequence[Passage]) -> str:
-    """The new message, preceded by the knowledge passages when there are any. They go
-    next to the question (as LlamaIndex's QA prompt does): small models follow
-    context there far better than in the system prompt (measured on SmolLM2-135M)."""
-    if not knowledge:
-        return message
-    passages = "\n".join(f"{p.label} {p.text}".strip() for p in knowledge)
-    return (
-        "Context information is below.\n---------------------\n"
-        f"{passages}\n---------------------\n"
-        "Given the context information and not prior knowledge, answer the query, "
-        "citing the passages you use by their numbers.\n"
-        f"Query: {message}\nAnswer:"
-    )
-
-
 def compose_messages(system: str | None, few_shot: Sequence[Message], turns: Sequence[Turn],
-                     message: str, knowledge: Sequence[Passage] = ()) -> list[Message]:
+                     message: str, knowledge: Sequence[Passage] = (),
+                     wrapper: PassagePrompt = PassagePrompt()) -> list[Message]:
     messages: list[Message] = [{"role": "system", "content": system}] if system else []
     messages.extend({"role": m["role"], "content": m["content"]} for m in few_shot)
     for turn in turns:
         messages.append({"role": "user", "content": turn.user})
         messages.append({"role": "assistant", "content": turn.assistant})
-    messages.append({"role": "user", "content": compose_question(message, knowledge)})
+    messages.append({"role": "user", "content": wrapper.render(message, knowledge)})
     return messages
 
 
@@ -121,30 +115,38 @@ def pack_context(
     num_ctx: int,
     max_new_tokens: int,
     system: str | None = None,
+    styles: Sequence[str] = (),
     pinned: Sequence[str] = (),
     few_shot: Sequence[Message] = (),
     history: Sequence[Turn] = (),
     recalled: Sequence[Passage] = (),
     knowledge: Sequence[Passage] = (),
     shares: Shares = Shares(),
+    wrapper: PassagePrompt = PassagePrompt(),
 ) -> PackedContext:
     budget = num_ctx - max_new_tokens
     if budget <= 0:
         raise ContextOverflowError(f"max_new_tokens {max_new_tokens} leaves no room in num_ctx {num_ctx}")
 
     def count(rec: Sequence[Passage], kno: Sequence[Passage], turns: Sequence[Turn]) -> int:
-        return fmt.count(compose_messages(compose_system(system, pinned, rec), few_shot, turns, message, kno))
+        return fmt.count(compose_messages(compose_system(system, styles, pinned, rec), few_shot, turns, message, kno,
+                                         wrapper))
 
     fixed = count((), (), ())
     if fixed > budget:
         raise ContextOverflowError(_overflow_message(fmt, fixed, budget, num_ctx, max_new_tokens,
-                                                     system, pinned, few_shot, message))
+                                                     system, styles, pinned, few_shot, message))
     room = budget - fixed
     kept_recalled = _take_within(lambda items: count(items, (), ()), recalled, fixed + int(room * shares.recalled))
     used = count(kept_recalled, (), ())
     kept_knowledge = _take_within(
         lambda items: count(kept_recalled, items, ()), knowledge, used + int(room * shares.knowledge)
     )
+    if recalled and not kept_recalled and count(recalled[:1], kept_knowledge, ()) <= budget:
+        # The best memory is longer than its share: it takes the place of the oldest
+        # history turns (it is about an even older one) rather than be lost exactly
+        # when the window is small. Further memories stay within the share.
+        kept_recalled = list(recalled[:1])
     # Newest turns first, whole turns, as a suffix of the history: the largest k whose
     # last-k turns fit. Rendered length grows with k, so a binary search finds it.
     lo, hi = 0, len(history)
@@ -157,16 +159,18 @@ def pack_context(
     kept = list(history[len(history) - lo :])
     dropped = list(history[: len(history) - lo])
 
-    messages = compose_messages(compose_system(system, pinned, kept_recalled), few_shot, kept, message, kept_knowledge)
+    messages = compose_messages(compose_system(system, styles, pinned, kept_recalled), few_shot, kept, message, kept_knowledge,
+                                wrapper)
     prompt_ids = fmt.encode(messages)
     tok = fmt.tokenizer.count
     sections = [
         Section("system", tok(system) if system else 0, kept=1 if system else 0),
+        Section("styles", sum(tok(s) for s in styles), kept=len(styles)),
         Section("pinned", sum(tok(p) for p in pinned), kept=len(pinned)),
         Section("few-shot", sum(tok(m["content"]) for m in few_shot), kept=len(few_shot)),
         Section("recalled", sum(tok(p.text) for p in kept_recalled), kept=len(kept_recalled),
                 dropped=len(recalled) - len(kept_recalled)),
-        Section("knowledge", sum(tok(f"{p.label} {p.text}") for p in kept_knowledge), kept=len(kept_knowledge),
+        Section("knowledge", sum(tok(wrapper.passage(p)) for p in kept_knowledge), kept=len(kept_knowledge),
                 dropped=len(knowledge) - len(kept_knowledge)),
         Section("history", sum(tok(t.user) + tok(t.assistant) for t in kept), kept=len(kept), dropped=len(dropped)),
         Section("message", tok(message)),
@@ -195,11 +199,13 @@ def _take_within(count, items: Sequence[Passage], limit: int) -> list[Passage]:
     return kept
 
 
-def _overflow_message(fmt, fixed, budget, num_ctx, max_new_tokens, system, pinned, few_shot, message) -> str:
+def _overflow_message(fmt, fixed, budget, num_ctx, max_new_tokens, system, styles, pinned, few_shot, message) -> str:
     tok = fmt.tokenizer.count
     parts = [f"message {tok(message)}"]
     if system:
         parts.append(f"system prompt {tok(system)}")
+    if styles:
+        parts.append(f"styles {sum(tok(s) for s in styles)}")
     if pinned:
         parts.append(f"pinned facts {sum(tok(p) for p in pinned)}")
     if few_shot:

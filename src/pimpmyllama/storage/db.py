@@ -10,20 +10,18 @@ import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 
 from pimpmyllama.errors import PmlError
+from pimpmyllama.paths import database_path
+from pimpmyllama.storage.clock import utc_now  # noqa: F401 (the stores import it from here)
+from pimpmyllama.storage.migrations import migrate
 from pimpmyllama.storage.targets import parse_target, redact
 
 # Seconds; a server that accepts a connection and never answers, or a statement that
 # runs away, ends in one line instead of a silent hang.
 CONNECT_TIMEOUT = ("PML_DB_CONNECT_TIMEOUT", 10.0)
 STATEMENT_TIMEOUT = ("PML_DB_STATEMENT_TIMEOUT", 60.0)
-
-
-def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 class Database:
@@ -266,9 +264,6 @@ def database_url() -> str | None:
 def open_database(target: str | Path | None = None) -> Database:
     """The database named by `target` (a PostgreSQL URL or a SQLite path), else
     `PML_DATABASE_URL`, else the SQLite file in `$PML_HOME`; migrated to the latest schema."""
-    from pimpmyllama.paths import database_path
-    from pimpmyllama.storage.migrations import migrate
-
     origin = None
     if not target:
         target, origin = database_url(), "PML_DATABASE_URL"

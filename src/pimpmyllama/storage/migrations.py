@@ -6,8 +6,12 @@ A migration is SQL shared by both engines, with column types as placeholders
 """
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from pimpmyllama.storage.db import Database, utc_now
+from pimpmyllama.storage.clock import utc_now
+
+if TYPE_CHECKING:
+    from pimpmyllama.storage.db import Database
 
 _TYPES = {
     "sqlite": {"pk": "INTEGER PRIMARY KEY AUTOINCREMENT", "blob": "BLOB", "real": "REAL"},
@@ -142,7 +146,7 @@ MIGRATIONS: list[Migration] = [
 ]
 
 
-def migrate(db: Database) -> list[int]:
+def migrate(db: "Database") -> list[int]:
     """Apply the migrations not applied yet; return their numbers."""
     db.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations "

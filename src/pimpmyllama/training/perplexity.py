@@ -7,11 +7,16 @@ from pathlib import Path
 
 import torch
 
+from pimpmyllama.models.adapters import Adapter
+from pimpmyllama.prompting.format import ChatFormat
+from pimpmyllama.prompting.refs import resolve_model_of
+from pimpmyllama.prompting.tokenizer import Tokenizer
 from pimpmyllama.quiet import quiet_transformers
-from pimpmyllama.training.loss import batch_loss
+from pimpmyllama.training.dataset import prepare
+from pimpmyllama.training.formats import TextExample
+from pimpmyllama.training.loss import CausalLMLoss, batch_loss
 from pimpmyllama.training.packing import collate, one_per_row
 from pimpmyllama.training.tokenize import ExampleEncoder, TokenizedExample, text_blocks
-from pimpmyllama.training.formats import TextExample
 
 
 def default_general_text() -> Path:
@@ -47,13 +52,6 @@ def model_perplexity(model_ref: str, paths: list[Path], *, adapter: str | None =
                      max_length: int = 512) -> tuple[float, int]:
     """Perplexity of a stored model (with an adapter merged in, if given) on data files:
     text files are cut into blocks; datasets count their trained tokens (answers)."""
-    from pimpmyllama.models.adapters import Adapter
-    from pimpmyllama.prompting.refs import resolve_model_of
-    from pimpmyllama.prompting.format import ChatFormat
-    from pimpmyllama.prompting.tokenizer import Tokenizer
-    from pimpmyllama.training.dataset import prepare
-    from pimpmyllama.training.loss import CausalLMLoss
-
     resolved = resolve_model_of(f"{model_ref}+{adapter}" if adapter else model_ref)
     name, folder = resolved.name, resolved.folder
     tokenizer = Tokenizer(folder)

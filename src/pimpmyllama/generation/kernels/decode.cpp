@@ -8,11 +8,10 @@
 // attend_one(qkv, rotation, keys, values, heads):
 //     qkv [1, (H + 2 KV) * hd] is one token's fused projection, q and k in the pair
 //     layout (dims 2i and 2i+1 rotate together); rotation [hd / 2, 2] its position's
-//     cos and sin. Rotates q and k, writes k and v into the fp16 cache views
+//     cos and sin. Rotates q and k, writes k and v into the fp32 cache views
 //     keys/values [KV, end, hd] at their last position, and returns
 //     softmax(q kᵀ / sqrt(hd)) v over all `end` positions, as [1, H * hd], query
-//     head h reading kv head h / (H / KV). The cache is fp32, or fp16 as llama.cpp
-//     keeps it: at long contexts attention reads more bytes than the int4 weights.
+//     head h reading kv head h / (H / KV).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <immintrin.h>
@@ -94,16 +93,6 @@ at::Tensor silu_mul(const at::Tensor& gate_up) {
 constexpr int64_t kMaxGroup = 16;  // query heads per kv head
 constexpr int64_t kMaxChunks = 16;  // head_dim up to 256
 
-// The cache holds fp32 or fp16 (at::Half's bits).
-inline __m512 load16(const float* p) { return _mm512_loadu_ps(p); }
-inline __m512 load16(const at::Half* p) {
-  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-}
-inline void store(float* p, float v) { *p = v; }
-inline void store(at::Half* p, float v) {
-  *reinterpret_cast<uint16_t*>(p) = _cvtss_sh(v, _MM_FROUND_TO_NEAREST_INT);
-}
-
 void rotate(const float* in, const float* rotation, float* out, int64_t hd) {
   for (int64_t i = 0; i < hd / 2; ++i) {
     const float a = in[2 * i], b = in[2 * i + 1], c = rotation[2 * i], s = rotation[2 * i + 1];
@@ -112,9 +101,11 @@ void rotate(const float* in, const float* rotation, float* out, int64_t hd) {
   }
 }
 
-template <typename T>
-at::Tensor attend(const at::Tensor& qkv, const at::Tensor& rotation, at::Tensor& keys, at::Tensor& values,
-                  int64_t heads) {
+at::Tensor attend_one(const at::Tensor& qkv, const at::Tensor& rotation, at::Tensor keys, at::Tensor values,
+                      int64_t heads) {
+  TORCH_CHECK(qkv.scalar_type() == at::kFloat && rotation.scalar_type() == at::kFloat &&
+                  keys.scalar_type() == at::kFloat && values.scalar_type() == at::kFloat,
+              "attend_one: fp32 qkv, rotation and cache");
   TORCH_CHECK(keys.dim() == 3 && keys.sizes() == values.sizes() && keys.stride(2) == 1 && values.stride(2) == 1,
               "attend_one: keys and values must be [kv heads, positions, head_dim] views with unit last stride");
   const int64_t kv_heads = keys.size(0), end = keys.size(1), hd = keys.size(2);
@@ -122,8 +113,8 @@ at::Tensor attend(const at::Tensor& qkv, const at::Tensor& rotation, at::Tensor&
               "attend_one: shapes do not match");
   const auto qc = qkv.contiguous(), rc = rotation.contiguous();
   const float *in = qc.data_ptr<float>(), *rot = rc.data_ptr<float>();
-  T* kp = keys.data_ptr<T>();
-  T* vp = values.data_ptr<T>();
+  float* kp = keys.data_ptr<float>();
+  float* vp = values.data_ptr<float>();
   const int64_t ks0 = keys.stride(0), ks1 = keys.stride(1), vs0 = values.stride(0), vs1 = values.stride(1);
   std::vector<float> q(heads * hd);
   for (int64_t h = 0; h < heads; ++h) rotate(in + h * hd, rot, q.data() + h * hd, hd);
@@ -132,8 +123,8 @@ at::Tensor attend(const at::Tensor& qkv, const at::Tensor& rotation, at::Tensor&
     rotate(in + (heads + g) * hd, rot, key.data(), hd);
     const float* value = in + (heads + kv_heads + g) * hd;
     for (int64_t i = 0; i < hd; ++i) {
-      store(kp + g * ks0 + (end - 1) * ks1 + i, key[i]);
-      store(vp + g * vs0 + (end - 1) * vs1 + i, value[i]);
+      kp[g * ks0 + (end - 1) * ks1 + i] = key[i];
+      vp[g * vs0 + (end - 1) * vs1 + i] = value[i];
     }
   }
   auto out = at::empty({1, heads * hd}, qkv.options());
@@ -147,13 +138,13 @@ at::Tensor attend(const at::Tensor& qkv, const at::Tensor& rotation, at::Tensor&
   at::parallel_for(0, kv_heads, grain, [&](int64_t begin, int64_t stop) {
     std::vector<float> p(group * end);
     for (int64_t g = begin; g < stop; ++g) {
-      const T* kh = kp + g * ks0;
-      const T* vh = vp + g * vs0;
+      const float* kh = kp + g * ks0;
+      const float* vh = vp + g * vs0;
       const float* qg = q.data() + g * group * hd;
       // scores: each key row is read once for all the group's queries
       for (int64_t t = 0; t < end; ++t) {
         __m512 key[kMaxChunks];
-        for (int64_t c = 0; c < chunks; ++c) key[c] = load16(kh + t * ks1 + 16 * c);
+        for (int64_t c = 0; c < chunks; ++c) key[c] = _mm512_loadu_ps(kh + t * ks1 + 16 * c);
         for (int64_t j = 0; j < group; ++j) {
           __m512 acc = _mm512_setzero_ps();
           for (int64_t c = 0; c < chunks; ++c)
@@ -184,7 +175,7 @@ at::Tensor attend(const at::Tensor& qkv, const at::Tensor& rotation, at::Tensor&
         for (int64_t c = 0; c < chunks; ++c) acc[j][c] = _mm512_setzero_ps();
       for (int64_t t = 0; t < end; ++t) {
         __m512 value[kMaxChunks];
-        for (int64_t c = 0; c < chunks; ++c) value[c] = load16(vh + t * vs1 + 16 * c);
+        for (int64_t c = 0; c < chunks; ++c) value[c] = _mm512_loadu_ps(vh + t * vs1 + 16 * c);
         for (int64_t j = 0; j < group; ++j) {
           const __m512 w = _mm512_set1_ps(p[j * end + t]);
           for (int64_t c = 0; c < chunks; ++c) acc[j][c] = _mm512_fmadd_ps(w, value[c], acc[j][c]);
@@ -197,16 +188,6 @@ at::Tensor attend(const at::Tensor& qkv, const at::Tensor& rotation, at::Tensor&
     }
   });
   return out;
-}
-
-at::Tensor attend_one(const at::Tensor& qkv, const at::Tensor& rotation, at::Tensor keys, at::Tensor values,
-                      int64_t heads) {
-  TORCH_CHECK(qkv.scalar_type() == at::kFloat && rotation.scalar_type() == at::kFloat &&
-                  keys.scalar_type() == values.scalar_type(),
-              "attend_one: fp32 qkv and rotation; keys and values of one dtype");
-  if (keys.scalar_type() == at::kHalf) return attend<at::Half>(qkv, rotation, keys, values, heads);
-  TORCH_CHECK(keys.scalar_type() == at::kFloat, "attend_one: the cache must be fp32 or fp16");
-  return attend<float>(qkv, rotation, keys, values, heads);
 }
 
 }  // namespace

@@ -1,0 +1,112 @@
+"""Building the lean forward (llama.LlamaModel) from a checkpoint's tensors: read
+each layer's weights, fuse q/k/v and gate/up into one product each, put q and k rows
+in the pair layout (rope.interleave_heads), hold the products in the precision's
+weight format (products.py), and attach an unmerged LoRA beside them.
+
+Layers are built one at a time from a tensor getter, so peak memory stays near one
+copy of the weights.
+"""
+
+from collections.abc import Callable
+
+import torch
+
+from pimpmyllama.generation.layer import Block
+from pimpmyllama.generation.llama import LlamaModel, LlamaSpec
+from pimpmyllama.generation.products import Linear
+from pimpmyllama.generation.rope import interleave_heads
+
+Getter = Callable[[str], torch.Tensor | None]
+LowRank = Callable[[str], tuple[torch.Tensor, torch.Tensor] | None]
+
+
+def _stack(parts: list[torch.Tensor]) -> torch.Tensor:
+    return parts[0] if len(parts) == 1 else torch.cat(parts)  # one part: no copy
+
+
+def _stack_optional(parts: list[torch.Tensor | None]) -> torch.Tensor | None:
+    if all(p is None for p in parts):
+        return None
+    if any(p is None for p in parts):
+        raise ValueError("some projections have a bias and others not")
+    return _stack(parts)
+
+
+class _Reader:
+    """The checkpoint's tensors as the layers need them."""
+
+    def __init__(self, spec: LlamaSpec, get: Getter, low_rank: LowRank | None):
+        self.spec, self.get, self.low_rank = spec, get, low_rank
+
+    def need(self, name: str, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        tensor = self.get(name)
+        if tensor is None:
+            raise KeyError(name)
+        return tensor.to(dtype).contiguous()
+
+    def maybe(self, name: str) -> torch.Tensor | None:
+        tensor = self.get(name)
+        return None if tensor is None else tensor.float()
+
+    def rotary(self, tensor: torch.Tensor | None, prefix: str) -> torch.Tensor | None:
+        """q and k rows go to the pair layout; v (and every other projection) stays."""
+        if tensor is None or not prefix.endswith(("q_proj.", "k_proj.")):
+            return tensor
+        return interleave_heads(tensor, self.spec.head_dim)
+
+    def fused(self, prefixes: list[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The weights and biases of these projections stacked into one (rows in order)."""
+        weight = _stack([self.rotary(self.need(p + "weight"), p) for p in prefixes])
+        return weight, _stack_optional([self.rotary(self.maybe(p + "bias"), p) for p in prefixes])
+
+    def factors(self, prefixes: list[str], rows: list[int]) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """One LoRA (A, B) for the fused projection: the parts' A stacked, their B block-diagonal."""
+        parts = [self.low_rank(p + "weight") if self.low_rank else None for p in prefixes]
+        if all(part is None for part in parts):
+            return None
+        ranks = [0 if part is None else part[0].shape[0] for part in parts]
+        a = torch.cat([part[0] for part in parts if part is not None])
+        b = torch.zeros(sum(rows), sum(ranks))
+        row = col = 0
+        for prefix, part, n, r in zip(prefixes, parts, rows, ranks):
+            if part is not None:
+                b[row : row + n, col : col + r] = self.rotary(part[1], prefix)
+            row, col = row + n, col + r
+        return a, b
+
+
+def build_llama(spec: LlamaSpec, get: Getter, dtype: torch.dtype = torch.float32, bits: int | None = None,
+                head_bits: int | None = None, low_rank: LowRank | None = None, traced: bool = True) -> LlamaModel:
+    """The model from a tensor getter (Hugging Face names -> tensor or None; KeyError
+    for a missing one). `bits` (8 or 4) quantizes every linear layer, the output head
+    included (at `head_bits` when given); `dtype` is that of the unquantized weights
+    and of the products. `low_rank` (weight name -> LoRA factors (A, scale * B) or
+    None) adds an unmerged adapter beside the layers. The residual stream, norms,
+    attention and cache stay fp32 at every precision."""
+    read = _Reader(spec, get, low_rank)
+
+    def linear(prefixes: list[str], rows: list[int]) -> Linear:
+        weight, bias = read.fused(prefixes)
+        return Linear(weight, bias, dtype, bits, read.factors(prefixes, rows))
+
+    q_rows, kv_rows = spec.num_heads * spec.head_dim, spec.num_kv_heads * spec.head_dim
+    embed = read.need("model.embed_tokens.weight", dtype)
+    blocks = []
+    for i in range(spec.num_layers):
+        p = f"model.layers.{i}."
+        blocks.append(Block(
+            index=i,
+            attn_norm=read.need(p + "input_layernorm.weight"),
+            qkv=linear([p + f"self_attn.{n}_proj." for n in ("q", "k", "v")], [q_rows, kv_rows, kv_rows]),
+            out=linear([p + "self_attn.o_proj."], [spec.hidden_size]),
+            mlp_norm=read.need(p + "post_attention_layernorm.weight"),
+            gate_up=linear([p + f"mlp.{n}_proj." for n in ("gate", "up")], [spec.intermediate_size] * 2),
+            down=linear([p + "mlp.down_proj."], [spec.hidden_size]),
+        ))
+    norm = read.need("model.norm.weight")
+    untied = None if spec.tie_word_embeddings else get("lm_head.weight")
+    if untied is None:  # tied (or no head stored): the embedding matrix, without a LoRA
+        head = Linear(embed, None, dtype, head_bits or bits)
+    else:
+        head = Linear(untied, None, dtype, head_bits or bits, read.factors(["lm_head."], [spec.vocab_size]))
+    return LlamaModel(spec, embed, blocks, norm, head, bits, traced)

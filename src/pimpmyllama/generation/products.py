@@ -1,0 +1,172 @@
+"""The linear layers' products, one class per weight format.
+
+Each format knows its own kernels: single rows (decoding) go through a quantized
+kernel — ours (kernels/gemv.cpp, fp32 in and out) where they built, else PyTorch's
+weight-only kernels (bf16 in and out) — and many rows (a prompt) through a dense
+bf16 product of the same weights dequantized for the call, which is far faster for
+them and gives the same numbers up to rounding. Which kernel a layer uses is decided
+once, when it is made; calling it never asks about its format.
+
+- `Dense`: fp32 or bf16 weights, products in that dtype.
+- `Int8`: one scale per output row (quant.quantize_int8).
+- `Int4`: a scale and a minimum per group of 32 inputs (quant.quantize_int4, llama.cpp's Q4_1).
+
+`Linear` adds what every format shares: an optional fp32 bias and an optional
+unmerged LoRA, both added in fp32.
+"""
+
+import torch
+import torch.nn.functional as F
+
+from pimpmyllama.generation import kernels
+from pimpmyllama.generation.quant import (
+    INT4_GROUP,
+    int4_supported,
+    pack_nibbles,
+    quantize_int4,
+    quantize_int8,
+    unpack_nibbles,
+)
+
+
+def _as(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    # decided while tracing, so a step at the weights' dtype records no conversion
+    return x if x.dtype == dtype else x.to(dtype)
+
+
+def _bytes(*tensors: torch.Tensor | None) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors if t is not None)
+
+
+class Dense:
+    """Unquantized weights held as `dtype`; x @ Wᵀ in that dtype."""
+
+    bits = None
+    ours = False
+
+    def __init__(self, weight: torch.Tensor, dtype: torch.dtype):
+        self.weight = weight.to(dtype).contiguous()
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(_as(x, self.weight.dtype), self.weight)
+
+    def nbytes(self) -> int:
+        return _bytes(self.weight)
+
+
+class Int8:
+    """w ≈ q · s, one scale per output row. One row: ours (fp32 out) or PyTorch's
+    `_weight_int8pack_mm` (bf16 out); many rows: bf16 product of the dequantized weights."""
+
+    bits = 8
+
+    def __init__(self, weight: torch.Tensor, dtype: torch.dtype, ours: bool):
+        self.dtype, self.ours = dtype, ours
+        self.q, scales = quantize_int8(weight)
+        self.scales = scales if ours else scales.to(dtype)
+        self._row = self._ours_row if ours else self._pytorch_row
+
+    def _ours_row(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.pml.q8_gemv(_as(x, torch.float32), self.q, self.scales)
+
+    def _pytorch_row(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.aten._weight_int8pack_mm(_as(x, self.dtype), self.q, self.scales)
+
+    def dequantized(self) -> torch.Tensor:
+        return (self.q.to(self.dtype) * self.scales[:, None].to(self.dtype)).to(self.dtype)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] == 1:
+            return self._row(x)
+        return F.linear(_as(x, self.dtype), self.dequantized())
+
+    def nbytes(self) -> int:
+        return _bytes(self.q, self.scales)
+
+
+class Int4:
+    """w ≈ q · d + m per group of 32 (fp16 d and m). One row: ours (fp32 out; the
+    activations rounded to int8 per group inside the kernel, as llama.cpp does) or
+    PyTorch's `_weight_int4pack_mm_for_cpu` (bf16 out); many rows: bf16 product of the
+    dequantized weights. The packed nibbles are kept either way (for dequantizing)."""
+
+    bits = 4
+
+    def __init__(self, weight: torch.Tensor, dtype: torch.dtype, ours: bool):
+        self.dtype, self.ours = dtype, ours
+        self.shape = tuple(weight.shape)
+        q, self.d, self.m = quantize_int4(weight)
+        self.nibbles = pack_nibbles(q)
+        self.q = self.scales = None
+        if ours:
+            self._row = self._ours_row
+        else:
+            self._row = self._pytorch_row
+            self.q = torch.ops.aten._convert_weight_to_int4pack_for_cpu(q.int(), 1)
+            # PyTorch's kernel computes (q - 8) * scale + zero: zero = minimum + 8 * scale
+            zeros = self.m.float() + 8 * self.d.float()
+            self.scales = torch.stack([self.d.float(), zeros], dim=-1).transpose(0, 1).contiguous().to(dtype)
+        # ours dequantizes to bf16 in one pass, to the same numbers
+        self._dequantize = self._ours_dequantized if ours and dtype == torch.bfloat16 else self._torch_dequantized
+
+    def _ours_row(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.pml.q4_gemv(_as(x, torch.float32), self.nibbles, self.d, self.m)
+
+    def _pytorch_row(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.aten._weight_int4pack_mm_for_cpu(_as(x, self.dtype), self.q, INT4_GROUP, self.scales)
+
+    def _ours_dequantized(self) -> torch.Tensor:
+        return torch.ops.pml.q4_dequant(self.nibbles, self.d, self.m)
+
+    def _torch_dequantized(self) -> torch.Tensor:
+        n, k = self.shape
+        q = unpack_nibbles(self.nibbles).reshape(n, k // INT4_GROUP, INT4_GROUP).float()
+        return (q * self.d.float()[..., None] + self.m.float()[..., None]).reshape(n, k).to(self.dtype)
+
+    def dequantized(self) -> torch.Tensor:
+        return self._dequantize()
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] == 1:
+            return self._row(x)
+        return F.linear(_as(x, self.dtype), self.dequantized())
+
+    def nbytes(self) -> int:
+        return _bytes(self.q, self.scales, self.nibbles, self.d, self.m)
+
+
+Product = Dense | Int8 | Int4
+
+
+def product_for(weight: torch.Tensor, dtype: torch.dtype, bits: int | None) -> Product:
+    """The format `bits` asks for (None: dense at `dtype`); int4 falls back to int8 for
+    a shape its kernels do not take."""
+    if bits == 4 and int4_supported(weight):
+        return Int4(weight, dtype, kernels.load())
+    if bits in (8, 4):
+        return Int8(weight, dtype, kernels.load())
+    return Dense(weight, dtype)
+
+
+class Linear:
+    """y = x Wᵀ + b (+ B (A x) for an unmerged LoRA), W in the format `bits` and
+    `dtype` say. A bf16 or quantized layer returns its product's dtype (bf16, or fp32
+    from our single-row kernels), and fp32 when it adds a bias or a LoRA (sums in fp32
+    keep their precision); callers add it into their fp32 residual stream or cast it."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, dtype: torch.dtype, bits: int | None,
+                 low_rank: tuple[torch.Tensor, torch.Tensor] | None = None):
+        """`low_rank` (A [r, in], B [out, r]): an unmerged LoRA."""
+        self.product = product_for(weight, dtype, bits)
+        self.bias = None if bias is None else bias.float()
+        self.low_rank = None if low_rank is None else tuple(t.float().contiguous() for t in low_rank)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.product(x)
+        if self.low_rank is not None:
+            a, b = self.low_rank
+            y = y + F.linear(F.linear(_as(x, torch.float32), a), b)
+        return y if self.bias is None else y + self.bias
+
+    def nbytes(self) -> int:
+        return self.product.nbytes() + _bytes(self.bias, *(self.low_rank or ()))
