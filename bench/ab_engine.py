@@ -31,9 +31,13 @@ def measure(model: str, precision: str, untraced: bool, lengths: list[int], new_
 
     from pimpmyllama.generation.engine import Engine, GenerationParams
     from pimpmyllama.generation.sampling import SamplingParams
-    from pimpmyllama.models.store import ModelStore
+    try:  # the reference resolver; trees from before it had ModelStore.resolve
+        from pimpmyllama.models.refs import resolve_model_folder
+    except ImportError:
+        from pimpmyllama.models.store import ModelStore
 
-    name, folder = ModelStore().resolve(model)
+        resolve_model_folder = ModelStore().resolve
+    name, folder = resolve_model_folder(model)
     engine = Engine.load(name, folder, precision=precision)
     if untraced:
         engine.backend.traced = False

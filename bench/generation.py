@@ -155,9 +155,9 @@ class LlamaCpp:
 
 
 def measure(contender: str, model: str, lengths: list[int], new_tokens: int, repeats: int) -> dict:
-    from pimpmyllama.models.store import ModelStore
+    from pimpmyllama.models.refs import resolve_model_folder
 
-    name, folder = ModelStore().resolve(model)
+    name, folder = resolve_model_folder(model)
     kind, _, precision = contender.partition("-")
     cls = {"pml": Ours, "transformers": Transformers, "llama.cpp": LlamaCpp}[kind]
     t0 = time.perf_counter()

@@ -54,7 +54,7 @@ def greedy_tokens(engine, prompt: str, n: int) -> list[int]:
 def main() -> None:
     from pimpmyllama.generation.engine import Engine
     from pimpmyllama.models.defaults import DEFAULT_MODEL
-    from pimpmyllama.models.store import ModelStore
+    from pimpmyllama.models.refs import resolve_model_folder
     from pimpmyllama.training.perplexity import default_general_text
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -64,7 +64,7 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=32)
     args = parser.parse_args()
 
-    name, folder = ModelStore().resolve(args.model)
+    name, folder = resolve_model_folder(args.model)
     results = {}
     for precision in args.precisions.split(","):
         t0 = time.perf_counter()

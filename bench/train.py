@@ -89,7 +89,7 @@ def run_trainer(data: Path, batch: int, max_length: int) -> dict:
     from pimpmyllama.prompting.tokenizer import Tokenizer
     from pimpmyllama.training.dataset import prepare
 
-    _, folder = ModelStore().resolve(DEFAULT_MODEL)
+    folder = ModelStore().folder(DEFAULT_MODEL)
     tokenizer = Tokenizer(folder)
     prepared = prepare([data], ChatFormat(tokenizer), kind="sft", max_length=max_length, eval_split=0.0, seed=42)
     examples = [{"input_ids": e.input_ids, "labels": e.labels} for e in prepared.train]

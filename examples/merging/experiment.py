@@ -71,7 +71,7 @@ def run(work: Path, *, train_size: int = 380, held: int = 20, weights=(0.25, 0.5
     work.mkdir(parents=True, exist_ok=True)
     train_file, held_out = split(work, held, train_size)
     general = general_text(work, general_chars)
-    ModelStore().resolve(DEFAULT_MODEL)  # imports the bundled default on first use
+    ModelStore().folder(DEFAULT_MODEL)  # imports the bundled default on first use
     train(TrainConfig.model_validate({"data": [str(train_file)], "output": adapter, "epochs": epochs,
                                       "learning_rate": learning_rate, "eval_split": 0.0, "save_steps": 10_000,
                                       "general_text": str(general)}))
