@@ -8,7 +8,7 @@ from pimpmyllama.errors import InvalidInputError
 from pimpmyllama.generation.checks import check_model_runs
 from pimpmyllama.models.adapters import AdapterStore, load_adapter
 from pimpmyllama.models.importing import verify_model_folder
-from pimpmyllama.models.manifest import MADE_BY, Manifest, Parent
+from pimpmyllama.models.manifest import Manifest, Parent
 from pimpmyllama.models.refs import ResolvedModel, is_path, resolve_model, split_adapter
 from pimpmyllama.models.shards import TensorSpec, write_streaming
 from pimpmyllama.models.shelf import TOKENIZER_FILES
@@ -24,7 +24,6 @@ def write_with_adapter(folder: Path, model: ResolvedModel, progress: Progress | 
                        made_by: str = "export") -> Manifest:
     """Write the model (with its adapter applied, if any) into `folder`, one tensor at
     a time; returns the manifest that describes it."""
-    assert made_by in MADE_BY
     applied = load_adapter(model.adapter, model.folder, model.name) if model.adapter else None
     for file in ("config.json", *TOKENIZER_FILES):
         if (model.folder / file).exists():

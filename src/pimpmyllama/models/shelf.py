@@ -63,7 +63,8 @@ class Shelf:
         return is_valid_name(name) and self._is_entry(self.root / name)
 
     def _is_entry(self, path: Path) -> bool:
-        return path.is_dir() and not path.is_symlink() or path.is_symlink() and self._inside(path)
+        # A folder, or a link to a folder of this store; never a link leading outside it.
+        return path.is_dir() and (not path.is_symlink() or self._inside(path))
 
     def _inside(self, path: Path) -> bool:
         return path.resolve().parent == self.root.resolve()
