@@ -97,3 +97,22 @@ def test_unsupported_configs_fall_back_to_transformers(tmp_path):
     )
     assert lean_unsupported_reason({"model_type": "mistral", "sliding_window": 4096}) == "sliding-window attention"
     assert lean_unsupported_reason({"model_type": "llama"}) is None
+
+
+def test_a_traced_model_is_freed_with_its_weights(tiny_model):
+    import gc
+    import weakref
+
+    from pimpmyllama.generation.llama import _tensors
+
+    model = load_backend(tiny_model, "int8")
+    cache = model.new_cache(32)
+    model.forward([1, 2, 3], cache, 0)
+    model.forward([4], cache, 3)  # the first single-token step makes the trace
+    assert model._step is not None
+    assert "Tensor>" not in str(model._step.graph)  # the weights are read from the module, not kept as constants
+    weights = [weakref.ref(t) for t in _tensors(model.layers)]
+    assert len(weights) >= 2 * len(model.layers)
+    del model, cache
+    gc.collect()
+    assert all(w() is None for w in weights)

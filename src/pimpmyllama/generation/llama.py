@@ -108,6 +108,45 @@ class KVCache:
         return self.k.shape[2]
 
 
+class _Step(torch.nn.Module):
+    """A step function as a module, for tracing, with every tensor the model holds
+    registered as a buffer: the trace then reads them from the module instead of
+    keeping them as constants of its graph (TorchScript keeps traced graphs for the
+    life of the process, and with them the whole model)."""
+
+    def __init__(self, step, holder):
+        super().__init__()
+        self.step = step
+        for n, tensor in enumerate(_tensors(holder)):
+            self.register_buffer(f"w{n}", tensor, persistent=False)
+
+    def forward(self, *inputs):
+        return self.step(*inputs)
+
+
+def _tensors(root) -> list[torch.Tensor]:
+    """Every tensor reachable from `root` through attributes, lists, tuples and dicts."""
+    found: dict[int, torch.Tensor] = {}
+    seen: set[int] = set()
+    todo = [root]
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, torch.Tensor):
+            found[id(obj)] = obj
+        elif isinstance(obj, (list, tuple)):
+            todo.extend(obj)
+        elif isinstance(obj, dict):
+            todo.extend(obj.values())
+        elif hasattr(obj, "__dict__") and not isinstance(obj, type) and type(obj).__module__.startswith("pimpmyllama"):
+            todo.extend(vars(obj).values())
+        elif hasattr(type(obj), "__slots__") and type(obj).__module__.startswith("pimpmyllama"):
+            todo.extend(getattr(obj, slot) for slot in type(obj).__slots__ if hasattr(obj, slot))
+    return list(found.values())
+
+
 class LlamaModel:
     """The embedding, the layers (layer.Block) and the output head, as building.py
     made them; `forward` runs them over a prompt or a single token."""
@@ -187,6 +226,6 @@ class LlamaModel:
         if self._step is None:
             with warnings.catch_warnings():  # TorchScript's deprecation notice
                 warnings.simplefilter("ignore")
-                self._step = torch.jit.trace(self._one_token, inputs, check_trace=False)
+                self._step = torch.jit.trace(_Step(self._one_token, self), inputs, check_trace=False)
             # tracing ran the step once already, writing this token's keys and values
         return self._step(*inputs)[0]
