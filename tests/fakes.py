@@ -4,6 +4,8 @@ model. It uses a real tokenizer and chat template, so packing is real."""
 from collections import deque
 from pathlib import Path
 
+import torch
+
 from pimpmyllama.generation.engine import Completion, Generation, Usage
 from pimpmyllama.prompting.format import ChatFormat
 from pimpmyllama.prompting.tokenizer import Tokenizer
@@ -19,6 +21,8 @@ class FakeEngine:
         self.replies = deque(replies)
         self.prompts: list[str] = []  # every prompt, as rendered text
         self.prompt_ids: list[list[int]] = []  # every prompt, as sent
+        self.scored: list[list[int]] = []  # every prompt given to next_token_logprobs
+        self.logprobs = lambda text: torch.full((self.tokenizer.vocab_size,), -20.0)  # prompt text -> log-probs
 
     def chat_format(self, template=None):
         return ChatFormat(self.tokenizer, template, model_name=self.name)
@@ -48,6 +52,10 @@ class FakeEngine:
                 finish(Completion(sent, reason, usage))
 
         return Generation(steps)
+
+    def next_token_logprobs(self, prompt_ids, num_ctx=None):
+        self.scored.append(list(prompt_ids))
+        return self.logprobs(self.tokenizer.decode(prompt_ids, skip_special_tokens=False))
 
 
 def patch_load_engine(monkeypatch, engine: FakeEngine) -> FakeEngine:

@@ -48,6 +48,7 @@ def test_bad_variants(compare, write_spec, variants, fragments):
 @pytest.mark.parametrize("extra, fragments", [
     ("pairs: [[base, nope]]\n", ["pairs: unknown variant 'nope' (known: base)"]),
     ("ablate: nope\n", ["ablate: unknown variant 'nope'"]),
+    ("judge: nope\n", ["judge: unknown variant 'nope' (known: base)"]),
     ("repeat: 3\n", ["unknown key 'repeat'"]),
     ("texts: {domain: nowhere.txt}\n", ["texts.domain: ", "nowhere.txt does not exist"]),
 ])

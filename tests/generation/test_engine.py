@@ -89,3 +89,22 @@ def test_prompts_that_do_not_fit_are_refused(engine):
         engine.generate([5] * 40, GenerationParams(), 40)
     with pytest.raises(ContextOverflowError, match="exceeds tiny's context length 512"):
         engine.generate([5], GenerationParams(), 1024)
+
+
+def test_next_token_logprobs_equal_transformers_and_reuse_the_cache(engine, tiny_model):
+    from transformers import AutoModelForCausalLM
+
+    ids = prompt(engine, "the post office opens at")
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model))
+    with torch.no_grad():
+        expected = torch.log_softmax(model(torch.tensor([ids])).logits[0, -1].float(), dim=-1)
+    got = engine.next_token_logprobs(ids, 256)
+    assert got.shape == expected.shape and torch.allclose(got, expected, atol=1e-4)
+    longer = ids + [int(got.argmax())]
+    step = engine.next_token_logprobs(longer, 256)  # one more token: the prompt comes from the cache
+    assert engine._cache.ids == longer[:-1] + [longer[-1]]
+    with torch.no_grad():
+        again = torch.log_softmax(model(torch.tensor([longer])).logits[0, -1].float(), dim=-1)
+    assert torch.allclose(step, again, atol=1e-4)
+    with pytest.raises(ContextOverflowError, match="the prompt has 10 tokens; num_ctx is 8"):
+        engine.next_token_logprobs(list(range(10)), 8)

@@ -57,6 +57,11 @@ def model_fingerprint(build: Build) -> str:
     return _digest(parts)
 
 
+def judge_fingerprint(build: Build) -> str:
+    """What a judge's verdicts depend on: its weights and its chat template."""
+    return _digest({"weights": model_fingerprint(build), "template": build.template})
+
+
 def knowledge_contents(names: list[str], db=None) -> dict:
     if not names:
         return {}

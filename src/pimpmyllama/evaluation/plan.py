@@ -66,17 +66,21 @@ def _check_styles(variants: dict[str, Variant]) -> None:
 def make_plan(path: Path) -> Plan:
     spec = load_spec(path)
     source = str(path)
-    if spec.judge is not None:
-        raise InvalidInputError(f"{source}: 'judge' is not available yet; remove it")
     base_dir = path.resolve().parent
     variants = resolve_variants(spec, base_dir, source)
     questions = read_questions([_text_path(q, base_dir) for q in spec.questions])
+    if spec.tags is not None:
+        questions = [q for q in questions if set(q.tags) & set(spec.tags)]
+        if not questions:
+            raise InvalidInputError(f"{source}: tags: no question has any of the tags {', '.join(spec.tags)}")
     names = list(spec.variants)
     pairs = [tuple(p) for p in spec.pairs] if spec.pairs is not None else [(names[0], o) for o in names[1:]]
     for a, b in pairs:
         for name in (a, b):
             if name not in variants:
                 raise InvalidInputError(f"{source}: pairs: unknown variant {name!r} (known: {', '.join(variants)})")
+    if spec.judge is not None and spec.judge not in variants:
+        raise InvalidInputError(f"{source}: judge: unknown variant {spec.judge!r} (known: {', '.join(variants)})")
     texts = {key: _text(value, base_dir, key) for key, value in spec.texts if value}  # checked even if unused
     if not spec.perplexity:
         texts = {}

@@ -51,6 +51,17 @@ def _mark(passed: bool | None) -> str:
     return "·" if passed is None else "✓" if passed else "✗"
 
 
+def _judge_table(results: ComparisonResults) -> Table:
+    a = results.judge_agreement
+    note = (f"the judge {results.judge} read yes/no from its probabilities (P(yes) ≥ 0.5 passes); "
+            + ("no reply has both a rule check and a verdict" if a is None else
+               f"it agrees with the rule checks on {a['agree']} of {a['n']} replies ({percent(a['rate'])}), "
+               f"Cohen's kappa {number(a['kappa'], 2)} (0: chance, 1: always)"))
+    return Table(f"Judge: {results.judge}", ["variant", "judged", "judge says right", "rule checks pass"],
+                 [[v.name, str(v.judged), percent(v.judge_rate), percent(v.pass_rate)] for v in results.variants],
+                 note)
+
+
 def tables(results: ComparisonResults) -> list[Table]:
     out = [Table(
         "Variants",
@@ -62,6 +73,8 @@ def tables(results: ComparisonResults) -> list[Table]:
           number(v.peak_rss_mb, 0)] for v in results.variants],
         "engine = base model · vehicle = fine-tune, merge · destination = prompt, styles, knowledge",
     )]
+    if results.judge is not None:
+        out.append(_judge_table(results))
     for f in results.flips:
         rows = [["wrong → right", q] for q in f.wrong_to_right] + [["right → wrong", q] for q in f.right_to_wrong]
         out.append(Table(f"Flips: {f.a} → {f.b}", ["change", "question"], rows,
@@ -94,8 +107,8 @@ def _md_cell(text: str) -> str:
 def render_markdown(results: ComparisonResults, charts: list[str]) -> str:
     lines = [f"# Comparison: {results.spec}", ""]
     if not results.complete:
-        lines += [f"**Partial**: {len(results.rows)} of {results.expected_answers} answers (the run was stopped; "
-                  "run it again to complete it).", ""]
+        lines += [(f"**Partial**: {len(results.rows)} of {results.expected_answers} answers (the run was stopped; "
+                   "run it again to complete it)."), ""]
     for name in charts:
         lines += [f"![{_CHART_TITLES[name]}](charts/{name}.png)", ""]
     for t in tables(results):

@@ -8,6 +8,7 @@ check passes); with no checked row it is None, shown as "—", never NaN.
 from dataclasses import asdict, dataclass, field, fields
 from statistics import fmean
 
+from pimpmyllama.evaluation.judge import THRESHOLD as JUDGE_THRESHOLD
 from pimpmyllama.evaluation.stats import Ablation, Flips, wilson
 
 SECTIONS = ("system", "pinned", "few-shot", "knowledge", "recalled", "history", "message", "template")
@@ -36,6 +37,7 @@ class Row:
     error: str | None = None
     verdicts: list[dict] = field(default_factory=list)  # {"check", "passed", "detail"}
     passed: bool | None = None  # every check passed; None when the question has no check
+    judge: float | None = None  # the judge's P(yes), when the spec names a judge
 
     @property
     def key(self) -> tuple:
@@ -78,6 +80,8 @@ class VariantSummary:
     ttft_s: float | None
     peak_rss_mb: float | None
     context: dict[str, float]  # mean tokens per packer section
+    judged: int = 0  # rows the judge graded
+    judge_rate: float | None = None  # share of them it said yes to
 
 
 def _mean(values: list[float]) -> float | None:
@@ -91,6 +95,7 @@ def summarize(variant, fingerprint: str, rows: list[Row], ppl: dict[str, float |
     timed = [r for r in asked if r.tokens_per_s > 0]
     context = {s: round(fmean(r.context.get(s, 0) for r in asked), 1) for s in SECTIONS} if asked else {}
     peaks = [r.rss_mb for r in rows if r.rss_mb is not None]
+    judged = [r.judge for r in rows if r.judge is not None]
     return VariantSummary(
         name=variant.name, label=variant.label, levers=list(variant.levers), engine=variant.engine,
         fingerprint=fingerprint, answered=len(rows), checked=len(checked), passed=passed,
@@ -103,6 +108,7 @@ def summarize(variant, fingerprint: str, rows: list[Row], ppl: dict[str, float |
         ttft_s=_mean([r.ttft_s for r in asked]),
         peak_rss_mb=max(peaks) if peaks else None,
         context=context,
+        judged=len(judged), judge_rate=sum(p >= JUDGE_THRESHOLD for p in judged) / len(judged) if judged else None,
     )
 
 
@@ -116,6 +122,8 @@ class ComparisonResults:
     rows: list[Row]
     flips: list[Flips]
     ablation: Ablation | None = None
+    judge: str | None = None  # the variant that judged
+    judge_agreement: dict | None = None  # with the rule checks: n, agree, rate, kappa (evaluation.judge)
 
     def variant(self, name: str) -> VariantSummary:
         return next(v for v in self.variants if v.name == name)

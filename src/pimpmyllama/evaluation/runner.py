@@ -17,7 +17,12 @@ from pimpmyllama.chat.opening import open_build
 from pimpmyllama.errors import PmlError
 from pimpmyllama.evaluation.cache import JsonlCache
 from pimpmyllama.evaluation.checks import Answer, run_checks
-from pimpmyllama.evaluation.fingerprint import model_fingerprint, variant_fingerprint
+from pimpmyllama.evaluation.fingerprint import (
+    judge_fingerprint,
+    model_fingerprint,
+    variant_fingerprint,
+)
+from pimpmyllama.evaluation.judge import THRESHOLD, Judge, agreement, prompt_key
 from pimpmyllama.evaluation.plan import Plan, make_plan
 from pimpmyllama.evaluation.questions import Question
 from pimpmyllama.evaluation.report import write_reports
@@ -31,6 +36,7 @@ from pimpmyllama.training.perplexity import model_perplexity
 
 RESULTS = "results.jsonl"
 PERPLEXITY = "perplexity.jsonl"
+JUDGED = "judge.jsonl"
 
 
 def default_output(spec: Path) -> Path:
@@ -40,6 +46,10 @@ def default_output(spec: Path) -> Path:
 
 def _ppl_key(line: dict) -> tuple:
     return (line["model"], line["text"])
+
+
+def _judged_key(line: dict) -> tuple:
+    return (line["judge"], line["prompt"])
 
 
 def _file_hash(path: Path) -> str:
@@ -104,9 +114,45 @@ def _open(variant: Variant, progress: Progress):
     return open_build(variant.build, lambda stage, done, total: progress(f"{variant.name}: {stage}", done, total))
 
 
+def _judge_fingerprint(plan: Plan) -> str | None:
+    return None if plan.spec.judge is None else judge_fingerprint(plan.variants[plan.spec.judge].build)
+
+
+def _replies_to_judge(plan: Plan, fingerprints: dict[str, str], answers: JsonlCache):
+    """(question, reply) of every answered row of the plan."""
+    for name, variant in plan.variants.items():
+        for question in plan.questions:
+            for seed in plan.seeds(variant):
+                line = answers.get((fingerprints[name], question.id, seed))
+                if line is not None and line.get("error") is None:
+                    yield question, line["reply"]
+
+
+def _judge(plan: Plan, fingerprints: dict[str, str], answers: JsonlCache, judged: JsonlCache,
+           progress: Progress) -> None:
+    """Every reply not yet graded, graded by the spec's judge (loaded once)."""
+    fingerprint = _judge_fingerprint(plan)
+    todo = {}
+    for question, reply in _replies_to_judge(plan, fingerprints, answers):
+        key = (fingerprint, prompt_key(question.text, question.expected, reply))
+        if key not in judged:
+            todo.setdefault(key, (question, reply))
+    if not todo:
+        return
+    variant = plan.variants[plan.spec.judge]
+    progress(f"judge {variant.name}: loading", 0, len(todo))
+    conversation = _open(variant, progress)
+    judge = Judge(conversation.engine, conversation.format, conversation.parameters.num_ctx)
+    for done, ((_, prompt), (question, reply)) in enumerate(todo.items(), start=1):
+        judged.append({"judge": fingerprint, "prompt": prompt, "p_yes": round(judge(question.text, question.expected,
+                                                                                     reply), 6)})
+        progress(f"judge {variant.name}", done, len(todo))
+
+
 def collect(plan: Plan, fingerprints: dict[str, str], answers: JsonlCache, ppl: JsonlCache,
-            complete: bool) -> ComparisonResults:
+            complete: bool, judged: JsonlCache | None = None) -> ComparisonResults:
     """The results object, from what the caches hold for this plan."""
+    judge = _judge_fingerprint(plan) if judged is not None else None
     rows_by_variant: dict[str, list[Row]] = {}
     summaries = []
     for name, variant in plan.variants.items():
@@ -117,7 +163,11 @@ def collect(plan: Plan, fingerprints: dict[str, str], answers: JsonlCache, ppl: 
                 if line is not None:
                     row = Row.from_dict({**line, "variant": name, "question": question.text,
                                          "tags": list(question.tags)})
-                    rows.append(check_row(row, question))
+                    row = check_row(row, question)
+                    verdict = judged.get((judge, prompt_key(question.text, question.expected, row.reply))) \
+                        if judge is not None and row.error is None else None
+                    row.judge = verdict["p_yes"] if verdict else None
+                    rows.append(row)
         rows_by_variant[name] = rows
         model = model_fingerprint(variant.build)
         values = {}
@@ -132,10 +182,12 @@ def collect(plan: Plan, fingerprints: dict[str, str], answers: JsonlCache, ppl: 
         rates = {s.name: s.pass_rate for s in summaries}
         minus = [(v.ablates[1], v.name) for v in plan.variants.values() if v.ablates and v.ablates[0] == plan.spec.ablate]
         table = ablation(plan.spec.ablate, rates, minus)
+    rows = [r for rows in rows_by_variant.values() for r in rows]
+    both = [(r.passed, r.judge >= THRESHOLD) for r in rows if r.passed is not None and r.judge is not None]
     return ComparisonResults(
         spec=str(plan.source), complete=complete, questions=len(plan.questions),
-        expected_answers=plan.total_answers, variants=summaries,
-        rows=[r for rows in rows_by_variant.values() for r in rows], flips=pair_flips, ablation=table,
+        expected_answers=plan.total_answers, variants=summaries, rows=rows, flips=pair_flips, ablation=table,
+        judge=plan.spec.judge, judge_agreement=agreement(both),
     )
 
 
@@ -151,6 +203,7 @@ def run_comparison(spec: Path | Plan, out_dir: Path, progress: Progress | None =
     fingerprints = {name: variant_fingerprint(v.build) for name, v in plan.variants.items()}
     answers = JsonlCache(out_dir / RESULTS, row_key)
     ppl = JsonlCache(out_dir / PERPLEXITY, _ppl_key)
+    judged = JsonlCache(out_dir / JUDGED, _judged_key)
     total = plan.total_answers
     done = sum(1 for name, v in plan.variants.items() for q in plan.questions for s in plan.seeds(v)
                if (fingerprints[name], q.id, s) in answers)
@@ -175,9 +228,11 @@ def run_comparison(spec: Path | Plan, out_dir: Path, progress: Progress | None =
             if plan.texts:
                 progress(f"{name}: perplexity", done, total)
                 _measure_perplexity(variant, plan.texts, ppl)
+        if plan.spec.judge is not None:
+            _judge(plan, fingerprints, answers, judged, progress)
     except KeyboardInterrupt:
         interrupted = True
-    results = collect(plan, fingerprints, answers, ppl, complete=not interrupted)
+    results = collect(plan, fingerprints, answers, ppl, complete=not interrupted, judged=judged)
     if results.rows or out_dir.exists():
         answers.rewrite(r.to_dict() for r in results.rows)
         write_reports(results, out_dir)

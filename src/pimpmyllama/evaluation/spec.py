@@ -1,10 +1,12 @@
 """The compare spec: a YAML file naming the variants, the questions and the texts.
 
     questions: [questions.jsonl]          # JSONL files, relative to the spec file
+    tags: [hours]                         # only the questions with one of these tags (optional)
     texts: {domain: docs/all.txt}         # perplexity texts; general: the text `pml train` uses
     repeats: 1                            # per question, for sampled variants (greedy ones run once)
     seed: 0                               # repeat r samples with seed + r
     pairs: [[base, rag]]                  # flips reported for these (default: the first vs each)
+    judge: base                           # a variant that grades every reply yes/no (optional)
     variants:
       base:   {model: smollm2-135m-instruct}
       prompted: {build: town-hall}
@@ -60,11 +62,13 @@ MERGED = ("parameters", "retrieval")
 
 class Spec(_Strict):
     questions: list[str] = Field(min_length=1, description="JSONL question files")
+    tags: list[str] | None = Field(None, description="ask only the questions with one of these tags")
     texts: Texts = Field(default_factory=Texts)
     perplexity: bool = Field(True, description="measure perplexity on the texts (false: skip)")
     repeats: int = Field(1, ge=1, le=1000)
     seed: int = 0
-    judge: str | None = Field(None, description="not available yet: leave unset")
+    judge: str | None = Field(None, description="a variant that grades every reply yes or no (its model and "
+                                                "template only)")
     pairs: list[tuple[str, str]] | None = None
     variants: dict[str, VariantSpec] = Field(min_length=1)
     ablate: str | None = None

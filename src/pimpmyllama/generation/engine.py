@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 from pimpmyllama.errors import ContextOverflowError
 from pimpmyllama.generation.loading import load_backend
 from pimpmyllama.generation.sampling import Sampler, SamplingParams
@@ -137,6 +139,17 @@ class Engine:
         if len(prompt_ids) >= num_ctx:
             raise ContextOverflowError(f"the prompt has {len(prompt_ids)} tokens; num_ctx is {num_ctx}")
         return Generation(lambda finish: self._steps(finish, list(prompt_ids), params, num_ctx))
+
+    def next_token_logprobs(self, prompt_ids: list[int], num_ctx: int | None = None) -> torch.Tensor:
+        """Log-probabilities ([vocab], float32) of the token that follows `prompt_ids`:
+        one prefill, reusing the prefix the cache shares with the last prompt."""
+        num_ctx = num_ctx or self.context_length
+        if not prompt_ids:
+            raise ContextOverflowError("the prompt is empty")
+        if len(prompt_ids) > num_ctx:
+            raise ContextOverflowError(f"the prompt has {len(prompt_ids)} tokens; num_ctx is {num_ctx}")
+        logits, _ = self._prefill(self._cache_for(num_ctx), list(prompt_ids))
+        return torch.log_softmax(logits.reshape(-1).float(), dim=-1)
 
     def _cache_for(self, num_ctx: int):
         if self._cache is None or self._cache.max_len != num_ctx:
