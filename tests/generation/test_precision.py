@@ -155,3 +155,18 @@ def test_the_default_precision_is_int4_where_the_lean_forward_runs(tiny_model):
 
     assert DEFAULT_PRECISION == "int4"
     assert Engine.load("tiny", tiny_model).backend.bits == 4
+
+
+@pytest.mark.parametrize("made_by, bits", [(None, 4), ("import", 4), ("train", 8), ("merge", 8), ("merge-lora", 8)])
+def test_a_fine_tuned_or_merged_model_runs_at_int8_unless_told(tiny_model, tmp_path, made_by, bits):
+    import shutil
+
+    from pimpmyllama.generation.loading import load_backend
+    from pimpmyllama.models.manifest import MODEL_MANIFEST, Manifest
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model, folder)
+    if made_by is not None:
+        (folder / MODEL_MANIFEST).write_text(Manifest(kind="model", made_by=made_by, source="test").to_json())
+    assert load_backend(folder).bits == bits
+    assert load_backend(folder, "int4").bits == 4  # what is asked for wins

@@ -13,7 +13,8 @@ from pimpmyllama.text import check_text
 
 KB = typer.Option(None, "--kb", help="search this knowledge base for every message (repeatable)")
 ADAPTER = typer.Option(None, "--adapter", help="apply this LoRA adapter to the model")
-PRECISION = typer.Option(None, "--precision", help="fp32, bf16, int8 or int4 (default: the build's, or int4)")
+PRECISION = typer.Option(None, "--precision", help="fp32, bf16, int8 or int4 (default: the build's, else int4; "
+                                                    "int8 for a fine-tuned or merged model)")
 STYLE = typer.Option(None, "--style", help="add a prompt style: brief, expert, eli5, step_by_step or one of "
                      "$PML_HOME/styles.yml; NAME:KEY=VALUE gives a parameter (--style expert:field=law); repeatable")
 

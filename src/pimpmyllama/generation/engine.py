@@ -117,7 +117,7 @@ class Engine:
 
     @classmethod
     def load(cls, name: str, folder: Path, adapter: Path | None = None, precision: str | None = None) -> "Engine":
-        """`precision` None: the default one (DEFAULT_PRECISION), or fp32 for a model
+        """`precision` None: the model's default one (precision.default_precision), or fp32 for a model
         that only transformers runs."""
         config = read_config(folder)
         tokenizer = Tokenizer(folder)

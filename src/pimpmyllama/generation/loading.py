@@ -8,23 +8,30 @@ from pimpmyllama.generation.building import build_llama
 from pimpmyllama.generation.heap import freed_memory_returned
 from pimpmyllama.generation.hf_backend import HFBackend
 from pimpmyllama.generation.llama import LlamaSpec, lean_unsupported_reason
-from pimpmyllama.generation.precision import DEFAULT_PRECISION, check_precision
+from pimpmyllama.generation.precision import check_precision, default_precision
 from pimpmyllama.models.adapters import load_adapter
+from pimpmyllama.models.manifest import MODEL_MANIFEST, read_manifest
 from pimpmyllama.models.weights import open_tensors
+
+
+def _made_by(folder: Path) -> str | None:
+    manifest = read_manifest(folder / MODEL_MANIFEST, "model")
+    return manifest.made_by if manifest else None
 
 
 def load_backend(folder: Path, precision: str | None = None, adapter: Path | None = None):
     """The lean Llama forward where it applies, transformers otherwise; a LoRA adapter,
     if given, is merged into the weights as they load (before any quantization), or
     at int4 runs beside them.
-    `precision` None is DEFAULT_PRECISION on the lean forward, fp32 on transformers."""
+    `precision` None is the model's default on the lean forward (precision.default_precision:
+    int4, or int8 for a model made by fine-tuning or merging), fp32 on transformers."""
 
     config_path = folder / "config.json"
     if not config_path.exists():
         raise InvalidInputError(f"{folder} has no config.json")
     config = json.loads(config_path.read_text())
     reason = lean_unsupported_reason(config)
-    chosen = check_precision(precision or ("fp32" if reason else DEFAULT_PRECISION))
+    chosen = check_precision(precision or ("fp32" if reason else default_precision(_made_by(folder))))
     dtype = chosen.dtype
     applied = None
     if adapter is not None:

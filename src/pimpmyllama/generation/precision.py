@@ -18,6 +18,12 @@ class Precision:
 
 
 DEFAULT_PRECISION = "int4"  # the fastest that passes the quality guard (bench/precision.py, README)
+# A model made by fine-tuning or merging differs from its base by small changes that
+# 4-bit rounding erases: the town-hall fine-tune baked into its base answers in its
+# format 4 of 4 times at fp32 and int8, 0 of 4 at int4 (docs/fine-tuning.md). Such
+# models run at int8 unless told.
+TUNED_PRECISION = "int8"
+TUNED_BY = ("train", "merge", "merge-lora")
 
 PRECISIONS = {
     "fp32": Precision("fp32", torch.float32),
@@ -31,6 +37,11 @@ PRECISIONS = {
     # int4 an adapter runs beside the quantized base (models/adapters.py).
     "int4": Precision("int4", torch.bfloat16, 4, head_bits=8, merge_adapters=False),
 }
+
+
+def default_precision(made_by: str | None) -> str:
+    """The precision a model runs at unless told, from the producer that made it."""
+    return TUNED_PRECISION if made_by in TUNED_BY else DEFAULT_PRECISION
 
 
 def check_precision(name: str) -> Precision:

@@ -8,7 +8,7 @@ from pimpmyllama.errors import InvalidInputError
 from pimpmyllama.generation.checks import check_model_runs
 from pimpmyllama.models.adapters import AdapterStore, load_adapter
 from pimpmyllama.models.importing import verify_model_folder
-from pimpmyllama.models.manifest import Manifest, Parent
+from pimpmyllama.models.manifest import MODEL_MANIFEST, Manifest, Parent
 from pimpmyllama.models.refs import ResolvedModel, is_path, resolve_model, split_adapter
 from pimpmyllama.models.shards import TensorSpec, write_streaming
 from pimpmyllama.models.shelf import TOKENIZER_FILES
@@ -17,7 +17,7 @@ from pimpmyllama.names import is_valid_name
 from pimpmyllama.progress import Progress
 from pimpmyllama.prompting.refs import resolve_model_of
 
-MANIFEST = "pml-model.json"
+MANIFEST = MODEL_MANIFEST
 
 
 def write_with_adapter(folder: Path, model: ResolvedModel, progress: Progress | None = None, *,

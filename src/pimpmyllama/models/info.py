@@ -4,7 +4,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from pimpmyllama.models.manifest import read_manifest
+from pimpmyllama.models.manifest import MODEL_MANIFEST, read_manifest
 from pimpmyllama.models.weights import safetensors_files, tensor_shapes
 from pimpmyllama.errors import InvalidInputError
 
@@ -51,7 +51,7 @@ def has_chat_template(folder: Path) -> bool:
 
 def read_model_info(name: str, folder: Path) -> ModelInfo:
     config = read_config(folder)
-    manifest = read_manifest(folder / "pml-model.json", "model")
+    manifest = read_manifest(folder / MODEL_MANIFEST, "model")
     shapes = tensor_shapes(folder)
     parameters = 0
     for shape in shapes.values():

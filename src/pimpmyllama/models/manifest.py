@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pimpmyllama.config_files import describe_validation_error
 from pimpmyllama.errors import InvalidInputError
 
+MODEL_MANIFEST = "pml-model.json"  # in a model's folder
 MADE_BY = ("import", "train", "merge", "merge-lora", "extract-lora", "export", "unknown")
 
 

@@ -16,13 +16,13 @@ from pimpmyllama.errors import NotFoundError, PmlError
 from pimpmyllama.models.defaults import DEFAULT_MODEL, DEFAULT_SAMPLING, bundled_default_gguf
 from pimpmyllama.models.importing import add_generation_defaults, import_into, verify_model_folder
 from pimpmyllama.models.info import ModelInfo, read_model_info
-from pimpmyllama.models.manifest import Manifest
+from pimpmyllama.models.manifest import MODEL_MANIFEST, Manifest
 from pimpmyllama.models.shelf import Draft, Shelf
 from pimpmyllama.names import name_from
 from pimpmyllama.paths import models_dir
 from pimpmyllama.progress import Progress
 
-MANIFEST = "pml-model.json"
+MANIFEST = MODEL_MANIFEST
 
 
 def default_name_for(source: Path) -> str:
