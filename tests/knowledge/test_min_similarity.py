@@ -41,3 +41,13 @@ def test_hybrid_hits_found_by_keywords_alone_have_their_similarity(kstore, seed_
     query = embedder.encode(["poste coiffeur"])[0]
     for h in hits:
         assert h.similarity == pytest.approx(float(vectors[h.chunk.id] @ query), abs=1e-4)
+
+
+def test_a_margin_keeps_the_passages_close_to_the_best_one(kstore, seed_kb, embedder):
+    ranked = sorted((h.similarity for h in retrieve(kstore, seed_kb, embedder, QUERY, 4, mode="dense")), reverse=True)
+    best, second, third = ranked[:3]
+    kept = knowledge_passages(kstore, build(margin=(best - second) / 2), QUERY)
+    assert [p.label for p in kept] == ["[1] (poste.txt)"]
+    kept = knowledge_passages(kstore, build(margin=best - (second + third) / 2), QUERY)
+    assert len(kept) == 2 and kept[0].text == SEED["poste.txt"] and kept[1].score == pytest.approx(second)
+    assert len(knowledge_passages(kstore, build(margin=2), QUERY)) == 4

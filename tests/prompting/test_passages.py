@@ -28,6 +28,12 @@ def test_the_default_wrapper_asks_for_citations():
     assert PassagePrompt().render("When?", []) == "When?"
 
 
+def test_best_last_puts_the_best_passage_next_to_the_question_with_its_rank_kept():
+    prompt = parse_build("retrieval: {order: best_last, template: '{passages}|{question}'}").retrieval
+    assert prompt.passage_prompt().render("When?", PASSAGES) == (
+        "[2] (coiffeur.txt) The hairdresser opens at 9:30.\n[1] (poste.txt) The post office opens at 9am.|When?")
+
+
 def test_a_builds_own_template_is_filled_exactly(tiny_model):
     build = parse_build(
         "retrieval:\n"
@@ -56,6 +62,8 @@ def test_a_builds_own_template_is_filled_exactly(tiny_model):
     ("{passage_template: '{label}'}", "'retrieval.passage_template': Value error, the template needs the field {text}"),
     ("{mode: keyword, min_similarity: 0.3}", "min_similarity needs mode dense or hybrid"),
     ("{min_similarity: 2}", "'retrieval.min_similarity': Input should be less than or equal to 1"),
+    ("{mode: keyword, margin: 0.1}", "margin needs mode dense or hybrid"),
+    ("{order: random}", "'retrieval.order': Input should be 'best_first' or 'best_last'"),
 ])
 def test_bad_retrieval_settings_are_one_line(retrieval, message):
     with pytest.raises(InvalidInputError) as err:

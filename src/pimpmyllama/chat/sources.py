@@ -13,7 +13,8 @@ from pimpmyllama.prompting.packer import Passage
 
 def knowledge_passages(store: KnowledgeStore, build: Build, message: str) -> list[Passage]:
     """The best passages of the build's knowledge bases, numbered [1], [2], ... for citing;
-    with `retrieval.min_similarity`, only those at least that similar to the message."""
+    with `retrieval.min_similarity`, only those at least that similar to the message, and
+    with `retrieval.margin`, only those within that much of the most similar one."""
     r = build.retrieval
     hits_by_id, rankings = {}, []
     for name in build.knowledge:
@@ -24,6 +25,10 @@ def knowledge_passages(store: KnowledgeStore, build: Build, message: str) -> lis
         rankings.append([(name, h.chunk.id) for h in hits])
         hits_by_id.update({(name, h.chunk.id): h for h in hits})
     ranked = rankings[0] if len(rankings) == 1 else [key for key, _ in reciprocal_rank_fusion(rankings)]
+    if r.margin is not None:
+        best = max((h.similarity for h in hits_by_id.values() if h.similarity is not None), default=None)
+        if best is not None:
+            ranked = [k for k in ranked if (s := hits_by_id[k].similarity) is not None and s >= best - r.margin]
     passages = []
     for number, key in enumerate(ranked[: r.top_k], start=1):
         hit = hits_by_id[key]

@@ -60,11 +60,16 @@ class Retrieval(_Strict):
     min_similarity: float | None = Field(
         None, ge=-1, le=1, description="a passage whose cosine similarity with the message is below this is not "
                                        "offered (needs mode dense or hybrid); none: every retrieved passage is")
+    margin: float | None = Field(
+        None, ge=0, le=2, description="a passage less similar to the message than the most similar one by more "
+                                      "than this is not offered (needs mode dense or hybrid); none: no margin")
     template: str = Field(DEFAULT_TEMPLATE, description="the prompt around the passages and the message: fields "
                                                         "{passages}, {question}, {cite} (see prompting/passages.py)")
     passage_template: str = Field(DEFAULT_PASSAGE_TEMPLATE, description="how each passage is written: fields "
                                                                         "{label}, {text}")
     cite: bool = Field(True, description="ask the model to cite the passages by number ({cite} in the template)")
+    order: Literal["best_first", "best_last"] = Field("best_first", description="where the best passage goes: "
+                                                                                "first, or last (next to the question)")
 
     @field_validator("template")
     @classmethod
@@ -78,12 +83,13 @@ class Retrieval(_Strict):
 
     @model_validator(mode="after")
     def _similarity_needs_vectors(self):
-        if self.min_similarity is not None and self.mode == "keyword":
-            raise ValueError("min_similarity needs mode dense or hybrid (keyword search has no similarity)")
+        for name in ("min_similarity", "margin"):
+            if getattr(self, name) is not None and self.mode == "keyword":
+                raise ValueError(f"{name} needs mode dense or hybrid (keyword search has no similarity)")
         return self
 
     def passage_prompt(self) -> PassagePrompt:
-        return PassagePrompt(self.template, self.passage_template, self.cite)
+        return PassagePrompt(self.template, self.passage_template, self.cite, self.order == "best_last")
 
 
 class LongTermMemory(_Strict):

@@ -45,6 +45,7 @@ class PassagePrompt:
     template: str = DEFAULT_TEMPLATE
     passage_template: str = DEFAULT_PASSAGE_TEMPLATE
     cite: bool = True
+    best_last: bool = False  # the best passage next to the question (labels keep their rank)
 
     def passage(self, p: _Passage) -> str:
         return self.passage_template.format(label=p.label, text=p.text).strip()
@@ -53,5 +54,6 @@ class PassagePrompt:
         """The question alone when there are no passages, else the filled template."""
         if not passages:
             return question
-        return self.template.format(passages="\n".join(self.passage(p) for p in passages), question=question,
+        ordered = list(reversed(passages)) if self.best_last else passages
+        return self.template.format(passages="\n".join(self.passage(p) for p in ordered), question=question,
                                     cite=CITE if self.cite else "")
