@@ -34,50 +34,51 @@ from pimpmyllama.storage.db import open_database
 
 # (what the user tells, the canned reply, the question, the expected answer). The
 # messages are as long as people write them (one or two sentences of context around
-# the fact), so the memories range from about the share at 512 to twice it at 256.
+# the fact): memories of 33 to 63 tokens, most over the share at num_ctx 256 (about
+# 38 tokens with the default memory.share), all under it at 512 (about 90).
 FACTS = [
-    ("I'm going shopping downtown this afternoon and the garage is huge. Remember this: my car is parked "
-     "on level 3, spot B12, next to the elevators.",
+    (("I'm going shopping downtown this afternoon and the garage is huge. Remember this: my car is parked "
+      "on level 3, spot B12, next to the elevators."),
      "Got it. Your car is parked on level 3, spot B12, next to the elevators.",
      "Where is my car parked?", "B12"),
     ("My locker code at the gym is 4417, please keep it for me.",
      "Noted: your gym locker code is 4417.",
      "What is my gym locker code?", "4417"),
-    ("We are planning a family dinner next month. My sister's name is Ottilie and she lives in Lyon with "
-     "her two boys.",
+    (("We are planning a family dinner next month. My sister's name is Ottilie and she lives in Lyon with "
+      "her two boys."),
      "How nice! Your sister Ottilie lives in Lyon with her two boys.",
      "What is my sister's name?", "Ottilie"),
-    ("We rented the cottage by the lake again this summer. The wifi password there is heron-58, don't let "
-     "me forget it.",
+    (("We rented the cottage by the lake again this summer. The wifi password there is heron-58, don't let "
+      "me forget it."),
      "I won't: the wifi password at the cottage is heron-58.",
      "What is the wifi password at the cottage?", "heron-58"),
-    ("My flight to Oslo leaves from gate D7 tomorrow morning at seven, and I have to drop the rental car "
-     "first.",
+    (("My flight to Oslo leaves from gate D7 tomorrow morning at seven, and I have to drop the rental car "
+      "first."),
      "Okay: gate D7 for your flight to Oslo tomorrow at seven, after returning the rental car.",
      "Which gate does my flight leave from?", "D7"),
     ("I'm allergic to sesame, keep that in mind when you suggest food.",
      "Understood, I'll avoid sesame in anything I suggest.",
      "What am I allergic to?", "sesame"),
-    ("Quick update for the project: our weekly team meeting moved to the room called Tulip, on the fourth "
-     "floor of the north building.",
+    (("Quick update for the project: our weekly team meeting moved to the room called Tulip, on the fourth "
+      "floor of the north building."),
      "Got it: the weekly team meeting is now in room Tulip, fourth floor of the north building.",
      "In which room is the team meeting?", "Tulip"),
     ("My dentist appointment is on Thursday at 14:30, it's the check-up I postponed twice already.",
      "Noted, your dentist check-up is on Thursday at 14:30.",
      "What time is my dentist appointment?", "14:30"),
-    ("I ordered a new lamp last week and it still hasn't arrived. The tracking number of my parcel is "
-     "ZX4491, in case I need to call the shop.",
+    (("I ordered a new lamp last week and it still hasn't arrived. The tracking number of my parcel is "
+      "ZX4491, in case I need to call the shop."),
      "Thanks, I'll remember the tracking number ZX4491 for your parcel.",
      "What is the tracking number of my parcel?", "ZX4491"),
     ("My cat is called Pistache, she is three years old and she hates the vacuum cleaner.",
      "Pistache is a lovely name! A three-year-old cat who hates the vacuum cleaner.",
      "What is my cat called?", "Pistache"),
-    ("For the trip to Porto: the hotel booking reference is Q7M2, and I'll need it at check-in on Friday "
-     "evening.",
+    (("For the trip to Porto: the hotel booking reference is Q7M2, and I'll need it at check-in on Friday "
+      "evening."),
      "Noted: hotel booking reference Q7M2, for check-in on Friday evening.",
      "What is the hotel booking reference?", "Q7M2"),
-    ("The neighbours will feed the fish while we're away. I left the spare key under the blue flowerpot by "
-     "the back door.",
+    (("The neighbours will feed the fish while we're away. I left the spare key under the blue flowerpot by "
+      "the back door."),
      "Okay, the spare key is under the blue flowerpot by the back door.",
      "Where did I leave the spare key?", "flowerpot"),
 ]
