@@ -104,6 +104,23 @@ def test_a_memory_longer_than_its_share_replaces_the_oldest_turns_at_a_small_win
     assert one_more.kept_turns == [11]  # a second turn would not have fitted beside the memory
 
 
+def test_with_replace_history_off_a_memory_longer_than_its_share_is_dropped(fmt):
+    history = turns(12)[2:]
+    args = dict(message="What is my locker code?", num_ctx=256, max_new_tokens=56, system="Be brief.",
+                pinned=["The pool requires a cap."], history=history)
+    recalled = [MEMORY, Passage("user: hi\nassistant: hello", source="turn #1")]
+    packed = pack_context(fmt, **args, recalled=recalled, shares=Shares(replace_history=False))
+    # the packing before the exception: nothing recalled, the history fills the window
+    assert packed.recalled == []
+    assert next(s for s in packed.sections if s.name == "recalled") == Section("recalled", 0, kept=0, dropped=2)
+    assert packed.kept_turns == [9, 10, 11] and packed.dropped_turns == list(range(2, 9))
+    assert packed.messages[0]["content"] == "Be brief.\n\nFacts to keep in mind:\n- The pool requires a cap."
+    assert packed.total_tokens <= 200
+    # within a larger share the same memory is kept, the setting notwithstanding
+    wide = pack_context(fmt, **args, recalled=[MEMORY], shares=Shares(recalled=0.9, replace_history=False))
+    assert wide.recalled == [MEMORY] and wide.kept_turns == [11]
+
+
 def test_a_memory_that_cannot_fit_the_window_leaves_the_history_alone(fmt):
     huge = Passage("locker code 4417 " * 60, source="turn #0")
     args = dict(message="What is my locker code?", num_ctx=256, max_new_tokens=56, history=turns(12))

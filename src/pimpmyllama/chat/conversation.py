@@ -105,7 +105,8 @@ class Conversation:
             history=self.history(),
             recalled=recalled,
             knowledge=knowledge,
-            shares=Shares(recalled=self.build.memory.share, knowledge=self.build.retrieval.share),
+            shares=Shares(recalled=self.build.memory.share, knowledge=self.build.retrieval.share,
+                          replace_history=self.build.memory.replace_history),
             wrapper=self.build.retrieval.passage_prompt(),
         )
 

@@ -98,6 +98,8 @@ class LongTermMemory(_Strict):
     enabled: bool = Field(True, description="remember turns that left the window")
     recall_k: int = Field(3, ge=0, le=20, description="memories recalled per message")
     share: float = Field(0.2, ge=0, le=1, description="share of the free context recalled memories may take")
+    replace_history: bool = Field(True, description="the most relevant memory, when longer than its share, is kept "
+                                                    "if the window holds it, in place of the oldest history turns")
     embedder: str = Field("all-minilm-l6-v2", description="embedder for memories")
 
 

@@ -6,9 +6,9 @@ few-shot messages and the new message; if these alone do not fit, the turn is
 refused with the numbers, never cut silently. Then, in order of priority and each
 within its share of what is left: recalled memories, knowledge passages (wrapped
 around the new message by `passages.PassagePrompt`), and history turns newest first,
-whole turns only. The best recalled memory is the exception to its share: when it
-does not fit the share but fits the window, it is kept and the oldest history
-turns make room for it. Every count is the length of the prompt rendered with the
+whole turns only. The best recalled memory is the exception to its share (unless
+`Shares.replace_history` is off): when it does not fit the share but fits the
+window, it is kept and the oldest history turns make room for it. Every count is the length of the prompt rendered with the
 model's own chat template, the same text the engine receives.
 """
 
@@ -76,6 +76,7 @@ class Shares:
 
     recalled: float = 0.2
     knowledge: float = 0.5
+    replace_history: bool = True  # the best memory may exceed its share, taking the oldest turns' place
 
 
 def _block(title: str, lines: list[str]) -> str:
@@ -142,7 +143,7 @@ def pack_context(
     kept_knowledge = _take_within(
         lambda items: count(kept_recalled, items, ()), knowledge, used + int(room * shares.knowledge)
     )
-    if recalled and not kept_recalled and count(recalled[:1], kept_knowledge, ()) <= budget:
+    if shares.replace_history and recalled and not kept_recalled and count(recalled[:1], kept_knowledge, ()) <= budget:
         # The best memory is longer than its share: it takes the place of the oldest
         # history turns (it is about an even older one) rather than be lost exactly
         # when the window is small. Further memories stay within the share.
