@@ -70,8 +70,8 @@ def test_chat_with_a_knowledge_base_cites_its_sources(run, fake_engine, pml_home
     result = run("chat", "--kb", "seed", "--session", "k1", input=f"{QUERY}\n/context\n/exit\n")
     assert result.exit_code == 0, result.output
     prompt = fake_engine.prompts[0]
-    assert "[1] (poste.txt) Le bureau de poste ouvre à 9h." in prompt
-    assert prompt.index("[1] (poste.txt)") < prompt.index(f"Query: {QUERY}")
+    assert "---------------------\nLe bureau de poste ouvre à 9h.\n---------------------" in prompt
+    assert prompt.index("Le bureau de poste") < prompt.index(f"Query: {QUERY}")
     assert "Sources:" in result.output and "[1] " in result.output and "poste.txt#0" in result.output
     # the stored turn holds the user's words, not the passages
     from pimpmyllama.storage.db import open_database

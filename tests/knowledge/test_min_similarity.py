@@ -15,7 +15,7 @@ def db_target(tmp_path):
 
 
 def build(**retrieval) -> Build:
-    return Build.model_validate({"knowledge": ["seed"], "retrieval": retrieval})
+    return Build.model_validate({"knowledge": ["seed"], "retrieval": {"margin": None, **retrieval}})
 
 
 def test_passages_under_the_threshold_are_not_offered(kstore, seed_kb, embedder):
@@ -51,3 +51,9 @@ def test_a_margin_keeps_the_passages_close_to_the_best_one(kstore, seed_kb, embe
     kept = knowledge_passages(kstore, build(margin=best - (second + third) / 2), QUERY)
     assert len(kept) == 2 and kept[0].text == SEED["poste.txt"] and kept[1].score == pytest.approx(second)
     assert len(knowledge_passages(kstore, build(margin=2), QUERY)) == 4
+    default = Build.model_validate({"knowledge": ["seed"]})  # margin 0.1: the other sentences are far below
+    assert default.retrieval.margin == 0.1 and best - second > 0.1
+    assert [p.text for p in knowledge_passages(kstore, default, QUERY)] == [SEED["poste.txt"]]
+    keyword = Build.model_validate({"knowledge": ["seed"], "retrieval": {"mode": "keyword"}})
+    assert keyword.retrieval.margin == 0.1  # unused: keyword hits have no similarity
+    assert knowledge_passages(kstore, keyword, "poste")[0].text == SEED["poste.txt"]

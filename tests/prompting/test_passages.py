@@ -1,4 +1,4 @@
-"""The knowledge wrapper (retrieval.template): today's text by default, a build's own
+"""The knowledge wrapper (retrieval.template): the measured defaults, a build's own
 template filled exactly, and bad templates refused in one line."""
 
 import pytest
@@ -17,7 +17,7 @@ PASSAGES = [Passage("The post office opens at 9am.", "[1] (poste.txt)", 0.84),
 def test_the_default_wrapper_asks_for_citations():
     assert PassagePrompt().render("When?", PASSAGES) == (
         "Context information is below.\n---------------------\n"
-        "[1] (poste.txt) The post office opens at 9am.\n[2] (coiffeur.txt) The hairdresser opens at 9:30.\n"
+        "The post office opens at 9am.\nThe hairdresser opens at 9:30.\n"
         "---------------------\n"
         "Given the context information and not prior knowledge, answer the query, citing the passages you use by "
         "their numbers.\nQuery: When?\nAnswer:"
@@ -29,7 +29,8 @@ def test_the_default_wrapper_asks_for_citations():
 
 
 def test_best_last_puts_the_best_passage_next_to_the_question_with_its_rank_kept():
-    prompt = parse_build("retrieval: {order: best_last, template: '{passages}|{question}'}").retrieval
+    prompt = parse_build("retrieval: {order: best_last, template: '{passages}|{question}', "
+                         "passage_template: '{label} {text}'}").retrieval
     assert prompt.passage_prompt().render("When?", PASSAGES) == (
         "[2] (coiffeur.txt) The hairdresser opens at 9:30.\n[1] (poste.txt) The post office opens at 9am.|When?")
 

@@ -61,7 +61,7 @@ class Retrieval(_Strict):
         None, ge=-1, le=1, description="a passage whose cosine similarity with the message is below this is not "
                                        "offered (needs mode dense or hybrid); none: every retrieved passage is")
     margin: float | None = Field(
-        None, ge=0, le=2, description="a passage less similar to the message than the most similar one by more "
+        0.1, ge=0, le=2, description="a passage less similar to the message than the most similar one by more "
                                       "than this is not offered (needs mode dense or hybrid); none: no margin")
     template: str = Field(DEFAULT_TEMPLATE, description="the prompt around the passages and the message: fields "
                                                         "{passages}, {question}, {cite} (see prompting/passages.py)")
@@ -83,8 +83,8 @@ class Retrieval(_Strict):
 
     @model_validator(mode="after")
     def _similarity_needs_vectors(self):
-        for name in ("min_similarity", "margin"):
-            if getattr(self, name) is not None and self.mode == "keyword":
+        for name in ("min_similarity", "margin"):  # the default margin is simply unused by keyword search
+            if name in self.model_fields_set and getattr(self, name) is not None and self.mode == "keyword":
                 raise ValueError(f"{name} needs mode dense or hybrid (keyword search has no similarity)")
         return self
 
