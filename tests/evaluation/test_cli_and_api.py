@@ -65,3 +65,25 @@ def test_levers_and_the_ablation_variants(store_world, write_spec):
     assert (minus_tune.adapter, minus_tune.system, minus_tune.parameters.temperature) == (None, "Be brief.", 0)
     assert plan.pairs == [("base", "tuned"), ("base", "stored"), ("base", "all")]
     assert plan.total_answers == 6 * 3
+
+
+def test_models_made_by_merging_are_labelled_and_ablated_back_to_their_base(store_world, write_spec, tmp_path):
+    import pimpmyllama as pml
+    from pimpmyllama.evaluation.plan import make_plan
+
+    pml.merge_lora("tiny", "form", "baked")  # made_by merge-lora: a fine-tune, baked
+    recipe = tmp_path / "merge.yml"
+    recipe.write_text("merge_method: linear\nbase_model: tiny\nmodels:\n"
+                      "  - {model: tiny, parameters: {weight: 0.5}}\n  - {model: tuned, parameters: {weight: 0.5}}\n")
+    pml.merge(recipe, "merged")
+    spec = write_spec("questions: questions.jsonl\nperplexity: false\nvariants:\n"
+                      "  baked: {model: baked}\n  merged: {model: merged}\n"
+                      "  all: {extends: merged, system: Be brief.}\nablate: all\n", QUESTIONS)
+    plan = make_plan(spec)
+    assert {n: (v.levers, v.engine) for n, v in plan.variants.items()} == {
+        "baked": (["fine-tune"], "tiny"), "merged": (["merge"], "tiny"), "all": (["prompt", "merge"], "tiny"),
+        "all-minus-prompt": (["merge"], "tiny"), "all-minus-merge": (["prompt"], "tiny"),
+    }
+    minus_merge = plan.variants["all-minus-merge"].build
+    assert (minus_merge.from_, minus_merge.system) == ("tiny", "Be brief.")  # the merge's base, from its manifest
+    assert plan.variants["all-minus-prompt"].build.from_ == "merged"
