@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from compare_data import QUESTIONS, SPEC
-from pimpmyllama.evaluation.judge import NO, YES, Judge, agreement, answer_sequences, judge_messages, p_yes
+from pimpmyllama.evaluation.judge import (NO, YES, Judge, agreement, answer_sequences, judge_messages, p_yes,
+                                          ranking_auc)
 
 
 def test_p_yes_is_the_share_of_yes_between_the_two_answers():
@@ -23,6 +24,12 @@ def test_agreement_counts_and_cohens_kappa():
     assert a["kappa"] == pytest.approx((0.8 - 0.5) / (1 - 0.5))
     assert agreement([]) is None
     assert agreement([(True, True)] * 3)["kappa"] is None  # chance agreement is total: kappa says nothing
+
+
+def test_the_ranking_auc_counts_pairs_ranked_right_and_ties_as_half():
+    pairs = [(True, 0.9), (True, 0.4), (False, 0.4), (False, 0.1)]
+    assert ranking_auc(pairs) == pytest.approx((2 + 1.5) / 4)  # 0.9 beats both; 0.4 beats 0.1, ties 0.4
+    assert ranking_auc([(True, 0.2)]) is None
 
 
 def test_the_judge_scores_every_spelling_token_by_token(fake_engine):
@@ -82,6 +89,7 @@ def test_a_run_with_a_judge_grades_every_reply_once(fake_engine, write_spec, tmp
     assert (base.judged, base.judge_rate, prompted.judged, prompted.judge_rate) == (3, 1 / 3, 3, 2 / 3)
     a = results.judge_agreement  # checked rows: (T,T) (F,F) (F,T) (T,T)
     assert (a["n"], a["agree"], a["kappa"]) == (4, 3, pytest.approx(0.5))
+    assert a["auc"] == pytest.approx(0.75)  # the checks' passes at P(yes) high, high; failures at high, low
     report = (tmp_path / "out" / "report.md").read_text()
     assert "## Judge: base" in report and "agrees with the rule checks on 3 of 4 replies (75.0%)" in report
     assert "| prompted | 3 | 66.7% | 50.0% |" in report

@@ -110,3 +110,15 @@ def agreement(pairs: Sequence[tuple[bool, bool]]) -> dict | None:
     kappa = None if chance >= 1 else (observed - chance) / (1 - chance)
     return {"n": n, "agree": agree, "rate": observed, "kappa": kappa,
             "checks_pass": p_checks, "judge_pass": p_judge}
+
+
+def ranking_auc(pairs: Sequence[tuple[bool, float]]) -> float | None:
+    """How well P(yes) ranks the replies the rule checks pass above those they fail,
+    whatever the threshold: the chance that a passing reply gets the higher P(yes)
+    (ties count half). 0.5 is chance; None unless both kinds of replies exist."""
+    right = [p for ok, p in pairs if ok]
+    wrong = [p for ok, p in pairs if not ok]
+    if not right or not wrong:
+        return None
+    wins = sum((a > b) + 0.5 * (a == b) for a in right for b in wrong)
+    return wins / (len(right) * len(wrong))

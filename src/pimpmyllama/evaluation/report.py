@@ -56,7 +56,8 @@ def _judge_table(results: ComparisonResults) -> Table:
     note = (f"the judge {results.judge} read yes/no from its probabilities (P(yes) ≥ 0.5 passes); "
             + ("no reply has both a rule check and a verdict" if a is None else
                f"it agrees with the rule checks on {a['agree']} of {a['n']} replies ({percent(a['rate'])}), "
-               f"Cohen's kappa {number(a['kappa'], 2)} (0: chance, 1: always)"))
+               f"Cohen's kappa {number(a['kappa'], 2)} (0: chance, 1: always); it ranks the replies the checks "
+               f"pass above those they fail with AUC {number(a.get('auc'), 2)} (0.5: chance)"))
     return Table(f"Judge: {results.judge}", ["variant", "judged", "judge says right", "rule checks pass"],
                  [[v.name, str(v.judged), percent(v.judge_rate), percent(v.pass_rate)] for v in results.variants],
                  note)

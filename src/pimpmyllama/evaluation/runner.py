@@ -22,7 +22,7 @@ from pimpmyllama.evaluation.fingerprint import (
     model_fingerprint,
     variant_fingerprint,
 )
-from pimpmyllama.evaluation.judge import THRESHOLD, Judge, agreement, prompt_key
+from pimpmyllama.evaluation.judge import THRESHOLD, Judge, agreement, prompt_key, ranking_auc
 from pimpmyllama.evaluation.plan import Plan, make_plan
 from pimpmyllama.evaluation.questions import Question
 from pimpmyllama.evaluation.report import write_reports
@@ -183,11 +183,14 @@ def collect(plan: Plan, fingerprints: dict[str, str], answers: JsonlCache, ppl: 
         minus = [(v.ablates[1], v.name) for v in plan.variants.values() if v.ablates and v.ablates[0] == plan.spec.ablate]
         table = ablation(plan.spec.ablate, rates, minus)
     rows = [r for rows in rows_by_variant.values() for r in rows]
-    both = [(r.passed, r.judge >= THRESHOLD) for r in rows if r.passed is not None and r.judge is not None]
+    scored = [(r.passed, r.judge) for r in rows if r.passed is not None and r.judge is not None]
+    judge_agreement = agreement([(ok, p >= THRESHOLD) for ok, p in scored])
+    if judge_agreement is not None:
+        judge_agreement["auc"] = ranking_auc(scored)
     return ComparisonResults(
         spec=str(plan.source), complete=complete, questions=len(plan.questions),
         expected_answers=plan.total_answers, variants=summaries, rows=rows, flips=pair_flips, ablation=table,
-        judge=plan.spec.judge, judge_agreement=agreement(both),
+        judge=plan.spec.judge, judge_agreement=judge_agreement,
     )
 
 
