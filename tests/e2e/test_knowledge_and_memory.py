@@ -1,5 +1,7 @@
 """RAG and long-term memory end to end, on the real default model and embedder."""
 
+from pathlib import Path
+
 import pytest
 
 from pimpmyllama.chat.conversation import Conversation, generation_params
@@ -9,11 +11,12 @@ from pimpmyllama.knowledge.ingest import ingest
 from pimpmyllama.knowledge.store import KnowledgeStore
 from pimpmyllama.memory.sessions import SessionStore
 from pimpmyllama.models.defaults import DEFAULT_MODEL
-from pimpmyllama.prompting.build import Build
+from pimpmyllama.prompting.build import Build, parse_build
 from pimpmyllama.storage.db import open_database
 from seed_data import QUERY, write_seed
 
 pytestmark = pytest.mark.e2e
+TOWN = Path(__file__).parents[2] / "examples" / "town-hall"
 
 
 @pytest.fixture(scope="module")
@@ -28,10 +31,30 @@ def test_the_model_answers_from_the_knowledge_base(engine, tmp_path):
     kb = store.create("seed", embedder.name, embedder.dim, 200, 40)
     ingest(store, kb, embedder, [str(write_seed(tmp_path / "seed"))])
     build = Build.model_validate({"knowledge": ["seed"], "parameters": {"temperature": 0, "max_new_tokens": 48}})
-    reply = Conversation(engine, build, knowledge=store).send(QUERY)
-    text = reply.text()
-    assert "9" in text, text
-    assert reply.context.knowledge[0].source.endswith("poste.txt#0")
+    conversation = Conversation(engine, build, knowledge=store)
+    for question in (QUERY, "When does the post office open?"):
+        reply = conversation.send(question)
+        text = reply.text()
+        assert "9" in text and "9h30" not in text and "9:30" not in text, text  # not the hairdresser's hour
+        assert reply.context.knowledge[0].source.endswith("poste.txt#0")
+
+
+def test_the_town_hall_build_answers_from_its_documents(engine, tmp_path):
+    """With the default retrieval settings, over the town's 21 documents (which hold
+    many opening hours), the post office's hour and not a neighbour's."""
+    db = open_database(tmp_path / "pml.db")
+    store = KnowledgeStore(db)
+    embedder = load_embedder()
+    kb = store.create("town", embedder.name, embedder.dim, 128, 25)
+    ingest(store, kb, embedder, [str(TOWN / "docs")])
+    build = parse_build((TOWN / "build.yml").read_text())
+    conversation = Conversation(engine, build, knowledge=store)
+    for question, right, wrong in [
+        ("At what time does the post office open in the morning?", "9am", ("9:30", "9:45", "9:15")),
+        ("What time does the hairdresser on the square open?", "9:30", ("9am", "9:45", "9:15")),
+    ]:
+        text = conversation.send(question).text()
+        assert right in text and not any(w in text for w in wrong), text
 
 
 def test_a_fact_pushed_out_of_the_window_is_recalled(engine, tmp_path):
