@@ -54,7 +54,7 @@ def test_rag_answers_what_the_base_cannot_and_the_fine_tune_answers_short_and_st
     post = rows["rag", POST_OFFICE[0]]
     assert post.passed and "9:30" not in post.reply and "9:45" not in post.reply, post.reply
     assert post.passages[0].endswith("post-office.md#0")
-    base, rag, tuned = results.variants
+    base, _, tuned = results.variants
     # The fine-tune's data answers in one short sentence that ends the turn (12 steps
     # teach that; the "Town hall:" prefix takes more: make demo trains 20 larger ones).
     print(f"stop rate {base.stop_rate:.2f} -> {tuned.stop_rate:.2f}, "

@@ -5,10 +5,18 @@ import math
 
 import pytest
 import torch
-
 from compare_data import QUESTIONS, SPEC
-from pimpmyllama.evaluation.judge import (NO, YES, Judge, agreement, answer_sequences, judge_messages, p_yes,
-                                          ranking_auc)
+
+from pimpmyllama.evaluation.judge import (
+    NO,
+    YES,
+    Judge,
+    agreement,
+    answer_sequences,
+    judge_messages,
+    p_yes,
+    ranking_auc,
+)
 
 
 def test_p_yes_is_the_share_of_yes_between_the_two_answers():
@@ -40,7 +48,7 @@ def test_the_judge_scores_every_spelling_token_by_token(fake_engine):
     judge = Judge(fake_engine, fake_engine.chat_format(), num_ctx=512)
     yes, no = answer_sequences(fake_engine.tokenizer, YES), answer_sequences(fake_engine.tokenizer, NO)
     assert max(map(len, yes)) > 1  # the tiny tokenizer has no single token for "yes"
-    mass = lambda seqs: sum(vocab ** -len(s) for s in seqs)  # noqa: E731
+    mass = lambda seqs: sum(vocab ** -len(s) for s in seqs)
     assert judge("When?", ["9am"], "At 9am.") == pytest.approx(mass(yes) / (mass(yes) + mass(no)))
     prompt = fake_engine.tokenizer.decode(fake_engine.scored[0], skip_special_tokens=False)
     assert "Question: When?\nCorrect answer: 9am\nAnswer to grade: At 9am." in prompt

@@ -22,7 +22,13 @@ from pimpmyllama.evaluation.fingerprint import (
     model_fingerprint,
     variant_fingerprint,
 )
-from pimpmyllama.evaluation.judge import THRESHOLD, Judge, agreement, prompt_key, ranking_auc
+from pimpmyllama.evaluation.judge import (
+    THRESHOLD,
+    Judge,
+    agreement,
+    prompt_key,
+    ranking_auc,
+)
 from pimpmyllama.evaluation.plan import Plan, make_plan
 from pimpmyllama.evaluation.questions import Question
 from pimpmyllama.evaluation.report import write_reports
