@@ -21,6 +21,7 @@ class FakeEngine:
         self.replies = deque(replies)
         self.prompts: list[str] = []  # every prompt, as rendered text
         self.prompt_ids: list[list[int]] = []  # every prompt, as sent
+        self.params: list = []  # every call's GenerationParams
         self.scored: list[list[int]] = []  # every prompt given to next_token_logprobs
         self.logprobs = lambda text: torch.full((self.tokenizer.vocab_size,), -20.0)  # prompt text -> log-probs
 
@@ -30,6 +31,7 @@ class FakeEngine:
     def generate(self, prompt_ids, params, num_ctx=None):
         self.prompts.append(self.tokenizer.decode(prompt_ids, skip_special_tokens=False))
         self.prompt_ids.append(list(prompt_ids))
+        self.params.append(params)
         reply = self.replies.popleft() if self.replies else "ok"
         interrupt = None
         if isinstance(reply, tuple):  # (text so far, exception to raise after it)

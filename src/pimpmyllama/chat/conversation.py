@@ -89,7 +89,9 @@ class Conversation:
             return []
         return [t.as_turn() for t in self.sessions.window(self.session)]
 
-    def pack(self, message: str) -> PackedContext:
+    def pack(self, message: str, history: list[Turn] | None = None) -> PackedContext:
+        """The prompt for `message`; `history` (turns given by the caller, e.g. an API
+        request's earlier messages) replaces the session's."""
         p = self.parameters
         knowledge = knowledge_passages(self.knowledge, self.build, message) if self.build.knowledge and message else []
         recalled = recalled_passages(self.memory, self.session, self.build, message) if self.memory and message else []
@@ -102,7 +104,7 @@ class Conversation:
             styles=[s.instruction for s in self.styles],
             pinned=self.pinned,
             few_shot=self.build.few_shot(),
-            history=self.history(),
+            history=self.history() if history is None else history,
             recalled=recalled,
             knowledge=knowledge,
             shares=Shares(recalled=self.build.memory.share, knowledge=self.build.retrieval.share,
@@ -110,8 +112,11 @@ class Conversation:
             wrapper=self.build.retrieval.passage_prompt(),
         )
 
-    def send(self, message: str) -> Reply:
-        context = self.pack(check_text(message, "the message"))
+    def send(self, message: str, history: list[Turn] | None = None) -> Reply:
+        return self.answer(message, self.pack(check_text(message, "the message"), history))
+
+    def answer(self, message: str, context: PackedContext) -> Reply:
+        """The reply to `message` from a context already packed for it (see `pack`)."""
         generation = self.engine.generate(context.prompt_ids, generation_params(self.parameters),
                                           self.parameters.num_ctx)
         return Reply(self, message, context, generation)

@@ -7,6 +7,7 @@ from datetime import datetime
 from pimpmyllama.chat.conversation import Conversation
 from pimpmyllama.chat.resolve import load_engine
 from pimpmyllama.errors import InvalidInputError
+from pimpmyllama.generation.engine import Engine
 from pimpmyllama.generation.precision import check_precision
 from pimpmyllama.knowledge.store import KnowledgeStore
 from pimpmyllama.memory.sessions import Session, SessionStore
@@ -37,12 +38,17 @@ def _knowledge_for(build: Build, db) -> KnowledgeStore | None:
     return store
 
 
-def open_build(build: Build, progress: Progress | None = None) -> Conversation:
+def load_build_engine(build: Build, progress: Progress | None = None) -> Engine:
+    """The engine a build runs on: its model, adapter and precision."""
+    return load_engine(build.from_, progress, adapter=build.adapter, precision=build.precision)
+
+
+def open_build(build: Build, progress: Progress | None = None, engine: Engine | None = None) -> Conversation:
     """A conversation with `build` that remembers nothing: no session, every message
-    answered on its own (what a comparison asks)."""
+    answered on its own (what a comparison asks). `engine`: one already loaded for
+    this build (a server keeps its engines), else it is loaded."""
     store = _knowledge_for(build, open_database())
-    engine = load_engine(build.from_, progress, adapter=build.adapter, precision=build.precision)
-    return Conversation(engine, build, knowledge=store)
+    return Conversation(engine or load_build_engine(build, progress), build, knowledge=store)
 
 
 def open_conversation(build_ref: str | None = None, session_name: str | None = None, *,
@@ -79,7 +85,7 @@ def open_conversation(build_ref: str | None = None, session_name: str | None = N
         build = build.model_copy(update={"styles": merge_styles(build.styles, styles)})
     resolve_styles(build.styles)  # an unknown style or a missing parameter fails now
     store = _knowledge_for(build, sessions.db)
-    engine = load_engine(build.from_, progress, adapter=build.adapter, precision=build.precision)
+    engine = load_build_engine(build, progress)
     # Everything is known to be valid: only now is anything written.
     if session is None and (session_name or new_session):
         session = sessions.create(session_name or new_session_name(sessions), resolved.ref)

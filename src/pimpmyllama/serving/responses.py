@@ -1,0 +1,46 @@
+"""Chat completion bodies in OpenAI's shapes: `chat.completion` for a whole reply,
+`chat.completion.chunk` for each piece of a streamed one."""
+
+import time
+import uuid
+
+from pimpmyllama.generation.engine import Completion
+
+# Our engine's reasons; "interrupted" only happens to a reply nobody reads any more.
+FINISH_REASONS = {"stop": "stop", "length": "length", "interrupted": "stop"}
+
+
+def usage_of(completion: Completion) -> dict:
+    u = completion.usage
+    return {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
+            "total_tokens": u.prompt_tokens + u.completion_tokens}
+
+
+class ChatIds:
+    """What every body of one completion shares: its id, creation time and model."""
+
+    def __init__(self, model: str):
+        self.id = f"chatcmpl-{uuid.uuid4().hex}"
+        self.created = int(time.time())
+        self.model = model
+
+    def _head(self, kind: str) -> dict:
+        return {"id": self.id, "object": kind, "created": self.created, "model": self.model}
+
+    def completion(self, completion: Completion) -> dict:
+        return {
+            **self._head("chat.completion"),
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": completion.text},
+                         "logprobs": None, "finish_reason": FINISH_REASONS[completion.finish_reason]}],
+            "usage": usage_of(completion),
+        }
+
+    def chunk(self, delta: dict, finish_reason: str | None = None, *, with_usage: bool = False) -> dict:
+        body = {**self._head("chat.completion.chunk"),
+                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]}
+        if with_usage:  # OpenAI: with include_usage, every chunk has "usage": null but the last
+            body["usage"] = None
+        return body
+
+    def usage_chunk(self, completion: Completion) -> dict:
+        return {**self._head("chat.completion.chunk"), "choices": [], "usage": usage_of(completion)}
