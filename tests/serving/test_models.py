@@ -14,5 +14,6 @@ def test_lists_builds_models_and_adapters_on_their_base(store_world):
     body = TestClient(create_app()).get("/v1/models").json()
     assert body["object"] == "list"
     assert [(m["id"], m["kind"]) for m in body["data"]] == [
-        ("b1", "build"), ("tiny", "model"), ("tuned", "model"), ("tiny+form", "model+adapter")]
+        ("b1", "build"), ("tiny", "model"), ("tuned", "model"), ("smollm2-135m-instruct", "model"),
+        ("tiny+form", "model+adapter")]
     assert {(m["object"], m["owned_by"]) for m in body["data"]} == {("model", "pimpmyllama")}

@@ -2,7 +2,7 @@
 the commands that need them, so `pml --help` stays instant."""
 
 from pimpmyllama import __version__
-from pimpmyllama.cli import adapters, builds, chat, compare, data, kb, merge, models, sessions
+from pimpmyllama.cli import adapters, builds, chat, compare, data, kb, merge, models, serve, sessions
 from pimpmyllama.cli.app import new_app
 from pimpmyllama.cli.lazy import lazy_typer
 
@@ -25,6 +25,7 @@ app.add_typer(data.eval_app, name="eval")
 app.command()(merge.merge)
 app.command("extract-lora")(merge.extract_lora)
 app.command()(compare.compare)
+app.command()(serve.serve)
 
 
 @app.callback()

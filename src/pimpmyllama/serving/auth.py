@@ -20,3 +20,22 @@ def require_key(api_key: str | None):
                            code="invalid_api_key")
 
     return check
+
+
+def read_api_key(path) -> str:
+    """The key in a file (its first line, spaces stripped): keeps it out of `ps` and shell history."""
+    from pathlib import Path
+
+    from pimpmyllama.errors import InvalidInputError, NotFoundError
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise NotFoundError(f"no API key file {str(path)!r}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"cannot read the API key file {str(path)!r}: {exc}") from None
+    key = text.strip().splitlines()[0].strip() if text.strip() else ""
+    if not key:
+        raise InvalidInputError(f"the API key file {str(path)!r} is empty")
+    return key

@@ -1,0 +1,25 @@
+"""pml serve [--host H] [--port P] [--api-key KEY | --api-key-file F]"""
+
+from pathlib import Path
+
+import typer
+
+from pimpmyllama.errors import InvalidInputError
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="address to listen on (0.0.0.0: every interface)"),
+    port: int = typer.Option(8000, "--port", help="port to listen on"),
+    api_key: str = typer.Option(None, "--api-key", help="require Authorization: Bearer KEY (all but /health)"),
+    api_key_file: Path = typer.Option(None, "--api-key-file", help="the same, the key read from a file"),
+):
+    """Serve builds and models over an OpenAI-compatible HTTP API (see docs/serving.md)."""
+    from pimpmyllama.serving.auth import read_api_key
+    from pimpmyllama.serving.run import serve as run
+
+    if api_key is not None and api_key_file is not None:
+        raise InvalidInputError("give --api-key or --api-key-file, not both")
+    if api_key is not None and not api_key.strip():
+        raise InvalidInputError("--api-key is empty")
+    key = read_api_key(api_key_file) if api_key_file is not None else api_key
+    run(host, port, key)
