@@ -13,22 +13,12 @@ import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
-from pimpmyllama.chat.opening import open_build
+from pimpmyllama.chat.opening import load_build_engine, open_build
 from pimpmyllama.errors import PmlError
 from pimpmyllama.evaluation.cache import JsonlCache
 from pimpmyllama.evaluation.checks import Answer, run_checks
-from pimpmyllama.evaluation.fingerprint import (
-    judge_fingerprint,
-    model_fingerprint,
-    variant_fingerprint,
-)
-from pimpmyllama.evaluation.judge import (
-    THRESHOLD,
-    Judge,
-    agreement,
-    prompt_key,
-    ranking_auc,
-)
+from pimpmyllama.evaluation.fingerprint import judge_fingerprint, model_fingerprint, variant_fingerprint
+from pimpmyllama.evaluation.judge import THRESHOLD, Judge, agreement, prompt_key, ranking_auc
 from pimpmyllama.evaluation.plan import Plan, make_plan
 from pimpmyllama.evaluation.questions import Question
 from pimpmyllama.evaluation.report import write_reports
@@ -147,12 +137,22 @@ def _judge(plan: Plan, fingerprints: dict[str, str], answers: JsonlCache, judged
         return
     variant = plan.variants[plan.spec.judge]
     progress(f"judge {variant.name}: loading", 0, len(todo))
-    conversation = _open(variant, progress)
-    judge = Judge(conversation.engine, conversation.format, conversation.parameters.num_ctx)
+    build = variant.build  # only its model, adapter, precision and template judge: no knowledge is opened
+    engine = load_build_engine(build)
+    num_ctx = build.parameters.for_model(engine.context_length, engine.sampling_defaults).num_ctx
+    judge = Judge(engine, engine.chat_format(build.template), num_ctx)
     for done, ((_, prompt), (question, reply)) in enumerate(todo.items(), start=1):
         judged.append({"judge": fingerprint, "prompt": prompt, "p_yes": round(judge(question.text, question.expected,
                                                                                      reply), 6)})
         progress(f"judge {variant.name}", done, len(todo))
+
+
+def _verdict(judged: JsonlCache | None, judge: str | None, question: Question, row: Row) -> float | None:
+    """The judge's P(yes) for this row's reply, if it was graded."""
+    if judge is None or row.error is not None:
+        return None
+    line = judged.get((judge, prompt_key(question.text, question.expected, row.reply)))
+    return line["p_yes"] if line else None
 
 
 def collect(plan: Plan, fingerprints: dict[str, str], answers: JsonlCache, ppl: JsonlCache,
@@ -170,9 +170,7 @@ def collect(plan: Plan, fingerprints: dict[str, str], answers: JsonlCache, ppl: 
                     row = Row.from_dict({**line, "variant": name, "question": question.text,
                                          "tags": list(question.tags)})
                     row = check_row(row, question)
-                    verdict = judged.get((judge, prompt_key(question.text, question.expected, row.reply))) \
-                        if judge is not None and row.error is None else None
-                    row.judge = verdict["p_yes"] if verdict else None
+                    row.judge = _verdict(judged, judge, question, row)
                     rows.append(row)
         rows_by_variant[name] = rows
         model = model_fingerprint(variant.build)
