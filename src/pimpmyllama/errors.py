@@ -19,3 +19,11 @@ class InvalidInputError(PmlError):
 
 class ContextOverflowError(PmlError):
     """The parts of a prompt that must always be sent do not fit the context window."""
+
+
+class BusyError(PmlError):
+    """Too many requests are already waiting: try again later (the server's 503)."""
+
+    def __init__(self, message: str, retry_after: int = 1):
+        super().__init__(message)
+        self.retry_after = retry_after

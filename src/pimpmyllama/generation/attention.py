@@ -4,7 +4,8 @@ rotates q and k, writes k and v into the KV cache at their positions, and return
 attended values [T, H * hd], query head h reading kv head h / (H / KV).
 
 One object serves one forward call (its positions, rotations and cache views), for
-all the layers; three strategies, exact alike up to float rounding:
+all the layers; three strategies, exact alike up to float rounding, and a batch of
+single-position ones (one per sequence, `BatchAttention`):
 - `PromptAttention`: many positions, causal, PyTorch's fused SDPA.
 - `OneQueryAttention`: one position, written with PyTorch's operations.
 - `FusedOneQueryAttention`: one position, our kernel (kernels/decode.cpp `attend_one`).
@@ -80,4 +81,16 @@ class FusedOneQueryAttention:
         return torch.ops.pml.attend_one(qkv, self.rotation, self.keys[i], self.values[i], self.heads)
 
 
-Attention = PromptAttention | OneQueryAttention | FusedOneQueryAttention
+class BatchAttention:
+    """One new token for each of several sequences, each with its own cache: row b of
+    `qkv` goes to `singles[b]` (a OneQuery or FusedOneQuery attention over that
+    sequence's cache), so every row is attended exactly as it would be alone."""
+
+    def __init__(self, singles: list["OneQueryAttention | FusedOneQueryAttention"]):
+        self.singles = singles
+
+    def __call__(self, i: int, qkv: torch.Tensor) -> torch.Tensor:
+        return torch.cat([single(i, qkv[b : b + 1]) for b, single in enumerate(self.singles)])
+
+
+Attention = PromptAttention | OneQueryAttention | FusedOneQueryAttention | BatchAttention

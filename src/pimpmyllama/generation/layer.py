@@ -63,7 +63,9 @@ class Block:
     gate_up: Linear
     down: Linear
 
-    def __call__(self, x: torch.Tensor, attention: Attention, ops: SmallOps) -> torch.Tensor:
-        """x [T, hidden] fp32 -> the same after this layer; `attention(index, qkv)` as in attention.py."""
-        x = x + self.out(attention(self.index, fp32(self.qkv(ops.rms_norm(x, self.attn_norm)))))
-        return x + self.down(ops.silu_mul(fp32(self.gate_up(ops.rms_norm(x, self.mlp_norm)))))
+    def __call__(self, x: torch.Tensor, attention: Attention, ops: SmallOps, rowwise: bool = False) -> torch.Tensor:
+        """x [T, hidden] fp32 -> the same after this layer; `attention(index, qkv)` as in
+        attention.py; `rowwise` as in products.Linear (rows of different sequences)."""
+        qkv = fp32(self.qkv(ops.rms_norm(x, self.attn_norm), rowwise))
+        x = x + self.out(attention(self.index, qkv), rowwise)
+        return x + self.down(ops.silu_mul(fp32(self.gate_up(ops.rms_norm(x, self.mlp_norm), rowwise))), rowwise)

@@ -29,6 +29,7 @@ import torch
 from pimpmyllama.generation import kernels
 from pimpmyllama.generation.attention import (
     Attention,
+    BatchAttention,
     FusedOneQueryAttention,
     OneQueryAttention,
     PromptAttention,
@@ -177,14 +178,15 @@ class LlamaModel:
             self._rotations = rope_rotations(self.spec.head_dim, self.spec.rope, size)
         return self._rotations[pos0:end]
 
-    def _logits(self, x: torch.Tensor, attention: Attention, ops: SmallOps, last_only: bool) -> torch.Tensor:
+    def _logits(self, x: torch.Tensor, attention: Attention, ops: SmallOps, last_only: bool,
+                rowwise: bool = False) -> torch.Tensor:
         """x [T, hidden] fp32 through every layer, then the output head: fp32 logits
-        [T, vocab] ([1, vocab] when `last_only`)."""
+        [T, vocab] ([1, vocab] when `last_only`); `rowwise` as in products.Linear."""
         for block in self.layers:
-            x = block(x, attention, ops)
+            x = block(x, attention, ops, rowwise)
         if last_only:
             x = x[-1:]
-        return fp32(self.head(ops.rms_norm(x, self.norm)))
+        return fp32(self.head(ops.rms_norm(x, self.norm), rowwise))
 
     @torch.inference_mode()
     def forward(self, ids: list[int], cache: KVCache, pos0: int, all_logits: bool = False) -> torch.Tensor:
@@ -202,6 +204,26 @@ class LlamaModel:
         # PyTorch's small operations: over many rows they thread, ours do not
         logits = self._logits(x, attention, TorchOps(self.spec.hidden_size, self.spec.rms_norm_eps), not all_logits)
         return logits if all_logits else logits[0]
+
+    @torch.inference_mode()
+    def forward_batch(self, tokens: list[int], caches: list[KVCache], positions: list[int]) -> torch.Tensor:
+        """Logits [B, vocab] for one new token of each of B sequences: `tokens[b]` sits
+        at `positions[b]` of the sequence held in `caches[b]`. One pass through the
+        layers for all of them (each weight read once per step), and each row gets the
+        logits it would get alone: the single-token step's kernels, row by row."""
+        singles = []
+        for cache, pos in zip(caches, positions):
+            if pos >= cache.max_len:
+                raise ValueError(f"position {pos} does not fit a cache of {cache.max_len}")
+            rotation = self._rope(pos, 1)
+            keys, values = cache.k[:, :, : pos + 1], cache.v[:, :, : pos + 1]
+            if self.fused:
+                singles.append(FusedOneQueryAttention(keys, values, torch.view_as_real(rotation[0]), self._heads))
+            else:
+                singles.append(OneQueryAttention(keys, values, torch.tensor([pos]), rotation, self._heads))
+        x = self.embed[torch.tensor(tokens, dtype=torch.long)].float()
+        ops = KernelOps(self.spec.rms_norm_eps) if self.fused else TorchOps(self.spec.hidden_size, self.spec.rms_norm_eps)
+        return self._logits(x, BatchAttention(singles), ops, last_only=False, rowwise=True)
 
     def _one_token(self, x: torch.Tensor, rotation: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
                    position: torch.Tensor) -> torch.Tensor:

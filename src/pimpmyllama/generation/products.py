@@ -1,6 +1,7 @@
 """The linear layers' products, one class per weight format.
 
-Each format knows its own kernels: single rows (decoding) go through a quantized
+Each format knows its own kernels: single rows (decoding; `rows` for several
+decoding rows at once) go through a quantized
 kernel — ours (kernels/gemv.cpp, fp32 in and out) where they built, else PyTorch's
 weight-only kernels (bf16 in and out) — and many rows (a prompt) through a dense
 bf16 product of the same weights dequantized for the call, which is far faster for
@@ -50,6 +51,8 @@ class Dense:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(_as(x, self.weight.dtype), self.weight)
 
+    rows = __call__
+
     def nbytes(self) -> int:
         return _bytes(self.weight)
 
@@ -79,6 +82,11 @@ class Int8:
         if x.shape[0] == 1:
             return self._row(x)
         return F.linear(_as(x, self.dtype), self.dequantized())
+
+    def rows(self, x: torch.Tensor) -> torch.Tensor:
+        """Each row through the single-row kernel: a few decoding rows at once read the
+        weights once, and every row gets the numbers it would get alone."""
+        return self._row(x)
 
     def nbytes(self) -> int:
         return _bytes(self.q, self.scales)
@@ -131,6 +139,11 @@ class Int4:
             return self._row(x)
         return F.linear(_as(x, self.dtype), self.dequantized())
 
+    def rows(self, x: torch.Tensor) -> torch.Tensor:
+        """Each row through the single-row kernel: a few decoding rows at once read the
+        weights once, and every row gets the numbers it would get alone."""
+        return self._row(x)
+
     def nbytes(self) -> int:
         return _bytes(self.q, self.scales, self.nibbles, self.d, self.m)
 
@@ -161,8 +174,10 @@ class Linear:
         self.bias = None if bias is None else bias.float()
         self.low_rank = None if low_rank is None else tuple(t.float().contiguous() for t in low_rank)
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.product(x)
+    def __call__(self, x: torch.Tensor, rowwise: bool = False) -> torch.Tensor:
+        """`rowwise`: each row as the single-row kernel computes it (decoding several
+        sequences at once), not as a prompt's many rows."""
+        y = self.product.rows(x) if rowwise else self.product(x)
         if self.low_rank is not None:
             a, b = self.low_rank
             y = y + F.linear(F.linear(_as(x, torch.float32), a), b)

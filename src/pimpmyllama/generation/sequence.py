@@ -1,0 +1,110 @@
+"""One reply being decoded, whoever drives the model: the engine's own loop (one
+sequence at a time) or the batcher (many, advanced together, batching.py).
+
+A `Sequence` owns what is private to one reply — its sampler, its text stream and
+stop strings, its token budget, its usage — and `accept(logits)` takes the model's
+logits for its next position, picks the token and says what text that released.
+The caller runs the model; the sequence never does.
+"""
+
+import time
+
+import torch
+
+from pimpmyllama.generation.params import Completion, GenerationParams, Usage
+from pimpmyllama.generation.sampling import Sampler
+from pimpmyllama.generation.stopping import TextStream
+
+PREFILL_CHUNK = 512  # long prompts are computed in chunks: bounded activation memory
+
+
+def shared_prefix(cached: list[int], prompt: list[int]) -> int:
+    """How many leading tokens of `prompt` a cache holding `cached` can reuse; the
+    prompt's last token is always computed again, for its logits."""
+    shared = 0
+    for a, b in zip(cached, prompt[:-1]):
+        if a != b:
+            break
+        shared += 1
+    return shared
+
+
+def prefill(backend, cache, prompt: list[int]) -> tuple[torch.Tensor, int]:
+    """Run `prompt` into `cache`, reusing the prefix it already holds: (the logits of
+    the token after the prompt [vocab], the number of prompt tokens reused)."""
+    shared = shared_prefix(cache.ids, prompt)
+    cache.ids = cache.ids[:shared]
+    logits = None
+    for start in range(shared, len(prompt), PREFILL_CHUNK):
+        chunk = prompt[start : start + PREFILL_CHUNK]
+        logits = backend.forward(chunk, cache, start)
+        cache.ids = prompt[: start + len(chunk)]
+    return logits, shared
+
+
+class Sequence:
+    """The state of one reply. `accept` is called once per model step with the
+    logits for the position after the last token; when `done`, `completion()` is
+    the reply. `token` is the last token picked: the one the model must read next."""
+
+    def __init__(self, tokenizer, prompt: list[int], params: GenerationParams, num_ctx: int):
+        self.prompt = list(prompt)
+        self.params = params
+        self.num_ctx = num_ctx
+        self.usage = Usage(prompt_tokens=len(prompt))
+        self.reply: list[int] = []
+        self.reason = "interrupted"  # until it ends by itself
+        self.done = False
+        self.token: int | None = None
+        self._stream = TextStream(tokenizer, params.stop)
+        self._sampler = Sampler(params.sampling)
+        self._end_ids = frozenset() if params.ignore_end_tokens else tokenizer.end_token_ids
+        self._started = time.perf_counter()
+        self._first_token_at: float | None = None
+
+    @property
+    def position(self) -> int:
+        """The position of `token` in the sequence: where the next step writes."""
+        return len(self.prompt) + len(self.reply) - 1
+
+    @property
+    def text(self) -> str:
+        return self._stream.text
+
+    def prefilled(self, cached_tokens: int) -> None:
+        """The prompt is in the cache (`cached_tokens` of it reused): its logits come next."""
+        self.usage.cached_tokens = cached_tokens
+        self.usage.prefill_seconds = time.perf_counter() - self._started
+
+    def accept(self, logits: torch.Tensor) -> str:
+        """Pick the next token from `logits` [vocab]; the text it releases (possibly
+        empty). Afterwards `done` says whether the reply has ended, and then the text
+        held back for stop strings has been released too."""
+        if self._first_token_at is None:
+            self._first_token_at = time.perf_counter()
+        else:
+            self.usage.decode_steps += 1
+            self.usage.decode_seconds = time.perf_counter() - self._first_token_at
+        token = self._sampler(logits, self.reply)
+        if token in self._end_ids:
+            return self._end("stop")
+        self.token = token
+        self.reply.append(token)
+        self.usage.completion_tokens += 1
+        delta = self._stream.push(token)
+        if self._stream.stopped:
+            return delta + self._end("stop")
+        if self.usage.completion_tokens >= self.params.max_new_tokens or len(self.prompt) + len(self.reply) >= self.num_ctx:
+            return delta + self._end("length")
+        return delta
+
+    def _end(self, reason: str) -> str:
+        self.done, self.reason = True, reason
+        return self._stream.finish()
+
+    def stop(self) -> None:
+        """End it from outside (the consumer went away): finish reason "interrupted"."""
+        self.done = True
+
+    def completion(self) -> Completion:
+        return Completion(self._stream.text, self.reason, self.usage, list(self.reply))
