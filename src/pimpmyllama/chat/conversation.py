@@ -1,6 +1,7 @@
 """One conversation with a build, turn by turn, remembered in a session."""
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from pimpmyllama.chat.sources import knowledge_passages, recalled_passages
@@ -47,8 +48,21 @@ class Reply:
         try:
             yield from self._generation
         finally:
-            self.completion = self._generation.completion
-            self.turn_index = self._conversation._record(self._message, self.context, self.completion)
+            self._ended()
+
+    async def __aiter__(self) -> AsyncIterator[str]:
+        """The same, awaited, for a generation that can be (generation/batching.py);
+        abandoning it stops the generation."""
+        try:
+            async for piece in self._generation:
+                yield piece
+        finally:
+            self._generation.close()
+            self._ended()
+
+    def _ended(self) -> None:
+        self.completion = self._generation.completion
+        self.turn_index = self._conversation._record(self._message, self.context, self.completion)
 
     def text(self) -> str:
         for _ in self:
@@ -115,10 +129,11 @@ class Conversation:
     def send(self, message: str, history: list[Turn] | None = None) -> Reply:
         return self.answer(message, self.pack(check_text(message, "the message"), history))
 
-    def answer(self, message: str, context: PackedContext) -> Reply:
-        """The reply to `message` from a context already packed for it (see `pack`)."""
-        generation = self.engine.generate(context.prompt_ids, generation_params(self.parameters),
-                                          self.parameters.num_ctx)
+    def answer(self, message: str, context: PackedContext, ignore_end_tokens: bool = False) -> Reply:
+        """The reply to `message` from a context already packed for it (see `pack`);
+        `ignore_end_tokens`: generate up to max_new_tokens (benchmarks)."""
+        params = replace(generation_params(self.parameters), ignore_end_tokens=ignore_end_tokens)
+        generation = self.engine.generate(context.prompt_ids, params, self.parameters.num_ctx)
         return Reply(self, message, context, generation)
 
     def _record(self, message: str, context: PackedContext, completion: Completion) -> int | None:

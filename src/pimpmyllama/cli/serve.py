@@ -1,4 +1,4 @@
-"""pml serve [--host H] [--port P] [--api-key KEY | --api-key-file F]"""
+"""pml serve [--host H] [--port P] [--api-key KEY | --api-key-file F] [--parallel N] [--max-queue N] [--model REF]"""
 
 from pathlib import Path
 
@@ -12,6 +12,12 @@ def serve(
     port: int = typer.Option(8000, "--port", help="port to listen on"),
     api_key: str = typer.Option(None, "--api-key", help="require Authorization: Bearer KEY (all but /health)"),
     api_key_file: Path = typer.Option(None, "--api-key-file", help="the same, the key read from a file"),
+    parallel: int = typer.Option(8, "--parallel", min=1, max=256,
+                                 help="requests decoded together per model (continuous batching)"),
+    max_queue: int = typer.Option(64, "--max-queue", min=0,
+                                  help="requests that may wait per model beyond those; more get 503 + Retry-After"),
+    model: list[str] = typer.Option([], "--model", help="a build or model to load at start (repeatable); "
+                                    "/health answers 503 until loaded"),
 ):
     """Serve builds and models over an OpenAI-compatible HTTP API (see docs/serving.md)."""
     from pimpmyllama.serving.auth import read_api_key
@@ -22,4 +28,4 @@ def serve(
     if api_key is not None and not api_key.strip():
         raise InvalidInputError("--api-key is empty")
     key = read_api_key(api_key_file) if api_key_file is not None else api_key
-    run(host, port, key)
+    run(host, port, key, parallel=parallel, max_queue=max_queue, preload=tuple(model))

@@ -5,7 +5,8 @@ previous call (the usual case in a chat, where the history grows at the end)
 only computes its new tokens.
 """
 
-from collections.abc import Callable, Iterator
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -36,6 +37,12 @@ class Generation:
 
     def close(self) -> None:
         self._steps.close()
+
+    async def __aiter__(self) -> AsyncIterator[str]:
+        """The same pieces for an asyncio consumer, each computed in a worker thread."""
+        done = object()
+        while (piece := await asyncio.to_thread(next, self._steps, done)) is not done:
+            yield piece
 
     def run(self) -> Completion:
         for _ in self:

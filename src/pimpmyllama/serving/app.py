@@ -1,45 +1,107 @@
 """The FastAPI application: routes only; each one calls the module that does its work."""
 
-from fastapi import Depends, FastAPI
-from fastapi.responses import StreamingResponse
+import asyncio
+import time
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
 
 from pimpmyllama import __version__
 from pimpmyllama.serving.auth import require_key
-from pimpmyllama.serving.chat import start_answer
+from pimpmyllama.serving.chat import Answer, start_answer
 from pimpmyllama.serving.engines import EnginePool
 from pimpmyllama.serving.errors import install_error_handlers
+from pimpmyllama.serving.metrics import CONTENT_TYPE, CountRequests, Metrics
 from pimpmyllama.serving.models_list import served_models
 from pimpmyllama.serving.responses import ChatIds
 from pimpmyllama.serving.schema import ChatCompletionRequest
-from pimpmyllama.serving.streaming import sse_chunks
+from pimpmyllama.serving.streaming import EventStream, sse_chunks
 
 
-def create_app(*, api_key: str | None = None) -> FastAPI:
+def create_app(*, api_key: str | None = None, max_batch: int = 8, max_queue: int = 64,
+               preload: tuple[str, ...] = ()) -> FastAPI:
     """The OpenAI-compatible API. With `api_key`, every endpoint but /health needs
-    `Authorization: Bearer <api_key>`. Engines are loaded on first use and kept."""
-    app = FastAPI(title="pimpmyllama", version=__version__, docs_url=None, redoc_url=None, openapi_url=None)
+    `Authorization: Bearer <api_key>`. Engines are loaded on first use (the models in
+    `preload` at start, /health answering 503 until they are) and kept; each decodes up
+    to `max_batch` requests together, `max_queue` more wait, and beyond that 503."""
+    pool = EnginePool(max_batch, max_queue)
+    metrics = Metrics(pool)
+    app = FastAPI(title="pimpmyllama", version=__version__, docs_url=None, redoc_url=None, openapi_url=None,
+                  lifespan=_lifespan(pool, preload))
+    app.state.pool = pool
     install_error_handlers(app)
-    pool = EnginePool()
+    app.add_middleware(CountRequests, metrics=metrics)
     keyed = [Depends(require_key(api_key))]
 
     @app.get("/health")
-    def health() -> dict:
+    def health():
+        if pool.loading:
+            return JSONResponse({"status": "loading"}, status_code=503, headers={"Retry-After": "1"})
         return {"status": "ok"}
+
+    @app.get("/metrics", dependencies=keyed)
+    def prometheus() -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     @app.get("/v1/models", dependencies=keyed)
     def models() -> dict:
         return {"object": "list", "data": served_models()}
 
-    # Plain `def`: FastAPI runs these in its thread pool, so a generation (CPU-bound,
-    # behind its engine's lock) does not stop the server from taking requests.
     @app.post("/v1/chat/completions", dependencies=keyed)
-    def chat_completions(request: ChatCompletionRequest):
-        answer = start_answer(pool, request)
+    async def chat_completions(request: ChatCompletionRequest, http: Request):
+        arrived = time.perf_counter()
+        # resolving and packing read files and embed the message: off the event loop
+        answer = await run_in_threadpool(start_answer, pool, request)
+
+        def ended():
+            metrics.replied(answer.reply.completion, time.perf_counter() - arrived)
+
         if request.stream:
             include_usage = bool(request.stream_options and request.stream_options.include_usage)
-            return StreamingResponse(sse_chunks(answer, include_usage), media_type="text/event-stream")
-        for _ in answer.deltas():
-            pass
+            return EventStream(sse_chunks(answer, include_usage, ended))
+        try:
+            await _reply_unless_disconnected(answer, http)
+        finally:
+            ended()
         return ChatIds(request.model).completion(answer.reply.completion)
 
     return app
+
+
+async def _reply_unless_disconnected(answer: Answer, http: Request) -> None:
+    """Generate the whole reply, or stop as soon as the client disconnects."""
+
+    async def generate():
+        async for _ in answer.reply:
+            pass
+
+    async def disconnected():
+        while (await http.receive())["type"] != "http.disconnect":
+            pass
+
+    reply, gone = asyncio.ensure_future(generate()), asyncio.ensure_future(disconnected())
+    try:
+        await asyncio.wait([reply, gone], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (reply, gone):
+            task.cancel()
+        await asyncio.gather(reply, gone, return_exceptions=True)
+    if reply.cancelled() is False and reply.exception() is not None:
+        raise reply.exception()
+
+
+def _lifespan(pool: EnginePool, preload: tuple[str, ...]):
+    from contextlib import asynccontextmanager
+
+    from pimpmyllama.serving.chat import resolve_served
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        loads = [asyncio.ensure_future(run_in_threadpool(pool.get, resolve_served(ref))) for ref in preload]
+        yield
+        for load in loads:
+            load.cancel()
+        await run_in_threadpool(pool.close)
+
+    return lifespan

@@ -3,8 +3,6 @@ model reference as the CLI does, apply the request's system prompt and parameter
 the build, pack the request's messages, and refuse what does not fit."""
 
 import copy
-import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from pimpmyllama.chat.conversation import Conversation, Reply
@@ -24,13 +22,7 @@ from pimpmyllama.text import check_text
 @dataclass
 class Answer:
     model: str
-    reply: Reply
-    lock: threading.Lock  # the engine's: held while this reply is generated
-
-    def deltas(self) -> Iterator[str]:
-        """The reply's text pieces; afterwards `reply.completion` holds its usage."""
-        with self.lock:
-            yield from self.reply
+    reply: Reply  # `async for` its text pieces; afterwards `reply.completion` holds its usage
 
 
 def resolve_served(ref: str) -> Build:
@@ -60,12 +52,11 @@ def with_request(build: Build, request: ChatCompletionRequest, system: str | Non
 def start_answer(pool: EnginePool, request: ChatCompletionRequest) -> Answer:
     dialogue = split_messages(request.messages)
     build = with_request(resolve_served(request.model), request, dialogue.system)
-    loaded = pool.get(build)
-    conversation = open_build(build, engine=loaded.engine)
+    conversation = open_build(build, engine=pool.get(build))
     message = check_text(dialogue.message, "the last message")
     context = conversation.pack(message, dialogue.history)
     refuse_dropped_turns(conversation, message, dialogue.history, context)
-    return Answer(request.model, conversation.answer(message, context), loaded.lock)
+    return Answer(request.model, conversation.answer(message, context, ignore_end_tokens=request.ignore_eos))
 
 
 def refuse_dropped_turns(conversation: Conversation, message: str, history: list[Turn],

@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from pimpmyllama.errors import ContextOverflowError, NotFoundError, PmlError
+from pimpmyllama.errors import BusyError, ContextOverflowError, NotFoundError, PmlError
 
 log = logging.getLogger("pimpmyllama.serving")
 
@@ -18,18 +18,22 @@ class ApiError(Exception):
     """An error with its HTTP status and the request field it is about."""
 
     def __init__(self, status: int, message: str, *, param: str | None = None, code: str | None = None,
-                 type: str = "invalid_request_error"):
+                 type: str = "invalid_request_error", headers: dict | None = None):
         super().__init__(message)
         self.status, self.message, self.param, self.code, self.type = status, message, param, code, type
+        self.headers = headers
 
     def body(self) -> dict:
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
 
     def response(self) -> JSONResponse:
-        return JSONResponse(self.body(), status_code=self.status)
+        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
 
 
 def from_pml_error(exc: PmlError, param: str | None = None) -> ApiError:
+    if isinstance(exc, BusyError):
+        return ApiError(503, str(exc), type="server_error", code="server_busy",
+                        headers={"Retry-After": str(exc.retry_after)})
     if isinstance(exc, NotFoundError):
         return ApiError(404, str(exc), param=param, code="model_not_found" if param == "model" else "not_found")
     if isinstance(exc, ContextOverflowError):

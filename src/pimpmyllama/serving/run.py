@@ -23,11 +23,23 @@ def check_listen(host: str, port: int) -> None:
             raise InvalidInputError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
-def serve(host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None) -> None:
-    """Serve the API until interrupted."""
+def serve(host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None, *, parallel: int = 8,
+          max_queue: int = 64, preload: tuple[str, ...] = ()) -> None:
+    """Serve the API until interrupted; the options as `create_app`'s."""
     import uvicorn
 
     from pimpmyllama.serving.app import create_app
 
     check_listen(host, port)
-    uvicorn.run(create_app(api_key=api_key), host=host, port=port, log_level="info")
+    if preload:
+        from pimpmyllama.errors import NotFoundError
+        from pimpmyllama.serving.chat import resolve_served
+        from pimpmyllama.serving.errors import ApiError
+
+        for ref in preload:  # an unknown name fails now, in one line
+            try:
+                resolve_served(ref)
+            except ApiError as exc:
+                raise (NotFoundError if exc.status == 404 else InvalidInputError)(f"--model: {exc.message}") from None
+    app = create_app(api_key=api_key, max_batch=parallel, max_queue=max_queue, preload=preload)
+    uvicorn.run(app, host=host, port=port, log_level="info")

@@ -41,6 +41,7 @@ class ChatCompletionRequest(_Strict):
     seed: int | None = None
     stop: str | list[str] | None = None
     n: Literal[1] = 1  # one choice per request
+    ignore_eos: bool = False  # as llama-server and vLLM: generate max_tokens tokens (benchmarks)
 
     @field_validator("stop")
     @classmethod

@@ -1,9 +1,12 @@
 """A streamed reply as server-sent events: `data: {chunk}` per piece, the finish
 reason, the usage when asked, then `data: [DONE]`. An error after the stream has
-begun cannot change the status any more: it is sent as a last `data: {"error": ...}`."""
+begun cannot change the status any more: it is sent as a last `data: {"error": ...}`.
+A client that goes away ends the stream and, with it, the reply's generation."""
 
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable
+
+from starlette.responses import StreamingResponse
 
 from pimpmyllama.errors import PmlError
 from pimpmyllama.serving.chat import Answer
@@ -15,16 +18,35 @@ def _event(body: dict | str) -> str:
     return f"data: {body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)}\n\n"
 
 
-def sse_chunks(answer: Answer, include_usage: bool) -> Iterator[str]:
+class EventStream(StreamingResponse):
+    """A text/event-stream response that closes its events' generator however the
+    response ends — a client that disconnected included — so the generation stops."""
+
+    media_type = "text/event-stream"
+
+    async def stream_response(self, send) -> None:
+        try:
+            await super().stream_response(send)
+        finally:
+            await self.body_iterator.aclose()
+
+
+async def sse_chunks(answer: Answer, include_usage: bool, ended: Callable[[], None] = lambda: None
+                     ) -> AsyncIterator[str]:
+    """`ended()` is called once the reply has ended, however it ended."""
     ids = ChatIds(answer.model)
+    pieces = aiter(answer.reply)
     try:
         yield _event(ids.chunk({"role": "assistant", "content": ""}, with_usage=include_usage))
-        for piece in answer.deltas():
+        async for piece in pieces:
             yield _event(ids.chunk({"content": piece}, with_usage=include_usage))
     except PmlError as exc:
         yield _event(from_pml_error(exc).body())
         yield _event("[DONE]")
         return
+    finally:
+        await pieces.aclose()  # stops the generation when the client went away mid-reply
+        ended()
     completion = answer.reply.completion
     yield _event(ids.chunk({}, FINISH_REASONS[completion.finish_reason], with_usage=include_usage))
     if include_usage:
