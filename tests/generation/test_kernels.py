@@ -57,6 +57,19 @@ def test_q8_gemv_is_the_fp32_product_of_the_row_scaled_weights():
     torch.testing.assert_close(y, x @ (q.float() * scales[:, None]).T, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("n,k", [(64, 96), (200, 1536)])
+def test_a_row_among_many_gets_exactly_what_it_gets_alone(n, k):
+    # the kernels take rows in tiles (batched decoding): 11 rows cross the tiles' edges
+    weight = rand(n, k, scale=0.05)
+    x = rand(11, k, seed=2)
+    q, d, m = quantize_int4(weight)
+    q4 = torch.ops.pml.q4_gemv(x, pack_nibbles(q), d, m)
+    assert torch.equal(q4, torch.cat([torch.ops.pml.q4_gemv(row[None], pack_nibbles(q), d, m) for row in x]))
+    q8, scales = quantize_int8(weight)
+    y = torch.ops.pml.q8_gemv(x, q8, scales)
+    assert torch.equal(y, torch.cat([torch.ops.pml.q8_gemv(row[None], q8, scales) for row in x]))
+
+
 def test_rms_norm_and_silu_mul_match_torch():
     x, w = rand(3, 200), rand(200, seed=1)
     torch.testing.assert_close(torch.ops.pml.rms_norm(x, w, 1e-5), F.rms_norm(x, (200,), w, 1e-5), rtol=1e-5, atol=1e-6)

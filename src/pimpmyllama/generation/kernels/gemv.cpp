@@ -9,13 +9,16 @@
 //     the minimum's share, m * sum(x), uses the exact fp32 sums of x.
 // q8: w = q * s, q int8, one fp32 scale per row; fp32 products.
 //
-// Rows are shared among ATen's threads.
+// Weight rows are shared among ATen's threads; the rows of x (a batch of decoding
+// sequences) go through each weight row a tile at a time, the weights unpacked once
+// per tile, and every row of x gets exactly the numbers it would get alone.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <immintrin.h>
 #include <torch/library.h>
 
 #include <cmath>
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -75,51 +78,86 @@ inline __m512 pair_scales(const uint16_t* d, bool both) {
   return _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(_mm_cvtph_ps(_mm_cvtsi32_si128(bits))));
 }
 
-// total + this pair's products, each lane scaled by its weights' and activations' scales.
-inline __m512 add_pair(__m512 total, const uint8_t* q, const uint16_t* d, const Activations& a, int64_t pair,
-                       bool both) {
-  const __m256i bytes = both ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q))
-                             : _mm256_maskz_loadu_epi8(0xFFFF, q);
-  const __m512i dots = _mm512_dpbusd_epi32(_mm512_setzero_si512(), unpack_pair(bytes),
-                                           _mm512_loadu_si512(a.q.data() + pair * 64));
-  return _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(dots), _mm512_loadu_ps(a.scale.data() + pair * 16)),
-                         pair_scales(d, both), total);
-}
+// Up to kTile rows of activations against one q4 row at a time: a pair of groups is
+// unpacked once for all of them (a batch of decoding sequences). Each row's arithmetic
+// is the same, in the same order, whatever the tile: even pairs into one accumulator,
+// odd ones into another, the minima into the first, then one reduction — so a row's
+// result does not depend on the rows decoded beside it.
+constexpr int kTile = 4;
 
-float q4_row(const uint8_t* q, const uint16_t* d, const uint16_t* m, const Activations& a, int64_t groups) {
-  __m512 total0 = _mm512_setzero_ps(), total1 = _mm512_setzero_ps();
+template <int T>
+void q4_rows(const uint8_t* q, const uint16_t* d, const uint16_t* m, const Activations* const* a, int64_t groups,
+             float* out) {
+  __m512 total0[T], total1[T];
+  for (int t = 0; t < T; ++t) total0[t] = total1[t] = _mm512_setzero_ps();
+  auto add = [&](__m512* total, int64_t p, bool both) {
+    const uint8_t* qp = q + p * 32;
+    const __m256i bytes = both ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qp))
+                               : _mm256_maskz_loadu_epi8(0xFFFF, qp);
+    const __m512i w = unpack_pair(bytes);
+    const __m512 ds = pair_scales(d + p * 2, both);
+    for (int t = 0; t < T; ++t) {
+      const __m512i dots = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, _mm512_loadu_si512(a[t]->q.data() + p * 64));
+      total[t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(dots), _mm512_loadu_ps(a[t]->scale.data() + p * 16)),
+                                 ds, total[t]);
+    }
+  };
   const int64_t full = groups / 2;
   int64_t p = 0;
   for (; p + 1 < full; p += 2) {
-    total0 = add_pair(total0, q + p * 32, d + p * 2, a, p, true);
-    total1 = add_pair(total1, q + p * 32 + 32, d + p * 2 + 2, a, p + 1, true);
+    add(total0, p, true);
+    add(total1, p + 1, true);
   }
-  for (; p < full; ++p) total0 = add_pair(total0, q + p * 32, d + p * 2, a, p, true);
-  if (groups % 2) total1 = add_pair(total1, q + p * 32, d + p * 2, a, p, false);
+  for (; p < full; ++p) add(total0, p, true);
+  if (groups % 2) add(total1, p, false);
   for (int64_t g = 0; g < groups; g += 16) {  // the minima: sum over groups of m * sum(x)
     const __mmask16 k = groups - g >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (groups - g)) - 1);
-    total0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, m + g)),
-                             _mm512_maskz_loadu_ps(k, a.sum.data() + g), total0);
+    const __m512 minima = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, m + g));
+    for (int t = 0; t < T; ++t) total0[t] = _mm512_fmadd_ps(minima, _mm512_maskz_loadu_ps(k, a[t]->sum.data() + g), total0[t]);
   }
-  return _mm512_reduce_add_ps(_mm512_add_ps(total0, total1));
+  for (int t = 0; t < T; ++t) out[t] = _mm512_reduce_add_ps(_mm512_add_ps(total0[t], total1[t]));
 }
 
-float q8_row(const int8_t* q, const float* x, int64_t k) {
-  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+// One q4 row against every activation row, kTile at a time.
+void q4_row_all(const uint8_t* q, const uint16_t* d, const uint16_t* m, const std::vector<Activations>& a,
+                int64_t groups, float* y, int64_t n, int64_t r) {
+  const int64_t rows = static_cast<int64_t>(a.size());
+  const Activations* tile[kTile];
+  float out[kTile];
+  for (int64_t i = 0; i < rows; i += kTile) {
+    const int64_t count = std::min<int64_t>(kTile, rows - i);
+    for (int64_t t = 0; t < count; ++t) tile[t] = &a[i + t];
+    switch (count) {
+      case 4: q4_rows<4>(q, d, m, tile, groups, out); break;
+      case 3: q4_rows<3>(q, d, m, tile, groups, out); break;
+      case 2: q4_rows<2>(q, d, m, tile, groups, out); break;
+      default: q4_rows<1>(q, d, m, tile, groups, out); break;
+    }
+    for (int64_t t = 0; t < count; ++t) y[(i + t) * n + r] = out[t];
+  }
+}
+
+// Up to kTile rows of x against one q8 row: each 16 weights converted to fp32 once for
+// all of them; each row's sums in the same order whatever the tile (four accumulators
+// over 64-wide steps, the tail into the first, then one reduction).
+template <int T>
+void q8_rows(const int8_t* q, const float* const* x, int64_t k, float* out) {
+  __m512 acc[T][4];
+  for (int t = 0; t < T; ++t)
+    for (int u = 0; u < 4; ++u) acc[t][u] = _mm512_setzero_ps();
   int64_t i = 0;
   for (; i + 64 <= k; i += 64)
     for (int u = 0; u < 4; ++u) {
-      const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + i + 16 * u));
-      acc[u] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(bytes)), _mm512_loadu_ps(x + i + 16 * u),
-                               acc[u]);
+      const __m512 w = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + i + 16 * u))));
+      for (int t = 0; t < T; ++t) acc[t][u] = _mm512_fmadd_ps(w, _mm512_loadu_ps(x[t] + i + 16 * u), acc[t][u]);
     }
   for (; i < k; i += 16) {
     const __mmask16 mask = k - i >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (k - i)) - 1);
-    const __m128i bytes = _mm_maskz_loadu_epi8(mask, q + i);
-    acc[0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(bytes)), _mm512_maskz_loadu_ps(mask, x + i),
-                             acc[0]);
+    const __m512 w = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mask, q + i)));
+    for (int t = 0; t < T; ++t) acc[t][0] = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(mask, x[t] + i), acc[t][0]);
   }
-  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+  for (int t = 0; t < T; ++t)
+    out[t] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[t][0], acc[t][1]), _mm512_add_ps(acc[t][2], acc[t][3])));
 }
 
 // Rows are read one after another; asking for a row a few ahead keeps the loads
@@ -153,8 +191,7 @@ at::Tensor q4_gemv(const at::Tensor& x, const at::Tensor& q, const at::Tensor& d
     for (int64_t r = begin; r < end; ++r) {
       if (r + kAhead < end) prefetch_row(qp + (r + kAhead) * (k / 2), k / 2, dp + (r + kAhead) * groups,
                                          mp + (r + kAhead) * groups, groups * 2);
-      for (int64_t i = 0; i < rows; ++i)
-        yp[i * n + r] = q4_row(qp + r * (k / 2), dp + r * groups, mp + r * groups, prepared[i], groups);
+      q4_row_all(qp + r * (k / 2), dp + r * groups, mp + r * groups, prepared, groups, yp, n, r);
     }
   });
   return y;
@@ -173,8 +210,20 @@ at::Tensor q8_gemv(const at::Tensor& x, const at::Tensor& q, const at::Tensor& s
   const float* sp = sc.data_ptr<float>();
   float* yp = y.data_ptr<float>();
   at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
+    const float* tile[kTile];
+    float out[kTile];
     for (int64_t r = begin; r < end; ++r)
-      for (int64_t i = 0; i < rows; ++i) yp[i * n + r] = q8_row(qp + r * k, xp + i * k, k) * sp[r];
+      for (int64_t i = 0; i < rows; i += kTile) {
+        const int64_t count = std::min<int64_t>(kTile, rows - i);
+        for (int64_t t = 0; t < count; ++t) tile[t] = xp + (i + t) * k;
+        switch (count) {
+          case 4: q8_rows<4>(qp + r * k, tile, k, out); break;
+          case 3: q8_rows<3>(qp + r * k, tile, k, out); break;
+          case 2: q8_rows<2>(qp + r * k, tile, k, out); break;
+          default: q8_rows<1>(qp + r * k, tile, k, out); break;
+        }
+        for (int64_t t = 0; t < count; ++t) yp[(i + t) * n + r] = out[t] * sp[r];
+      }
   });
   return y;
 }
