@@ -27,6 +27,8 @@ def generation_params(p: Parameters) -> GenerationParams:
         repeat_penalty=p.repeat_penalty,
         repeat_last_n=p.repeat_last_n,
         seed=p.seed,
+        presence_penalty=p.presence_penalty,
+        frequency_penalty=p.frequency_penalty,
     )
     return GenerationParams(max_new_tokens=p.max_new_tokens, sampling=sampling, stop=tuple(p.stop))
 

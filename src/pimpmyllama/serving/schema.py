@@ -39,6 +39,8 @@ class ChatCompletionRequest(_Strict):
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
     seed: int | None = None
+    presence_penalty: float | None = Field(None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(None, ge=-2, le=2)
     stop: str | list[str] | None = None
     n: Literal[1] = 1  # one choice per request
 
@@ -56,6 +58,8 @@ class ChatCompletionRequest(_Strict):
             "temperature": self.temperature,
             "top_p": self.top_p,
             "seed": self.seed,
+            "presence_penalty": self.presence_penalty,
+            "frequency_penalty": self.frequency_penalty,
             "stop": [self.stop] if isinstance(self.stop, str) else self.stop,
         }
         return {name: value for name, value in given.items() if value is not None}
