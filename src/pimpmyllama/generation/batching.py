@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from pimpmyllama.errors import BusyError
 from pimpmyllama.generation.engine import Engine, Generation
+from pimpmyllama.generation.logprobs import worth_sending
 from pimpmyllama.generation.outbox import Outbox
 from pimpmyllama.generation.params import Completion, GenerationParams
 from pimpmyllama.generation.sequence import PREFILL_CHUNK, Sequence, shared_prefix
@@ -241,7 +242,7 @@ class Batcher:
 
     def _deliver(self, running: _Running, logits) -> None:
         delta = running.sequence.accept(logits)
-        if delta:
+        if worth_sending(delta):
             running.outbox.put(delta)
         if running.sequence.done:
             self._leave(running)
