@@ -1,6 +1,7 @@
 """One conversation with a build, turn by turn, remembered in a session."""
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from pimpmyllama.chat.sources import knowledge_passages, recalled_passages
@@ -117,10 +118,11 @@ class Conversation:
     def send(self, message: str, history: list[Turn] | None = None) -> Reply:
         return self.answer(message, self.pack(check_text(message, "the message"), history))
 
-    def answer(self, message: str, context: PackedContext) -> Reply:
-        """The reply to `message` from a context already packed for it (see `pack`)."""
-        generation = self.engine.generate(context.prompt_ids, generation_params(self.parameters),
-                                          self.parameters.num_ctx)
+    def answer(self, message: str, context: PackedContext, decoding: dict | None = None) -> Reply:
+        """The reply to `message` from a context already packed for it (see `pack`);
+        `decoding`: GenerationParams fields to set beyond the build's (logprobs, grammar)."""
+        params = replace(generation_params(self.parameters), **(decoding or {}))
+        generation = self.engine.generate(context.prompt_ids, params, self.parameters.num_ctx)
         return Reply(self, message, context, generation)
 
     def _record(self, message: str, context: PackedContext, completion: Completion) -> int | None:

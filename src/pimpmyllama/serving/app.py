@@ -40,6 +40,6 @@ def create_app(*, api_key: str | None = None) -> FastAPI:
             return StreamingResponse(sse_chunks(answer, include_usage), media_type="text/event-stream")
         for _ in answer.deltas():
             pass
-        return ChatIds(request.model).completion(answer.reply.completion)
+        return ChatIds(request.model).completion(answer.reply.completion, answer.tokenizer)
 
     return app

@@ -14,6 +14,7 @@ from pimpmyllama.models.refs import is_path, split_adapter
 from pimpmyllama.prompting.build import Build, Parameters
 from pimpmyllama.prompting.packer import PackedContext, Turn
 from pimpmyllama.prompting.refs import is_build_file, resolve_build
+from pimpmyllama.serving.decoding import chat_decoding
 from pimpmyllama.serving.engines import EnginePool
 from pimpmyllama.serving.errors import ApiError, from_pml_error
 from pimpmyllama.serving.messages import split_messages
@@ -26,6 +27,7 @@ class Answer:
     model: str
     reply: Reply
     lock: threading.Lock  # the engine's: held while this reply is generated
+    tokenizer: object = None  # the model's: token ids as text, for logprobs
 
     def deltas(self) -> Iterator[str]:
         """The reply's text pieces; afterwards `reply.completion` holds its usage."""
@@ -65,7 +67,8 @@ def start_answer(pool: EnginePool, request: ChatCompletionRequest) -> Answer:
     message = check_text(dialogue.message, "the last message")
     context = conversation.pack(message, dialogue.history)
     refuse_dropped_turns(conversation, message, dialogue.history, context)
-    return Answer(request.model, conversation.answer(message, context), loaded.lock)
+    reply = conversation.answer(message, context, chat_decoding(request))
+    return Answer(request.model, reply, loaded.lock, loaded.engine.tokenizer)
 
 
 def refuse_dropped_turns(conversation: Conversation, message: str, history: list[Turn],

@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 
 from pimpmyllama.errors import PmlError
+from pimpmyllama.generation.logprobs import Piece
 from pimpmyllama.serving.chat import Answer
 from pimpmyllama.serving.errors import from_pml_error
 from pimpmyllama.serving.responses import FINISH_REASONS, ChatIds
@@ -20,7 +21,8 @@ def sse_chunks(answer: Answer, include_usage: bool) -> Iterator[str]:
     try:
         yield _event(ids.chunk({"role": "assistant", "content": ""}, with_usage=include_usage))
         for piece in answer.deltas():
-            yield _event(ids.chunk({"content": piece}, with_usage=include_usage))
+            logprobs = chat_logprobs(answer.tokenizer, list(piece.logprobs)) if isinstance(piece, Piece) else None
+            yield _event(ids.chunk({"content": piece}, with_usage=include_usage, logprobs=logprobs))
     except PmlError as exc:
         yield _event(from_pml_error(exc).body())
         yield _event("[DONE]")
