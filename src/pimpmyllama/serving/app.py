@@ -6,6 +6,8 @@ from fastapi.responses import StreamingResponse
 from pimpmyllama import __version__
 from pimpmyllama.serving.auth import require_key
 from pimpmyllama.serving.chat import start_answer
+from pimpmyllama.serving.completions import CompletionRequest, TextCompletion, sse
+from pimpmyllama.serving.embeddings import EmbeddingRequest, embed
 from pimpmyllama.serving.engines import EnginePool
 from pimpmyllama.serving.errors import install_error_handlers
 from pimpmyllama.serving.models_list import served_models
@@ -41,5 +43,16 @@ def create_app(*, api_key: str | None = None) -> FastAPI:
         for _ in answer.deltas():
             pass
         return ChatIds(request.model).completion(answer.reply.completion, answer.tokenizer)
+
+    @app.post("/v1/completions", dependencies=keyed)
+    def completions(request: CompletionRequest):
+        completion = TextCompletion(pool, request)
+        if request.stream:
+            return StreamingResponse(sse(completion.chunks()), media_type="text/event-stream")
+        return completion.body()
+
+    @app.post("/v1/embeddings", dependencies=keyed)
+    def embeddings(request: EmbeddingRequest) -> dict:
+        return embed(request)
 
     return app

@@ -48,29 +48,15 @@ class ResponseFormat(_Strict):
         return self
 
 
-class ChatCompletionRequest(_Strict):
-    model: str = Field(min_length=1)
-    messages: list[ChatMessage] = Field(min_length=1)
-    stream: bool = False
-    stream_options: StreamOptions | None = None
-    max_tokens: int | None = Field(None, ge=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
+class SamplingFields(_Strict):
+    """The sampling fields chat and text completions share."""
+
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
     seed: int | None = None
     presence_penalty: float | None = Field(None, ge=-2, le=2)
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
     stop: str | list[str] | None = None
-    n: Literal[1] = 1  # one choice per request
-    logprobs: bool = False
-    top_logprobs: int | None = Field(None, ge=0, le=20)
-    response_format: ResponseFormat | None = None
-
-    @model_validator(mode="after")
-    def _top_needs_logprobs(self):
-        if self.top_logprobs is not None and not self.logprobs:
-            raise ValueError("top_logprobs needs logprobs: true")
-        return self
 
     @field_validator("stop")
     @classmethod
@@ -91,3 +77,22 @@ class ChatCompletionRequest(_Strict):
             "stop": [self.stop] if isinstance(self.stop, str) else self.stop,
         }
         return {name: value for name, value in given.items() if value is not None}
+
+
+class ChatCompletionRequest(SamplingFields):
+    model: str = Field(min_length=1)
+    messages: list[ChatMessage] = Field(min_length=1)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    n: Literal[1] = 1  # one choice per request
+    logprobs: bool = False
+    top_logprobs: int | None = Field(None, ge=0, le=20)
+    response_format: ResponseFormat | None = None
+
+    @model_validator(mode="after")
+    def _top_needs_logprobs(self):
+        if self.top_logprobs is not None and not self.logprobs:
+            raise ValueError("top_logprobs needs logprobs: true")
+        return self

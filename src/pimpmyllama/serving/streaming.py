@@ -9,6 +9,7 @@ from pimpmyllama.errors import PmlError
 from pimpmyllama.generation.logprobs import Piece
 from pimpmyllama.serving.chat import Answer
 from pimpmyllama.serving.errors import from_pml_error
+from pimpmyllama.serving.logprobs import chat_logprobs
 from pimpmyllama.serving.responses import FINISH_REASONS, ChatIds
 
 
