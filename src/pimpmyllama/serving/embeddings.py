@@ -2,6 +2,7 @@
 (`model` names the base: its texts and a client's queries then share one space).
 Vectors are L2-normalised, as the knowledge bases store them."""
 
+import base64
 from typing import Literal
 
 from pydantic import Field
@@ -16,7 +17,7 @@ from pimpmyllama.serving.schema import _Strict
 class EmbeddingRequest(_Strict):
     model: str = Field(min_length=1)
     input: str | list[str]
-    encoding_format: Literal["float"] = "float"
+    encoding_format: Literal["float", "base64"] = "float"  # base64: little-endian float32 (the client's default)
 
 
 def embedder_for(model: str) -> str:
@@ -30,6 +31,12 @@ def embedder_for(model: str) -> str:
     return base.embedder
 
 
+def _encoded(vector, encoding_format: str):
+    if encoding_format == "base64":
+        return base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii")
+    return vector.tolist()
+
+
 def embed(request: EmbeddingRequest) -> dict:
     texts = [request.input] if isinstance(request.input, str) else request.input
     if not texts or not all(t.strip() for t in texts):
@@ -38,5 +45,6 @@ def embed(request: EmbeddingRequest) -> dict:
     vectors = embedder.encode(texts)
     tokens = sum(embedder.count_tokens(t) for t in texts)
     return {"object": "list", "model": request.model,
-            "data": [{"object": "embedding", "index": i, "embedding": v.tolist()} for i, v in enumerate(vectors)],
+            "data": [{"object": "embedding", "index": i, "embedding": _encoded(v, request.encoding_format)}
+                     for i, v in enumerate(vectors)],
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
