@@ -161,3 +161,18 @@ def test_a_failing_step_fails_its_requests_and_the_batcher_goes_on(batcher, engi
         batcher.generate(ids, params, 128).run()
     monkeypatch.setattr(engine.backend, "forward", real)
     assert batcher.generate(ids, params, 128).run().usage.completion_tokens >= 1
+
+
+def test_work_on_the_engine_runs_in_the_decoding_thread_between_steps(batcher, engine):
+    ids = prompts(engine, 1)[0]
+    threads = []
+
+    def score(used):
+        threads.append(threading.current_thread().name)
+        return used.next_token_logprobs(ids, 128)
+
+    assert torch.equal(batcher.call(score), engine.next_token_logprobs(ids, 128))
+    assert threads == ["batcher tiny"]
+    with pytest.raises(ZeroDivisionError):
+        batcher.call(lambda used: 1 / 0)
+    assert batcher.generate(ids, GenerationParams(max_new_tokens=2, sampling=GREEDY), 128).run().usage.completion_tokens

@@ -1,6 +1,7 @@
 import torch
 
-from pimpmyllama.generation.sampling import Sampler, SamplingParams, apply_repeat_penalty, filter_top_k_top_p
+from pimpmyllama.generation.sampling import (Sampler, SamplingParams, apply_presence_frequency, apply_repeat_penalty,
+                                             filter_top_k_top_p)
 
 
 def test_repeat_penalty_divides_positive_and_multiplies_negative_logits():
@@ -54,4 +55,25 @@ def test_the_engine_samples_with_a_builds_defaults():
 
     assert generation_params(Parameters()).sampling == SamplingParams()
     assert asdict(SamplingParams()) == {"temperature": 0.8, "top_k": 40, "top_p": 0.9, "repeat_penalty": 1.1,
-                                        "repeat_last_n": 64, "seed": None}
+                                        "repeat_last_n": 64, "seed": None, "presence_penalty": 0.0,
+                                        "frequency_penalty": 0.0}
+
+
+def test_presence_and_frequency_penalties_follow_openai():
+    logits = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    out = apply_presence_frequency(logits, [3, 3, 1, 3], presence=0.5, frequency=0.25)
+    # token 3: 3 times -> 4 - 0.5 - 0.75; token 1: once -> 2 - 0.5 - 0.25; unseen tokens untouched
+    assert out.tolist() == [1.0, 1.25, 3.0, 2.75]
+    assert apply_presence_frequency(logits, [0], presence=-1.0, frequency=0.0).tolist() == [2.0, 2.0, 3.0, 4.0]
+    assert apply_presence_frequency(logits, [], presence=2.0, frequency=2.0) is logits
+
+
+def test_the_sampler_applies_presence_and_frequency_to_the_reply():
+    logits = torch.tensor([3.0, 2.5])
+    plain = SamplingParams(temperature=0, repeat_penalty=1.0)
+    assert Sampler(plain)(logits, [0]) == 0
+    presence = SamplingParams(temperature=0, repeat_penalty=1.0, presence_penalty=0.6)
+    assert Sampler(presence)(logits, [0]) == 1  # 3.0 - 0.6 < 2.5
+    frequency = SamplingParams(temperature=0, repeat_penalty=1.0, frequency_penalty=0.3)
+    assert Sampler(frequency)(logits, [0]) == 0  # 2.7 > 2.5
+    assert Sampler(frequency)(logits, [0, 0]) == 1  # 2.4 < 2.5

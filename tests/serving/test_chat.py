@@ -25,11 +25,16 @@ def test_reply_and_usage(client, fake_engine):
 
 def test_request_parameters_reach_the_engine(client, fake_engine):
     chat(client, max_completion_tokens=7, temperature=0.2, top_p=0.5, seed=11, stop="END")
-    chat(client, max_tokens=9, stop=["a", "b"])
+    chat(client, max_tokens=9, stop=["a", "b"], presence_penalty=-0.5, frequency_penalty=1.5)
     first, second = fake_engine.params
     assert (first.max_new_tokens, first.sampling.temperature, first.sampling.top_p, first.sampling.seed,
             first.stop) == (7, 0.2, 0.5, 11, ("END",))
+    assert (first.sampling.presence_penalty, first.sampling.frequency_penalty) == (0.0, 0.0)
     assert (second.max_new_tokens, second.stop) == (9, ("a", "b"))
+    assert (second.sampling.presence_penalty, second.sampling.frequency_penalty) == (-0.5, 1.5)
+    response = chat(client, presence_penalty=2.5)
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "presence_penalty"
 
 
 def test_earlier_messages_are_the_history_and_system_overrides_the_build(client, fake_engine):

@@ -28,6 +28,8 @@ def generation_params(p: Parameters) -> GenerationParams:
         repeat_penalty=p.repeat_penalty,
         repeat_last_n=p.repeat_last_n,
         seed=p.seed,
+        presence_penalty=p.presence_penalty,
+        frequency_penalty=p.frequency_penalty,
     )
     return GenerationParams(max_new_tokens=p.max_new_tokens, sampling=sampling, stop=tuple(p.stop))
 
@@ -129,10 +131,10 @@ class Conversation:
     def send(self, message: str, history: list[Turn] | None = None) -> Reply:
         return self.answer(message, self.pack(check_text(message, "the message"), history))
 
-    def answer(self, message: str, context: PackedContext, ignore_end_tokens: bool = False) -> Reply:
+    def answer(self, message: str, context: PackedContext, decoding: dict | None = None) -> Reply:
         """The reply to `message` from a context already packed for it (see `pack`);
-        `ignore_end_tokens`: generate up to max_new_tokens (benchmarks)."""
-        params = replace(generation_params(self.parameters), ignore_end_tokens=ignore_end_tokens)
+        `decoding`: GenerationParams fields to set beyond the build's (logprobs, grammar)."""
+        params = replace(generation_params(self.parameters), **(decoding or {}))
         generation = self.engine.generate(context.prompt_ids, params, self.parameters.num_ctx)
         return Reply(self, message, context, generation)
 

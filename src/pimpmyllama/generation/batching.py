@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from pimpmyllama.errors import BusyError
 from pimpmyllama.generation.engine import Engine, Generation
+from pimpmyllama.generation.logprobs import worth_sending
 from pimpmyllama.generation.outbox import Outbox
 from pimpmyllama.generation.params import Completion, GenerationParams
 from pimpmyllama.generation.sequence import PREFILL_CHUNK, Sequence, shared_prefix
@@ -36,6 +37,11 @@ class _Running:
     pending: int = 0  # the first prompt position not yet in the cache
     reused: int = 0  # prompt tokens found in the cache it was given
     cancelled: bool = False
+
+
+@dataclass
+class _Failed:
+    error: Exception
 
 
 class QueuedGeneration(Generation):
@@ -129,6 +135,7 @@ class Batcher:
         self.stats = BatchStats()
         self._waiting: deque[_Running] = deque()
         self._running: list[_Running] = []
+        self._jobs: deque[tuple[Callable, Outbox]] = deque()
         self._wake = threading.Condition()
         self._closed = False
         self._caches = CachePool(engine.backend, keep=max_batch)
@@ -169,6 +176,20 @@ class Batcher:
             self._wake.notify()
         return QueuedGeneration(running)
 
+    def call(self, work: Callable[[Engine], object]):
+        """`work(engine)` run by the decoding thread between two steps (the engine is
+        not for two threads at once), e.g. scoring a prompt; its result, or its error."""
+        outbox = Outbox()
+        with self._wake:
+            if self._closed:
+                raise BusyError(f"{self.name} is shutting down")
+            self._jobs.append((work, outbox))
+            self._wake.notify()
+        result = outbox.get()
+        if isinstance(result, _Failed):
+            raise result.error
+        return result
+
     def close(self) -> None:
         """Stop the thread; replies still running end as interrupted."""
         with self._wake:
@@ -180,19 +201,27 @@ class Batcher:
     def _loop(self) -> None:
         while True:
             with self._wake:
-                while not (self._waiting or self._running or self._closed):
+                while not (self._waiting or self._running or self._jobs or self._closed):
                     self._wake.wait()
                 if self._closed:
                     break
                 while self._waiting and len(self._running) < self.max_batch:
                     self._running.append(self._waiting.popleft())
                 self.stats.waiting, self.stats.running = len(self._waiting), len(self._running)
+                jobs, self._jobs = list(self._jobs), deque()
+            for work, outbox in jobs:
+                try:
+                    outbox.put(work(self.engine))
+                except Exception as exc:  # the caller's to handle
+                    outbox.put(_Failed(exc))
             try:
                 self._advance()
             except Exception as exc:  # a failing forward fails its batch, not the server
                 for running in list(self._running):
                     running.outbox.put(exc)
                     self._leave(running)
+        for _, outbox in self._jobs:
+            outbox.put(_Failed(BusyError(f"{self.name} is shutting down")))
         for running in [*self._running, *self._waiting]:
             running.sequence.stop()
             running.outbox.put(running.sequence.completion())
@@ -241,7 +270,7 @@ class Batcher:
 
     def _deliver(self, running: _Running, logits) -> None:
         delta = running.sequence.accept(logits)
-        if delta:
+        if worth_sending(delta):
             running.outbox.put(delta)
         if running.sequence.done:
             self._leave(running)

@@ -13,8 +13,9 @@ import torch
 
 from pimpmyllama.errors import ContextOverflowError
 from pimpmyllama.generation.loading import load_backend
+from pimpmyllama.generation.logprobs import TokenLogprob, prompt_logprobs, worth_sending
 from pimpmyllama.generation.params import Completion, GenerationParams, Usage  # noqa: F401 (re-exported)
-from pimpmyllama.generation.sequence import Sequence, prefill
+from pimpmyllama.generation.sequence import PREFILL_CHUNK, Sequence, prefill
 from pimpmyllama.models.info import read_config
 from pimpmyllama.prompting.format import ChatFormat
 from pimpmyllama.prompting.tokenizer import Tokenizer
@@ -119,6 +120,23 @@ class Engine:
         logits, _ = prefill(self.backend, self._cache_for(num_ctx), list(prompt_ids))
         return torch.log_softmax(logits.reshape(-1).float(), dim=-1)
 
+    def prompt_logprobs(self, prompt_ids: list[int], top_n: int = 0,
+                        num_ctx: int | None = None) -> list[TokenLogprob | None]:
+        """Each prompt token's log-prob given the tokens before it, with the `top_n`
+        likeliest there (the first token has none: None). One pass over the prompt with
+        every position's logits, in a cache of its own: the kept cache is left as it was."""
+        num_ctx = num_ctx or self.context_length
+        if len(prompt_ids) > num_ctx:
+            raise ContextOverflowError(f"the prompt has {len(prompt_ids)} tokens; the context size is {num_ctx}")
+        if not prompt_ids:
+            raise ContextOverflowError("the prompt is empty")
+        cache = self.backend.new_cache(len(prompt_ids))
+        rows = []
+        for start in range(0, len(prompt_ids), PREFILL_CHUNK):
+            chunk = prompt_ids[start : start + PREFILL_CHUNK]
+            rows.append(self.backend.forward(chunk, cache, start, all_logits=True).reshape(len(chunk), -1))
+        return prompt_logprobs(torch.cat(rows), list(prompt_ids), top_n)
+
     def _cache_for(self, num_ctx: int):
         if self._cache is None or self._cache.max_len != num_ctx:
             self._cache = self.backend.new_cache(num_ctx)
@@ -133,7 +151,7 @@ class Engine:
             sequence.prefilled(cached)
             while True:
                 delta = sequence.accept(logits)
-                if delta:
+                if worth_sending(delta):
                     yield delta
                 if sequence.done:
                     break

@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass, field
 
+from pimpmyllama.generation.constraints import Grammar
+from pimpmyllama.generation.logprobs import TokenLogprob
 from pimpmyllama.generation.sampling import SamplingParams
 
 
@@ -11,6 +13,8 @@ class GenerationParams:
     sampling: SamplingParams = field(default_factory=SamplingParams)
     stop: tuple[str, ...] = ()
     ignore_end_tokens: bool = False  # for benchmarks: always generate max_new_tokens
+    logprobs: int | None = None  # None: none computed; n: each token's log-prob and the n likeliest
+    grammar: Grammar | None = None  # the replies it allows (constraints.py); None: any
 
 
 @dataclass
@@ -43,3 +47,4 @@ class Completion:
     finish_reason: str  # "stop" (end token or stop string), "length", or "interrupted"
     usage: Usage
     tokens: list[int] = field(default_factory=list)  # the reply's token ids
+    logprobs: list[TokenLogprob] | None = None  # the shown tokens' entries, when asked for

@@ -1,7 +1,8 @@
-"""Choosing the next token: repetition penalty, temperature, top-k, top-p, seed.
+"""Choosing the next token: repetition, presence and frequency penalties,
+temperature, top-k, top-p, seed.
 
 The same order as llama.cpp's and transformers' default samplers: penalise
-repeats, scale by temperature, keep the top-k, then the smallest nucleus whose
+repeats (CTRL's penalty, then OpenAI's presence/frequency), scale by temperature, keep the top-k, then the smallest nucleus whose
 probability reaches top-p, and draw. A temperature of 0 is greedy decoding.
 """
 
@@ -23,6 +24,8 @@ class SamplingParams:
     repeat_penalty: float = _DEFAULT["repeat_penalty"].default
     repeat_last_n: int = _DEFAULT["repeat_last_n"].default
     seed: int | None = _DEFAULT["seed"].default
+    presence_penalty: float = _DEFAULT["presence_penalty"].default
+    frequency_penalty: float = _DEFAULT["frequency_penalty"].default
 
 
 def apply_repeat_penalty(logits: torch.Tensor, recent: list[int], penalty: float) -> torch.Tensor:
@@ -36,6 +39,16 @@ def apply_repeat_penalty(logits: torch.Tensor, recent: list[int], penalty: float
     logits = logits.clone()
     logits[ids] = torch.where(seen > 0, seen / penalty, seen * penalty)
     return logits
+
+
+def apply_presence_frequency(logits: torch.Tensor, generated: list[int], presence: float,
+                             frequency: float) -> torch.Tensor:
+    """OpenAI's penalties over the reply's tokens: each token's logit minus
+    `presence` if it occurred and `frequency` times the number of times it did."""
+    if (presence == 0 and frequency == 0) or not generated:
+        return logits
+    counts = torch.bincount(torch.tensor(generated, dtype=torch.long), minlength=logits.numel())[: logits.numel()]
+    return logits - presence * (counts > 0).to(logits.dtype) - frequency * counts.to(logits.dtype)
 
 
 def filter_top_k_top_p(logits: torch.Tensor, top_k: int, top_p: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -70,6 +83,7 @@ class Sampler:
         if p.repeat_last_n != 0:
             recent = generated_ids if p.repeat_last_n < 0 else generated_ids[-p.repeat_last_n :]
             logits = apply_repeat_penalty(logits, recent, p.repeat_penalty)
+        logits = apply_presence_frequency(logits, generated_ids, p.presence_penalty, p.frequency_penalty)
         if p.temperature <= 0:
             return int(torch.argmax(logits))
         values, ids = filter_top_k_top_p(logits / p.temperature, p.top_k, p.top_p)

@@ -8,9 +8,12 @@ The caller runs the model; the sequence never does.
 """
 
 import time
+from bisect import bisect_left, bisect_right
 
 import torch
 
+from pimpmyllama.generation.constraints import mask_logits
+from pimpmyllama.generation.logprobs import Piece, TokenLogprob, token_logprob
 from pimpmyllama.generation.params import Completion, GenerationParams, Usage
 from pimpmyllama.generation.sampling import Sampler
 from pimpmyllama.generation.stopping import TextStream
@@ -59,6 +62,9 @@ class Sequence:
         self._stream = TextStream(tokenizer, params.stop)
         self._sampler = Sampler(params.sampling)
         self._end_ids = frozenset() if params.ignore_end_tokens else tokenizer.end_token_ids
+        self._constraint = params.grammar.start(tokenizer) if params.grammar is not None else None
+        self._logprobs: list[TokenLogprob] | None = [] if params.logprobs is not None else None
+        self._logprobs_sent = 0
         self._started = time.perf_counter()
         self._first_token_at: float | None = None
 
@@ -79,32 +85,58 @@ class Sequence:
     def accept(self, logits: torch.Tensor) -> str:
         """Pick the next token from `logits` [vocab]; the text it releases (possibly
         empty). Afterwards `done` says whether the reply has ended, and then the text
-        held back for stop strings has been released too."""
+        held back for stop strings has been released too. With logprobs asked for, the
+        text is a `Piece` carrying the entries of the tokens it releases."""
         if self._first_token_at is None:
             self._first_token_at = time.perf_counter()
         else:
             self.usage.decode_steps += 1
             self.usage.decode_seconds = time.perf_counter() - self._first_token_at
-        token = self._sampler(logits, self.reply)
+        allowed = logits if self._constraint is None else mask_logits(logits, self._constraint.allowed())
+        token = self._sampler(allowed, self.reply)
         if token in self._end_ids:
-            return self._end("stop")
+            return self._released(self._end("stop"))
+        if self._logprobs is not None:
+            self._logprobs.append(token_logprob(logits, token, self.params.logprobs))
+        if self._constraint is not None:
+            self._constraint.advance(token)
         self.token = token
         self.reply.append(token)
         self.usage.completion_tokens += 1
         delta = self._stream.push(token)
-        if self._stream.stopped:
-            return delta + self._end("stop")
+        if self._stream.stopped or (self._constraint is not None and self._constraint.finished):
+            return self._released(delta + self._end("stop"))
         if self.usage.completion_tokens >= self.params.max_new_tokens or len(self.prompt) + len(self.reply) >= self.num_ctx:
-            return delta + self._end("length")
-        return delta
+            return self._released(delta + self._end("length"))
+        return self._released(delta)
 
     def _end(self, reason: str) -> str:
         self.done, self.reason = True, reason
         return self._stream.finish()
+
+    def _shown_logprobs(self) -> int:
+        """How many tokens' entries the text released so far shows: those whose text
+        it holds whole, and once the reply is done, those it holds any of (a token cut
+        by a stop string); a stop string's own tokens are never shown."""
+        ends, shown = self._stream.token_ends, len(self._stream.text)
+        whole = bisect_right(ends, shown)
+        if not self.done or self.reason == "interrupted":  # held-back text may never be shown
+            return whole
+        starts = [0, *ends[:-1]]  # each token's text starts where the one before ended
+        return max(whole, bisect_left(starts, shown))
+
+    def _released(self, delta: str) -> str:
+        if self._logprobs is None:
+            return delta
+        shown = self._shown_logprobs()
+        entries = self._logprobs[self._logprobs_sent : shown]
+        self._logprobs_sent = max(self._logprobs_sent, shown)
+        return Piece(delta, tuple(entries))
 
     def stop(self) -> None:
         """End it from outside (the consumer went away): finish reason "interrupted"."""
         self.done = True
 
     def completion(self) -> Completion:
-        return Completion(self._stream.text, self.reason, self.usage, list(self.reply))
+        logprobs = None if self._logprobs is None else self._logprobs[: self._shown_logprobs()]
+        return Completion(self._stream.text, self.reason, self.usage, list(self.reply), logprobs)

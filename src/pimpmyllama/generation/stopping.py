@@ -13,11 +13,13 @@ class TextStream:
         self._ids: list[int] = []
         self.text = ""  # what has been released so far
         self.stopped = False
+        self.token_ends: list[int] = []  # per token pushed: where its text ends in the decoded reply
 
     def push(self, token_id: int) -> str:
         """Add a token; return the text it releases (possibly empty)."""
         self._ids.append(token_id)
         full = self._tokenizer.decode(self._ids)
+        self.token_ends.append(len(full.rstrip("\ufffd")))  # half a character is not text yet
         if full.endswith("\ufffd"):  # an incomplete multi-byte character: wait
             return ""
         return self._release(full, final=False)

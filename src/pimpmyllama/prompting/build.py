@@ -28,6 +28,10 @@ class Parameters(_Strict):
     top_k: int = Field(40, ge=0, description="sample among the k likeliest tokens; 0 disables")
     repeat_penalty: float = Field(1.1, gt=0, description="penalty on tokens the reply already used; 1 disables")
     repeat_last_n: int = Field(64, ge=-1, description="how many recent reply tokens the penalty looks at; -1 all")
+    presence_penalty: float = Field(0.0, ge=-2, le=2, description="subtracted from the logit of every token "
+                                                                  "the reply already used (OpenAI's)")
+    frequency_penalty: float = Field(0.0, ge=-2, le=2, description="subtracted from a token's logit once per "
+                                                                   "time the reply used it (OpenAI's)")
     seed: int | None = Field(None, description="random seed for reproducible sampling")
     stop: list[str] = Field(default_factory=list, description="strings that end the reply")
 

@@ -6,7 +6,7 @@ special tokens and the chat template, and importing transformers costs seconds.
 
 import json
 import re
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 
 from pimpmyllama.errors import InvalidInputError
@@ -49,6 +49,20 @@ def read_chat_template(folder: Path) -> str | None:
         named = {t.get("name"): t.get("template") for t in template}
         template = named.get("default") or next(iter(named.values()), None)
     return template
+
+
+@cache
+def _unicode_to_byte() -> dict[str, int]:
+    """GPT-2's byte-level alphabet reversed: the character that stands for each byte."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    chars, extra = {}, 0
+    for byte in range(256):
+        if byte in printable:
+            chars[chr(byte)] = byte
+        else:
+            chars[chr(256 + extra)] = byte
+            extra += 1
+    return chars
 
 
 class Tokenizer:
@@ -136,6 +150,20 @@ class Tokenizer:
 
     def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str:
         return self._backend.decode(ids, skip_special_tokens=skip_special_tokens)
+
+    def token_bytes(self, token_id: int) -> bytes:
+        """The bytes a token stands for (a byte-level token may hold half a character)."""
+        piece = self._backend.id_to_token(token_id) or ""
+        if re.fullmatch(r"<0x[0-9A-Fa-f]{2}>", piece):  # sentencepiece's byte fallback
+            return bytes([int(piece[3:5], 16)])
+        table = _unicode_to_byte()
+        if type(self._backend.decoder).__name__ == "ByteLevel" and all(c in table for c in piece):
+            return bytes(table[c] for c in piece)
+        return self.decode([token_id], skip_special_tokens=False).encode("utf-8")
+
+    def to_json(self) -> str:
+        """The tokenizer as tokenizer.json text (what grammar libraries read)."""
+        return self._backend.to_str()
 
     def token_to_id(self, token: str) -> int | None:
         return self._backend.token_to_id(token)

@@ -10,6 +10,8 @@ from fastapi.responses import JSONResponse, Response
 from pimpmyllama import __version__
 from pimpmyllama.serving.auth import require_key
 from pimpmyllama.serving.chat import Answer, start_answer
+from pimpmyllama.serving.completions import CompletionRequest, TextCompletion, sse
+from pimpmyllama.serving.embeddings import EmbeddingRequest, embed
 from pimpmyllama.serving.engines import EnginePool
 from pimpmyllama.serving.errors import install_error_handlers
 from pimpmyllama.serving.metrics import CONTENT_TYPE, CountRequests, Metrics
@@ -64,7 +66,18 @@ def create_app(*, api_key: str | None = None, max_batch: int = 8, max_queue: int
             await _reply_unless_disconnected(answer, http)
         finally:
             ended()
-        return ChatIds(request.model).completion(answer.reply.completion)
+        return ChatIds(request.model).completion(answer.reply.completion, answer.tokenizer)
+
+    @app.post("/v1/completions", dependencies=keyed)
+    def completions(request: CompletionRequest):
+        completion = TextCompletion(pool, request)
+        if request.stream:
+            return EventStream(sse(completion.chunks()))
+        return completion.body()
+
+    @app.post("/v1/embeddings", dependencies=keyed)
+    def embeddings(request: EmbeddingRequest) -> dict:
+        return embed(request)
 
     return app
 

@@ -12,6 +12,7 @@ from pimpmyllama.models.refs import is_path, split_adapter
 from pimpmyllama.prompting.build import Build, Parameters
 from pimpmyllama.prompting.packer import PackedContext, Turn
 from pimpmyllama.prompting.refs import is_build_file, resolve_build
+from pimpmyllama.serving.decoding import chat_decoding
 from pimpmyllama.serving.engines import EnginePool
 from pimpmyllama.serving.errors import ApiError, from_pml_error
 from pimpmyllama.serving.messages import split_messages
@@ -23,6 +24,7 @@ from pimpmyllama.text import check_text
 class Answer:
     model: str
     reply: Reply  # `async for` its text pieces; afterwards `reply.completion` holds its usage
+    tokenizer: object  # the model's: token ids as text, for logprobs
 
 
 def resolve_served(ref: str) -> Build:
@@ -52,11 +54,13 @@ def with_request(build: Build, request: ChatCompletionRequest, system: str | Non
 def start_answer(pool: EnginePool, request: ChatCompletionRequest) -> Answer:
     dialogue = split_messages(request.messages)
     build = with_request(resolve_served(request.model), request, dialogue.system)
-    conversation = open_build(build, engine=pool.get(build))
+    served = pool.get(build)
+    conversation = open_build(build, engine=served)
     message = check_text(dialogue.message, "the last message")
     context = conversation.pack(message, dialogue.history)
     refuse_dropped_turns(conversation, message, dialogue.history, context)
-    return Answer(request.model, conversation.answer(message, context, ignore_end_tokens=request.ignore_eos))
+    decoding = chat_decoding(request) | ({"ignore_end_tokens": True} if request.ignore_eos else {})
+    return Answer(request.model, conversation.answer(message, context, decoding), served.tokenizer)
 
 
 def refuse_dropped_turns(conversation: Conversation, message: str, history: list[Turn],

@@ -45,3 +45,9 @@ class EnginePool:
         for batcher in self.batchers():
             if isinstance(batcher, Batcher):
                 batcher.close()
+
+
+def on_engine(served, work):
+    """`work(engine)` where the engine may be used: in its batcher's thread, between
+    two steps (the engine is not for two threads at once); a stand-in engine directly."""
+    return served.call(work) if isinstance(served, Batcher) else work(served)

@@ -55,7 +55,8 @@ def from_validation_error(exc: RequestValidationError) -> ApiError:
         return ApiError(400, "the request needs a JSON body")
     if kind == "missing":
         return ApiError(400, f"missing field {param!r}", param=param, code="missing_required_parameter")
-    return ApiError(400, f"{param}: {problem.get('msg', 'invalid value')}", param=param, code="invalid_value")
+    message = problem.get("msg", "invalid value").removeprefix("Value error, ")
+    return ApiError(400, f"{param}: {message}" if param else message, param=param, code="invalid_value")
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -5,6 +5,7 @@ import time
 import uuid
 
 from pimpmyllama.generation.engine import Completion
+from pimpmyllama.serving.logprobs import chat_logprobs
 
 # Our engine's reasons; "interrupted" only happens to a reply nobody reads any more.
 FINISH_REASONS = {"stop": "stop", "length": "length", "interrupted": "stop"}
@@ -27,17 +28,19 @@ class ChatIds:
     def _head(self, kind: str) -> dict:
         return {"id": self.id, "object": kind, "created": self.created, "model": self.model}
 
-    def completion(self, completion: Completion) -> dict:
+    def completion(self, completion: Completion, tokenizer=None) -> dict:
         return {
             **self._head("chat.completion"),
             "choices": [{"index": 0, "message": {"role": "assistant", "content": completion.text},
-                         "logprobs": None, "finish_reason": FINISH_REASONS[completion.finish_reason]}],
+                         "logprobs": chat_logprobs(tokenizer, completion.logprobs),
+                         "finish_reason": FINISH_REASONS[completion.finish_reason]}],
             "usage": usage_of(completion),
         }
 
-    def chunk(self, delta: dict, finish_reason: str | None = None, *, with_usage: bool = False) -> dict:
+    def chunk(self, delta: dict, finish_reason: str | None = None, *, with_usage: bool = False,
+              logprobs: dict | None = None) -> dict:
         body = {**self._head("chat.completion.chunk"),
-                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]}
+                "choices": [{"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason}]}
         if with_usage:  # OpenAI: with include_usage, every chunk has "usage": null but the last
             body["usage"] = None
         return body

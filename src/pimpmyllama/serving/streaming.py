@@ -6,11 +6,14 @@ A client that goes away ends the stream and, with it, the reply's generation."""
 import json
 from collections.abc import AsyncIterator, Callable
 
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 
 from pimpmyllama.errors import PmlError
+from pimpmyllama.generation.logprobs import Piece
 from pimpmyllama.serving.chat import Answer
 from pimpmyllama.serving.errors import from_pml_error
+from pimpmyllama.serving.logprobs import chat_logprobs
 from pimpmyllama.serving.responses import FINISH_REASONS, ChatIds
 
 
@@ -24,11 +27,18 @@ class EventStream(StreamingResponse):
 
     media_type = "text/event-stream"
 
+    def __init__(self, events):
+        super().__init__(events)
+        self._events = events
+
     async def stream_response(self, send) -> None:
         try:
             await super().stream_response(send)
         finally:
-            await self.body_iterator.aclose()
+            if hasattr(self._events, "aclose"):
+                await self._events.aclose()
+            else:  # a plain generator, run in worker threads
+                await run_in_threadpool(self._events.close)
 
 
 async def sse_chunks(answer: Answer, include_usage: bool, ended: Callable[[], None] = lambda: None
@@ -39,7 +49,8 @@ async def sse_chunks(answer: Answer, include_usage: bool, ended: Callable[[], No
     try:
         yield _event(ids.chunk({"role": "assistant", "content": ""}, with_usage=include_usage))
         async for piece in pieces:
-            yield _event(ids.chunk({"content": piece}, with_usage=include_usage))
+            logprobs = chat_logprobs(answer.tokenizer, list(piece.logprobs)) if isinstance(piece, Piece) else None
+            yield _event(ids.chunk({"content": piece}, with_usage=include_usage, logprobs=logprobs))
     except PmlError as exc:
         yield _event(from_pml_error(exc).body())
         yield _event("[DONE]")
