@@ -9,6 +9,7 @@ from pimpmyllama.serving.chat import start_answer
 from pimpmyllama.serving.engines import EnginePool
 from pimpmyllama.serving.errors import install_error_handlers
 from pimpmyllama.serving.models_list import served_models
+from pimpmyllama.serving.report import pml_report
 from pimpmyllama.serving.responses import ChatIds
 from pimpmyllama.serving.schema import ChatCompletionRequest
 from pimpmyllama.serving.streaming import sse_chunks
@@ -40,6 +41,6 @@ def create_app(*, api_key: str | None = None) -> FastAPI:
             return StreamingResponse(sse_chunks(answer, include_usage), media_type="text/event-stream")
         for _ in answer.deltas():
             pass
-        return ChatIds(request.model).completion(answer.reply.completion)
+        return {**ChatIds(request.model).completion(answer.reply.completion), "pml": pml_report(answer)}
 
     return app

@@ -5,7 +5,7 @@ the build, pack the request's messages, and refuse what does not fit."""
 import copy
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pimpmyllama.chat.conversation import Conversation, Reply
 from pimpmyllama.chat.opening import open_build
@@ -16,8 +16,10 @@ from pimpmyllama.prompting.packer import PackedContext, Turn
 from pimpmyllama.prompting.refs import is_build_file, resolve_build
 from pimpmyllama.serving.engines import EnginePool
 from pimpmyllama.serving.errors import ApiError, from_pml_error
+from pimpmyllama.serving.extras import with_extras
 from pimpmyllama.serving.messages import split_messages
 from pimpmyllama.serving.schema import ChatCompletionRequest
+from pimpmyllama.serving.sessions import pack_in_session
 from pimpmyllama.text import check_text
 
 
@@ -26,6 +28,8 @@ class Answer:
     model: str
     reply: Reply
     lock: threading.Lock  # the engine's: held while this reply is generated
+    session: str | None = None  # the session the turn is stored in
+    evicted: list[int] = field(default_factory=list)  # the session's turns that had left its window
 
     def deltas(self) -> Iterator[str]:
         """The reply's text pieces; afterwards `reply.completion` holds its usage."""
@@ -59,8 +63,13 @@ def with_request(build: Build, request: ChatCompletionRequest, system: str | Non
 
 def start_answer(pool: EnginePool, request: ChatCompletionRequest) -> Answer:
     dialogue = split_messages(request.messages)
-    build = with_request(resolve_served(request.model), request, dialogue.system)
+    build = with_extras(with_request(resolve_served(request.model), request, dialogue.system), request.pml)
     loaded = pool.get(build)
+    if request.pml and request.pml.session is not None:
+        message = check_text(dialogue.message, "the last message")
+        turn = pack_in_session(build, request.model, loaded.engine, request.pml.session, message, dialogue.history)
+        reply = turn.conversation.answer(message, turn.context)
+        return Answer(request.model, reply, loaded.lock, request.pml.session, turn.evicted)
     conversation = open_build(build, engine=loaded.engine)
     message = check_text(dialogue.message, "the last message")
     context = conversation.pack(message, dialogue.history)

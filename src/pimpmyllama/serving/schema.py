@@ -5,6 +5,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from pimpmyllama.serving.extras import PmlExtras
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -41,6 +43,7 @@ class ChatCompletionRequest(_Strict):
     seed: int | None = None
     stop: str | list[str] | None = None
     n: Literal[1] = 1  # one choice per request
+    pml: PmlExtras | None = None  # our extensions (serving/extras.py)
 
     @field_validator("stop")
     @classmethod

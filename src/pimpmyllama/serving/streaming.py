@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pimpmyllama.errors import PmlError
 from pimpmyllama.serving.chat import Answer
 from pimpmyllama.serving.errors import from_pml_error
+from pimpmyllama.serving.report import pml_report
 from pimpmyllama.serving.responses import FINISH_REASONS, ChatIds
 
 
@@ -26,7 +27,8 @@ def sse_chunks(answer: Answer, include_usage: bool) -> Iterator[str]:
         yield _event("[DONE]")
         return
     completion = answer.reply.completion
-    yield _event(ids.chunk({}, FINISH_REASONS[completion.finish_reason], with_usage=include_usage))
+    last = ids.chunk({}, FINISH_REASONS[completion.finish_reason], with_usage=include_usage)
+    yield _event({**last, "pml": pml_report(answer)})
     if include_usage:
         yield _event(ids.usage_chunk(completion))
     yield _event("[DONE]")
