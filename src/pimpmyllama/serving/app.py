@@ -9,6 +9,7 @@ from pimpmyllama.serving.chat import start_answer
 from pimpmyllama.serving.engines import EnginePool
 from pimpmyllama.serving.errors import install_error_handlers
 from pimpmyllama.serving.models_list import served_models
+from pimpmyllama.serving.pml_routes import pml_router
 from pimpmyllama.serving.report import pml_report
 from pimpmyllama.serving.responses import ChatIds
 from pimpmyllama.serving.schema import ChatCompletionRequest
@@ -43,4 +44,5 @@ def create_app(*, api_key: str | None = None) -> FastAPI:
             pass
         return {**ChatIds(request.model).completion(answer.reply.completion), "pml": pml_report(answer)}
 
+    app.include_router(pml_router(keyed))
     return app
