@@ -6,6 +6,7 @@ from fastapi.responses import StreamingResponse
 from pimpmyllama import __version__
 from pimpmyllama.serving.auth import require_key
 from pimpmyllama.serving.chat import start_answer
+from pimpmyllama.serving.disconnect import closed_on_disconnect
 from pimpmyllama.serving.engines import EnginePool
 from pimpmyllama.serving.errors import install_error_handlers
 from pimpmyllama.serving.models_list import served_models
@@ -14,6 +15,7 @@ from pimpmyllama.serving.report import pml_report
 from pimpmyllama.serving.responses import ChatIds
 from pimpmyllama.serving.schema import ChatCompletionRequest
 from pimpmyllama.serving.streaming import sse_chunks
+from pimpmyllama.serving.web import web_router
 
 
 def create_app(*, api_key: str | None = None) -> FastAPI:
@@ -39,10 +41,12 @@ def create_app(*, api_key: str | None = None) -> FastAPI:
         answer = start_answer(pool, request)
         if request.stream:
             include_usage = bool(request.stream_options and request.stream_options.include_usage)
-            return StreamingResponse(sse_chunks(answer, include_usage), media_type="text/event-stream")
+            return StreamingResponse(closed_on_disconnect(sse_chunks(answer, include_usage)),
+                                     media_type="text/event-stream")
         for _ in answer.deltas():
             pass
         return {**ChatIds(request.model).completion(answer.reply.completion), "pml": pml_report(answer)}
 
     app.include_router(pml_router(keyed))
+    app.include_router(web_router())
     return app
