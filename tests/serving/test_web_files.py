@@ -28,3 +28,17 @@ def test_the_page_loads_only_its_own_files():
         text = path.read_text()
         assert not re.search(r"""(src|href)=["']https?:|url\(\s*["']?https?:|@import""", text), path.name
         assert not re.search(r"""fetch\(\s*["'`]https?:""", text), path.name
+
+
+def test_the_page_needs_no_key_but_its_data_does(fake_engine):
+    from fastapi.testclient import TestClient
+
+    from pimpmyllama.serving.app import create_app
+
+    with TestClient(create_app(api_key="k")) as keyed:
+        page = keyed.get("/")
+        assert (page.status_code, page.headers["content-type"]) == (200, "text/html; charset=utf-8")
+        assert page.text == (WEB / "index.html").read_text()
+        assert keyed.get("/web/app.js").text == (WEB / "app.js").read_text()
+        assert keyed.get("/web/../errors.py").status_code == 404
+        assert keyed.get("/v1/models").status_code == 401
