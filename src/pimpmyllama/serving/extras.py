@@ -10,11 +10,10 @@ Unknown keys are refused, all of them named."""
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from pimpmyllama.errors import PmlError
 from pimpmyllama.knowledge.store import KnowledgeStore
 from pimpmyllama.prompting.build import Build, Parameters
 from pimpmyllama.prompting.styles import StyleSpec, resolve_styles
-from pimpmyllama.serving.errors import from_pml_error
+from pimpmyllama.serving.errors import naming
 from pimpmyllama.storage.db import open_database
 
 
@@ -56,17 +55,13 @@ def with_extras(build: Build, extras: PmlExtras | None) -> Build:
             {**build.parameters.model_dump(exclude_unset=True), **extras.parameters()})
     if extras.knowledge is not None:
         store = KnowledgeStore(open_database())
-        for name in extras.knowledge:
-            _checked(lambda: store.get(name), "pml.knowledge")
+        with naming("pml.knowledge"):
+            for name in extras.knowledge:
+                store.get(name)
         update["knowledge"] = list(dict.fromkeys(extras.knowledge))
     if extras.styles is not None:
-        _checked(lambda: resolve_styles(extras.styles), "pml.styles")
+        with naming("pml.styles"):
+            resolve_styles(extras.styles)
         update["styles"] = list(extras.styles)
     return build.model_copy(update=update)
 
-
-def _checked(check, param: str):
-    try:
-        return check()
-    except PmlError as exc:
-        raise from_pml_error(exc, param=param) from None

@@ -11,12 +11,11 @@ from dataclasses import dataclass
 
 from pimpmyllama.chat.conversation import Conversation
 from pimpmyllama.chat.opening import knowledge_for
-from pimpmyllama.errors import PmlError
 from pimpmyllama.memory.sessions import SessionStore
 from pimpmyllama.names import check_name
 from pimpmyllama.prompting.build import Build
 from pimpmyllama.prompting.packer import PackedContext, Turn
-from pimpmyllama.serving.errors import ApiError, from_pml_error
+from pimpmyllama.serving.errors import ApiError, naming
 from pimpmyllama.storage.db import open_database
 
 
@@ -34,10 +33,8 @@ def pack_in_session(build: Build, model_ref: str, engine, name: str, message: st
     if history:
         raise ApiError(400, "with pml.session, send only the new user message (and any system messages): the "
                             "session holds the history", param="messages")
-    try:
+    with naming("pml.session"):
         check_name(name, "session")
-    except PmlError as exc:
-        raise from_pml_error(exc, param="pml.session") from None
     sessions = SessionStore(open_database())
     store = knowledge_for(build, sessions.db)
     session = sessions.find(name)

@@ -16,7 +16,7 @@ from pimpmyllama.knowledge.bases import Base, create_base, knowledge_store
 from pimpmyllama.knowledge.loaders import LOADERS, load_document
 from pimpmyllama.names import check_name
 from pimpmyllama.paths import uploads_dir
-from pimpmyllama.serving.errors import ApiError, from_pml_error
+from pimpmyllama.serving.errors import ApiError, naming
 
 UPLOAD_MAX_BYTES = 20_000_000
 _one_at_a_time = threading.Lock()  # two uploads of one name must not swap each other's backups
@@ -41,10 +41,8 @@ def check_upload(name: str, size: int) -> None:
 
 def upload_document(base_name: str, filename: str | None, data: bytes) -> dict:
     """Store and ingest one uploaded file; returns what happened to it and the chunks it made."""
-    try:
+    with naming("name"):
         check_name(base_name, "knowledge base")
-    except PmlError as exc:
-        raise from_pml_error(exc, param="name") from None
     name = upload_name(filename)
     check_upload(name, len(data))
     folder = uploads_dir() / base_name
