@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -194,7 +195,9 @@ def test_chat_streams_stops_cites_and_resumes(page, tmp_path):
 
 
 def test_the_markdown_renderer_escapes_first(page):
-    render = lambda text: page.evaluate("(t) => renderMarkdown(t)", text)  # noqa: E731
+    def render(text: str) -> str:
+        return page.evaluate("(t) => renderMarkdown(t)", text)
+
     assert render("<script>alert(1)</script> & **bold**") == (
         "<p>&lt;script&gt;alert(1)&lt;/script&gt; &amp; <strong>bold</strong></p>")
     assert render("a *b* _c_ `<i>x</i>`\nnext") == "<p>a <em>b</em> <em>c</em> <code>&lt;i&gt;x&lt;/i&gt;</code><br>next</p>"
