@@ -37,6 +37,11 @@ def runs_dir() -> Path:
     return _sub("runs")
 
 
+def uploads_dir() -> Path:
+    """Documents uploaded through the server, one folder per knowledge base."""
+    return _sub("uploads")
+
+
 def database_path() -> Path:
     return pml_home() / "pml.db"
 

@@ -54,7 +54,11 @@ def serve(app):
 
 @pytest.fixture
 def server(stored_tiny, slow_model):
-    url, stop = serve(create_app(max_batch=2, max_queue=1))
+    url, stop = serve(create_app(max_batch=2, max_queue=1, preload=("tiny",)))
+    deadline = time.perf_counter() + 300  # loading may build the kernels first
+    while httpx.get(f"{url}/health").status_code != 200:
+        assert time.perf_counter() < deadline
+        time.sleep(0.05)
     yield url
     stop()
 
@@ -75,7 +79,8 @@ def metric(url: str, name: str, **labels) -> float:
 
 def test_a_client_that_disconnects_stops_its_generation(server):
     read = 0
-    with httpx.stream("POST", f"{server}/v1/chat/completions", json=body(stream=True, max_tokens=200)) as response:
+    with httpx.stream("POST", f"{server}/v1/chat/completions", json=body(stream=True, max_tokens=200),
+                      timeout=60) as response:
         for line in response.iter_lines():
             if line.startswith("data: ") and json.loads(line[6:])["choices"][0]["delta"].get("content"):
                 read += 1

@@ -29,7 +29,8 @@ def new_session_name(sessions: SessionStore) -> str:
     return name
 
 
-def _knowledge_for(build: Build, db) -> KnowledgeStore | None:
+def knowledge_for(build: Build, db) -> KnowledgeStore | None:
+    """The store that serves the build's knowledge bases (None: it has none); an unknown base fails now."""
     if not build.knowledge:
         return None
     store = KnowledgeStore(db)
@@ -47,7 +48,7 @@ def open_build(build: Build, progress: Progress | None = None, engine: Engine | 
     """A conversation with `build` that remembers nothing: no session, every message
     answered on its own (what a comparison asks). `engine`: one already loaded for
     this build (a server keeps its engines), else it is loaded."""
-    store = _knowledge_for(build, open_database())
+    store = knowledge_for(build, open_database())
     return Conversation(engine or load_build_engine(build, progress), build, knowledge=store)
 
 
@@ -84,7 +85,7 @@ def open_conversation(build_ref: str | None = None, session_name: str | None = N
     if styles:
         build = build.model_copy(update={"styles": merge_styles(build.styles, styles)})
     resolve_styles(build.styles)  # an unknown style or a missing parameter fails now
-    store = _knowledge_for(build, sessions.db)
+    store = knowledge_for(build, sessions.db)
     engine = load_build_engine(build, progress)
     # Everything is known to be valid: only now is anything written.
     if session is None and (session_name or new_session):

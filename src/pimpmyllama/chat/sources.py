@@ -39,6 +39,9 @@ def knowledge_passages(store: KnowledgeStore, build: Build, message: str) -> lis
                 label=f"[{number}] ({PurePath(c.source).name})",
                 score=hit.similarity if hit.similarity is not None else hit.score,
                 source=f"{c.source}#{c.position}" + (f" p.{c.page}" if c.page else ""),
+                document=c.source,
+                chunk=c.position,
+                page=c.page,
             )
         )
     return passages

@@ -5,8 +5,9 @@ import sys
 
 import typer
 
+from pimpmyllama.chat.context_report import context_dict
 from pimpmyllama.cli.console import err, out, progress_reporter, read_stdin, write_stream
-from pimpmyllama.cli.render import context_dict, render_context, render_sources, usage_line
+from pimpmyllama.cli.render import render_context, render_sources, usage_line
 from pimpmyllama.errors import InvalidInputError, PmlError
 from pimpmyllama.text import check_text
 

@@ -21,20 +21,6 @@ def _ranges(indexes: list[int]) -> str:
     return ", ".join(parts)
 
 
-def context_dict(packed, evicted: list[int] | None = None) -> dict:
-    return {
-        "sections": [s.__dict__ for s in packed.sections],
-        "total_tokens": packed.total_tokens,
-        "budget": packed.budget,
-        "num_ctx": packed.num_ctx,
-        "max_new_tokens": packed.max_new_tokens,
-        "kept_turns": packed.kept_turns,
-        "knowledge": [{"label": p.label, "source": p.source, "score": p.score} for p in packed.knowledge],
-        "recalled": [{"source": p.source, "score": p.score} for p in packed.recalled],
-        "left_out_turns": sorted((evicted or []) + packed.dropped_turns),
-    }
-
-
 def render_context(console: Console, packed, evicted: list[int] | None = None) -> None:
     table = Table("section", "items", "tokens", box=None, title="context", title_justify="left")
     for s in packed.sections:

@@ -10,7 +10,7 @@ from pimpmyllama.errors import InvalidInputError
 def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="address to listen on (0.0.0.0: every interface)"),
     port: int = typer.Option(8000, "--port", help="port to listen on"),
-    api_key: str = typer.Option(None, "--api-key", help="require Authorization: Bearer KEY (all but /health)"),
+    api_key: str = typer.Option(None, "--api-key", help="require Authorization: Bearer KEY (all but /health and the web page)"),
     api_key_file: Path = typer.Option(None, "--api-key-file", help="the same, the key read from a file"),
     parallel: int = typer.Option(8, "--parallel", min=1, max=256,
                                  help="requests decoded together per model (continuous batching)"),
@@ -19,7 +19,7 @@ def serve(
     model: list[str] = typer.Option([], "--model", help="a build or model to load at start (repeatable); "
                                     "/health answers 503 until loaded"),
 ):
-    """Serve builds and models over an OpenAI-compatible HTTP API (see docs/serving.md)."""
+    """Serve builds and models over an OpenAI-compatible HTTP API, with a web page at / (see docs/serving.md)."""
     from pimpmyllama.serving.auth import read_api_key
     from pimpmyllama.serving.run import serve as run
 

@@ -38,6 +38,9 @@ class Passage:
     label: str = ""  # shown before the text, e.g. "[1] (hours.md)"
     score: float | None = None
     source: str = ""  # where it comes from: a document (source#position) or a turn (turn #3)
+    document: str = ""  # a knowledge passage's document (its source path)
+    chunk: int | None = None  # its chunk's position in the document
+    page: int | None = None
 
 
 @dataclass(frozen=True)

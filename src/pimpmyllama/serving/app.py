@@ -16,9 +16,12 @@ from pimpmyllama.serving.engines import EnginePool
 from pimpmyllama.serving.errors import install_error_handlers
 from pimpmyllama.serving.metrics import CONTENT_TYPE, CountRequests, Metrics
 from pimpmyllama.serving.models_list import served_models
+from pimpmyllama.serving.pml_routes import pml_router
+from pimpmyllama.serving.report import pml_report
 from pimpmyllama.serving.responses import ChatIds
 from pimpmyllama.serving.schema import ChatCompletionRequest
 from pimpmyllama.serving.streaming import EventStream, sse_chunks
+from pimpmyllama.serving.web import web_router
 
 
 def create_app(*, api_key: str | None = None, max_batch: int = 8, max_queue: int = 64,
@@ -66,7 +69,7 @@ def create_app(*, api_key: str | None = None, max_batch: int = 8, max_queue: int
             await _reply_unless_disconnected(answer, http)
         finally:
             ended()
-        return ChatIds(request.model).completion(answer.reply.completion, answer.tokenizer)
+        return {**ChatIds(request.model).completion(answer.reply.completion, answer.tokenizer), "pml": pml_report(answer)}
 
     @app.post("/v1/completions", dependencies=keyed)
     def completions(request: CompletionRequest):
@@ -79,6 +82,8 @@ def create_app(*, api_key: str | None = None, max_batch: int = 8, max_queue: int
     def embeddings(request: EmbeddingRequest) -> dict:
         return embed(request)
 
+    app.include_router(pml_router(keyed))
+    app.include_router(web_router())
     return app
 
 

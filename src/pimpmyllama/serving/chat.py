@@ -3,7 +3,7 @@ model reference as the CLI does, apply the request's system prompt and parameter
 the build, pack the request's messages, and refuse what does not fit."""
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pimpmyllama.chat.conversation import Conversation, Reply
 from pimpmyllama.chat.opening import open_build
@@ -15,8 +15,10 @@ from pimpmyllama.prompting.refs import is_build_file, resolve_build
 from pimpmyllama.serving.decoding import chat_decoding
 from pimpmyllama.serving.engines import EnginePool
 from pimpmyllama.serving.errors import ApiError, from_pml_error
+from pimpmyllama.serving.extras import with_extras
 from pimpmyllama.serving.messages import split_messages
 from pimpmyllama.serving.schema import ChatCompletionRequest
+from pimpmyllama.serving.sessions import pack_in_session
 from pimpmyllama.text import check_text
 
 
@@ -25,6 +27,8 @@ class Answer:
     model: str
     reply: Reply  # `async for` its text pieces; afterwards `reply.completion` holds its usage
     tokenizer: object  # the model's: token ids as text, for logprobs
+    session: str | None = None  # the session the turn is stored in
+    evicted: list[int] = field(default_factory=list)  # the session's turns that had left its window
 
 
 def resolve_served(ref: str) -> Build:
@@ -53,13 +57,18 @@ def with_request(build: Build, request: ChatCompletionRequest, system: str | Non
 
 def start_answer(pool: EnginePool, request: ChatCompletionRequest) -> Answer:
     dialogue = split_messages(request.messages)
-    build = with_request(resolve_served(request.model), request, dialogue.system)
+    build = with_extras(with_request(resolve_served(request.model), request, dialogue.system), request.pml)
     served = pool.get(build)
+    decoding = chat_decoding(request) | ({"ignore_end_tokens": True} if request.ignore_eos else {})
+    if request.pml and request.pml.session is not None:
+        message = check_text(dialogue.message, "the last message")
+        turn = pack_in_session(build, request.model, served, request.pml.session, message, dialogue.history)
+        reply = turn.conversation.answer(message, turn.context, decoding)
+        return Answer(request.model, reply, served.tokenizer, request.pml.session, turn.evicted)
     conversation = open_build(build, engine=served)
     message = check_text(dialogue.message, "the last message")
     context = conversation.pack(message, dialogue.history)
     refuse_dropped_turns(conversation, message, dialogue.history, context)
-    decoding = chat_decoding(request) | ({"ignore_end_tokens": True} if request.ignore_eos else {})
     return Answer(request.model, conversation.answer(message, context, decoding), served.tokenizer)
 
 

@@ -3,6 +3,7 @@ a 4xx status, so clients raise their usual exceptions with our message. Nothing
 reaches a client as a traceback."""
 
 import logging
+from contextlib import contextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -39,6 +40,15 @@ def from_pml_error(exc: PmlError, param: str | None = None) -> ApiError:
     if isinstance(exc, ContextOverflowError):
         return ApiError(400, str(exc), param=param or "messages", code="context_length_exceeded")
     return ApiError(400, str(exc), param=param)
+
+
+@contextmanager
+def naming(param: str):
+    """A PmlError raised inside becomes the ApiError for the request field `param`."""
+    try:
+        yield
+    except PmlError as exc:
+        raise from_pml_error(exc, param=param) from None
 
 
 def from_validation_error(exc: RequestValidationError) -> ApiError:

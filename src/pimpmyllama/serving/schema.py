@@ -5,6 +5,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pimpmyllama.serving.extras import PmlExtras
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -59,6 +61,7 @@ class SamplingFields(_Strict):
     stop: str | list[str] | None = None
     n: Literal[1] = 1  # one choice per request
     ignore_eos: bool = False  # as llama-server and vLLM: generate max_tokens tokens (benchmarks)
+    pml: PmlExtras | None = None  # our extensions (serving/extras.py)
 
     @field_validator("stop")
     @classmethod

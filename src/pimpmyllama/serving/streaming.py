@@ -14,6 +14,7 @@ from pimpmyllama.generation.logprobs import Piece
 from pimpmyllama.serving.chat import Answer
 from pimpmyllama.serving.errors import from_pml_error
 from pimpmyllama.serving.logprobs import chat_logprobs
+from pimpmyllama.serving.report import pml_report
 from pimpmyllama.serving.responses import FINISH_REASONS, ChatIds
 
 
@@ -59,7 +60,8 @@ async def sse_chunks(answer: Answer, include_usage: bool, ended: Callable[[], No
         await pieces.aclose()  # stops the generation when the client went away mid-reply
         ended()
     completion = answer.reply.completion
-    yield _event(ids.chunk({}, FINISH_REASONS[completion.finish_reason], with_usage=include_usage))
+    last = ids.chunk({}, FINISH_REASONS[completion.finish_reason], with_usage=include_usage)
+    yield _event({**last, "pml": pml_report(answer)})
     if include_usage:
         yield _event(ids.usage_chunk(completion))
     yield _event("[DONE]")
