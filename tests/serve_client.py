@@ -11,3 +11,25 @@ def sse_events(response) -> list[str]:
     """The `data:` payloads of a server-sent event stream, in order."""
     assert response.headers["content-type"].startswith("text/event-stream")
     return [line.removeprefix("data: ") for line in response.text.split("\n\n") if line]
+
+
+def wait_until_healthy(url: str, process=None, seconds: float = 120, log=None) -> None:
+    """Wait for `url`/health to answer 200 (a server process that exits fails at once)."""
+    import time
+    import urllib.error
+    import urllib.request
+
+    import pytest
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            pytest.fail(f"the server exited with {process.returncode}" + (f":\n{log.read_text()}" if log else ""))
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (OSError, urllib.error.HTTPError):
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"the server at {url} did not answer /health within {seconds:.0f} s")

@@ -13,6 +13,8 @@ import httpx
 import pytest
 import uvicorn
 
+from serve_client import wait_until_healthy
+
 from pimpmyllama.generation.llama import LlamaModel
 from pimpmyllama.serving.app import create_app
 
@@ -55,10 +57,7 @@ def serve(app):
 @pytest.fixture
 def server(stored_tiny, slow_model):
     url, stop = serve(create_app(max_batch=2, max_queue=1, preload=("tiny",)))
-    deadline = time.perf_counter() + 300  # loading may build the kernels first
-    while httpx.get(f"{url}/health").status_code != 200:
-        assert time.perf_counter() < deadline
-        time.sleep(0.05)
+    wait_until_healthy(url, seconds=300)  # loading may build the kernels first
     yield url
     stop()
 

@@ -7,11 +7,10 @@ import re
 import socket
 import subprocess
 import sys
-import time
 
-import httpx
 import jsonschema
 import pytest
+from serve_client import wait_until_healthy
 
 openai = pytest.importorskip("openai")
 
@@ -45,14 +44,7 @@ def server(tmp_path_factory, tiny_model):
     process = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "PML_HOME": str(home)})
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{url}/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("the server did not start")
+        wait_until_healthy(url, process)
         yield url
     finally:
         process.terminate()

@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from serve_client import wait_until_healthy
 
 CHROMIUM = Path("/usr/bin/chromium")
 REPO = Path(__file__).resolve().parents[2]
@@ -64,16 +65,7 @@ def server(tmp_path_factory):
                                stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(300):
-            if process.poll() is not None:
-                pytest.fail(f"pml serve exited with {process.returncode}:\n{(home / 'server.log').read_text()}")
-            try:
-                urllib.request.urlopen(f"{url}/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("pml serve did not answer /health within 60 s")
+        wait_until_healthy(url, process, log=home / "server.log")
         yield url
     finally:
         process.terminate()
