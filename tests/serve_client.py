@@ -33,3 +33,31 @@ def wait_until_healthy(url: str, process=None, seconds: float = 120, log=None) -
             pass
         time.sleep(0.1)
     pytest.fail(f"the server at {url} did not answer /health within {seconds:.0f} s")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve_in_thread(app):
+    """Run `app` with uvicorn on a free port, in this process: (its URL, stop())."""
+    import threading
+    import time
+
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+
+    def stop():
+        server.should_exit = True
+        thread.join(timeout=30)
+
+    return f"http://127.0.0.1:{server.config.port}", stop

@@ -2,8 +2,8 @@
 
 from serve_client import chat
 
-from pimpmyllama.prompting.builds import BuildStore
 from pimpmyllama.prompting.build import Build
+from pimpmyllama.prompting.builds import BuildStore
 
 
 def test_reply_and_usage(client, fake_engine):

@@ -7,10 +7,10 @@ import time
 
 import httpx
 import pytest
-from fastapi.testclient import TestClient
-from typer.testing import CliRunner
-
 from cli_run import assert_one_line_error, pml
+from fastapi.testclient import TestClient
+from serve_client import free_port
+from typer.testing import CliRunner
 
 
 @pytest.fixture
@@ -29,10 +29,6 @@ def served(monkeypatch, pml_home):
     return invoke
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_options_reach_uvicorn_and_the_key_the_app(served, tmp_path):

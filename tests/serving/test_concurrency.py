@@ -5,58 +5,19 @@ tokens, /metrics counts it all, /health is 503 while a model loads."""
 
 import json
 import re
-import socket
 import threading
 import time
 
 import httpx
 import pytest
-import uvicorn
+from serve_client import serve_in_thread, wait_until_healthy
 
-from serve_client import wait_until_healthy
-
-from pimpmyllama.generation.llama import LlamaModel
 from pimpmyllama.serving.app import create_app
-
-STEP_SECONDS = 0.02  # each forward pass of the tiny model takes at least this long
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def slow_model(monkeypatch):
-    for name in ("forward", "forward_batch"):
-        real = getattr(LlamaModel, name)
-
-        def slowed(self, *args, _real=real, **kwargs):
-            time.sleep(STEP_SECONDS)
-            return _real(self, *args, **kwargs)
-
-        monkeypatch.setattr(LlamaModel, name, slowed)
-
-
-def serve(app):
-    """Run `app` on a free port until the returned stop() is called."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-
-    def stop():
-        server.should_exit = True
-        thread.join(timeout=30)
-
-    return f"http://127.0.0.1:{server.config.port}", stop
 
 
 @pytest.fixture
 def server(stored_tiny, slow_model):
-    url, stop = serve(create_app(max_batch=2, max_queue=1, preload=("tiny",)))
+    url, stop = serve_in_thread(create_app(max_batch=2, max_queue=1, preload=("tiny",)))
     wait_until_healthy(url, seconds=300)  # loading may build the kernels first
     yield url
     stop()
@@ -136,7 +97,7 @@ def test_health_is_503_while_a_model_loads_then_200(stored_tiny, monkeypatch):
         return real(build)
 
     monkeypatch.setattr(engines, "load_build_engine", slow_load)
-    url, stop = serve(create_app(preload=("tiny",)))
+    url, stop = serve_in_thread(create_app(preload=("tiny",)))
     try:
         loading = httpx.get(f"{url}/health")
         assert loading.status_code == 503 and loading.json() == {"status": "loading"}

@@ -4,13 +4,12 @@ a store holding the tiny model): what a client sees, fields and errors alike."""
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 
 import jsonschema
 import pytest
-from serve_client import wait_until_healthy
+from serve_client import free_port, wait_until_healthy
 
 openai = pytest.importorskip("openai")
 
@@ -20,10 +19,6 @@ SCHEMA = {"type": "object", "properties": {"city": {"type": "string", "maxLength
           "required": ["city", "people"], "additionalProperties": False}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

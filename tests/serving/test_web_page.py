@@ -6,7 +6,6 @@ The browser must be there: without /usr/bin/chromium (Debian's `chromium`, which
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from serve_client import wait_until_healthy
+from serve_client import free_port, wait_until_healthy
 
 CHROMIUM = Path("/usr/bin/chromium")
 REPO = Path(__file__).resolve().parents[2]
@@ -39,10 +38,6 @@ def long_talking_tiny(folder: Path) -> Path:
     return folder
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""pml serve [--host H] [--port P] [--api-key KEY | --api-key-file F] [--parallel N] [--max-queue N] [--model REF]"""
+"""pml serve [--host H] [--port P] [--api-key KEY | --api-key-file F] [--parallel N] [--max-queue N] [--max-body-mb MB] [--model REF]"""
 
 from pathlib import Path
 
@@ -16,6 +16,8 @@ def serve(
                                  help="requests decoded together per model (continuous batching)"),
     max_queue: int = typer.Option(64, "--max-queue", min=0,
                                   help="requests that may wait per model beyond those; more get 503 + Retry-After"),
+    max_body_mb: float = typer.Option(8, "--max-body-mb", min=0.001,
+                                      help="largest request body, in MB (document uploads: 20 MB); more get 413"),
     model: list[str] = typer.Option([], "--model", help="a build or model to load at start (repeatable); "
                                     "/health answers 503 until loaded"),
 ):
@@ -28,4 +30,5 @@ def serve(
     if api_key is not None and not api_key.strip():
         raise InvalidInputError("--api-key is empty")
     key = read_api_key(api_key_file) if api_key_file is not None else api_key
-    run(host, port, key, parallel=parallel, max_queue=max_queue, preload=tuple(model))
+    run(host, port, key, parallel=parallel, max_queue=max_queue, preload=tuple(model),
+        max_body_bytes=int(max_body_mb * 1_000_000))

@@ -205,10 +205,16 @@ class Batcher:
                     self._wake.wait()
                 if self._closed:
                     break
+                expired = [r for r in self._waiting if r.sequence.expired()]
+                for running in expired:  # waited past their deadline: they end before they begin
+                    self._waiting.remove(running)
                 while self._waiting and len(self._running) < self.max_batch:
                     self._running.append(self._waiting.popleft())
                 self.stats.waiting, self.stats.running = len(self._waiting), len(self._running)
                 jobs, self._jobs = list(self._jobs), deque()
+            for running in expired:
+                running.sequence.stop("timeout")
+                self._leave(running)
             for work, outbox in jobs:
                 try:
                     outbox.put(work(self.engine))

@@ -15,6 +15,7 @@ class GenerationParams:
     ignore_end_tokens: bool = False  # for benchmarks: always generate max_new_tokens
     logprobs: int | None = None  # None: none computed; n: each token's log-prob and the n likeliest
     grammar: Grammar | None = None  # the replies it allows (constraints.py); None: any
+    deadline: float | None = None  # time.monotonic() by which it ends, finish reason "timeout"
 
 
 @dataclass
@@ -44,7 +45,7 @@ class Usage:
 @dataclass
 class Completion:
     text: str
-    finish_reason: str  # "stop" (end token or stop string), "length", or "interrupted"
+    finish_reason: str  # "stop" (end token or stop string), "length", "interrupted" or "timeout"
     usage: Usage
     tokens: list[int] = field(default_factory=list)  # the reply's token ids
     logprobs: list[TokenLogprob] | None = None  # the shown tokens' entries, when asked for

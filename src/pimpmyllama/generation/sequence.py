@@ -108,7 +108,12 @@ class Sequence:
             return self._released(delta + self._end("stop"))
         if self.usage.completion_tokens >= self.params.max_new_tokens or len(self.prompt) + len(self.reply) >= self.num_ctx:
             return self._released(delta + self._end("length"))
+        if self.expired():
+            return self._released(delta + self._end("timeout"))
         return self._released(delta)
+
+    def expired(self) -> bool:
+        return self.params.deadline is not None and time.monotonic() >= self.params.deadline
 
     def _end(self, reason: str) -> str:
         self.done, self.reason = True, reason
@@ -133,9 +138,10 @@ class Sequence:
         self._logprobs_sent = max(self._logprobs_sent, shown)
         return Piece(delta, tuple(entries))
 
-    def stop(self) -> None:
-        """End it from outside (the consumer went away): finish reason "interrupted"."""
-        self.done = True
+    def stop(self, reason: str = "interrupted") -> None:
+        """End it from outside: the consumer went away ("interrupted"), or its deadline
+        passed before it began ("timeout")."""
+        self.done, self.reason = True, reason
 
     def completion(self) -> Completion:
         logprobs = None if self._logprobs is None else self._logprobs[: self._shown_logprobs()]

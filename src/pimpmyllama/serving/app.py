@@ -14,28 +14,32 @@ from pimpmyllama.serving.completions import CompletionRequest, TextCompletion, s
 from pimpmyllama.serving.embeddings import EmbeddingRequest, embed
 from pimpmyllama.serving.engines import EnginePool
 from pimpmyllama.serving.errors import install_error_handlers
+from pimpmyllama.serving.limits import BodyLimit
 from pimpmyllama.serving.metrics import CONTENT_TYPE, CountRequests, Metrics
 from pimpmyllama.serving.models_list import served_models
 from pimpmyllama.serving.pml_routes import pml_router
 from pimpmyllama.serving.report import pml_report
-from pimpmyllama.serving.responses import ChatIds
+from pimpmyllama.serving.responses import ChatIds, ended_in_time
 from pimpmyllama.serving.schema import ChatCompletionRequest
 from pimpmyllama.serving.streaming import EventStream, sse_chunks
+from pimpmyllama.serving.upload import UPLOAD_MAX_BYTES
 from pimpmyllama.serving.web import web_router
 
 
 def create_app(*, api_key: str | None = None, max_batch: int = 8, max_queue: int = 64,
-               preload: tuple[str, ...] = ()) -> FastAPI:
+               preload: tuple[str, ...] = (), max_body_bytes: int = 8_000_000) -> FastAPI:
     """The OpenAI-compatible API. With `api_key`, every endpoint but /health needs
     `Authorization: Bearer <api_key>`. Engines are loaded on first use (the models in
     `preload` at start, /health answering 503 until they are) and kept; each decodes up
-    to `max_batch` requests together, `max_queue` more wait, and beyond that 503."""
+    to `max_batch` requests together, `max_queue` more wait, and beyond that 503. A
+    request body over `max_body_bytes` is 413 (document uploads have their own limit)."""
     pool = EnginePool(max_batch, max_queue)
     metrics = Metrics(pool)
     app = FastAPI(title="pimpmyllama", version=__version__, docs_url=None, redoc_url=None, openapi_url=None,
                   lifespan=_lifespan(pool, preload))
     app.state.pool = pool
     install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes, upload_bytes=UPLOAD_MAX_BYTES)
     app.add_middleware(CountRequests, metrics=metrics)
     keyed = [Depends(require_key(api_key))]
 
@@ -69,6 +73,7 @@ def create_app(*, api_key: str | None = None, max_batch: int = 8, max_queue: int
             await _reply_unless_disconnected(answer, http)
         finally:
             ended()
+        ended_in_time(answer.reply.completion)
         return {**ChatIds(request.model).completion(answer.reply.completion, answer.tokenizer), "pml": pml_report(answer)}
 
     @app.post("/v1/completions", dependencies=keyed)

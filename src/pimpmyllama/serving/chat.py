@@ -59,7 +59,7 @@ def start_answer(pool: EnginePool, request: ChatCompletionRequest) -> Answer:
     dialogue = split_messages(request.messages)
     build = with_extras(with_request(resolve_served(request.model), request, dialogue.system), request.pml)
     served = pool.get(build)
-    decoding = chat_decoding(request) | ({"ignore_end_tokens": True} if request.ignore_eos else {})
+    decoding = chat_decoding(request)
     if request.pml and request.pml.session is not None:
         message = check_text(dialogue.message, "the last message")
         turn = pack_in_session(build, request.model, served, request.pml.session, message, dialogue.history)

@@ -19,9 +19,10 @@ from pimpmyllama.errors import PmlError
 from pimpmyllama.generation.params import Completion, Usage
 from pimpmyllama.serving.chat import resolve_served, with_request
 from pimpmyllama.serving.engines import EnginePool, on_engine
-from pimpmyllama.serving.errors import ApiError, from_pml_error
+from pimpmyllama.serving.decoding import request_decoding
+from pimpmyllama.serving.errors import ApiError, as_api_error
 from pimpmyllama.serving.logprobs import legacy_logprobs
-from pimpmyllama.serving.responses import FINISH_REASONS, usage_of
+from pimpmyllama.serving.responses import FINISH_REASONS, ended_in_time, usage_of
 from pimpmyllama.serving.schema import SamplingFields, StreamOptions
 from pimpmyllama.serving.streaming import _event
 
@@ -80,7 +81,7 @@ class TextCompletion:
         p = build.parameters.for_model(engine.context_length, engine.sampling_defaults)
         self.num_ctx = p.num_ctx
         self.params = replace(generation_params(p), max_new_tokens=max(1, request.max_tokens),
-                              logprobs=request.logprobs)
+                              logprobs=request.logprobs, **request_decoding(request))
         self.prompts = request.prompts(self.tokenizer)
         for _, ids in self.prompts:
             self._check_fits(ids)
@@ -125,6 +126,7 @@ class TextCompletion:
         for index, (text, ids) in enumerate(self.prompts):
             echoed = self._echo_logprobs(text, ids)
             completion = yield_all(self._pieces(ids))
+            ended_in_time(completion)
             start = len(text) if self.request.echo else 0
             logprobs = merge_logprobs(echoed, self._reply_logprobs(completion.logprobs, start))
             choices.append({"text": (text if self.request.echo else "") + completion.text, "index": index,
@@ -150,6 +152,7 @@ class TextCompletion:
             entries = getattr(piece, "logprobs", None) if self.request.logprobs is not None else None
             yield self._chunk(str(piece), self._reply_logprobs(entries, start))
             start += len(piece)
+        ended_in_time(completion)
         yield self._chunk("", None, FINISH_REASONS[completion.finish_reason])
         if self.request.stream_options and self.request.stream_options.include_usage:
             usage = replace(completion.usage, prompt_tokens=len(ids))
@@ -165,8 +168,8 @@ def sse(bodies: Iterator[dict]) -> Iterator[str]:
     try:
         for body in bodies:
             yield _event(body)
-    except PmlError as exc:
-        yield _event(from_pml_error(exc).body())
+    except (PmlError, ApiError) as exc:
+        yield _event(as_api_error(exc).body())
     yield _event("[DONE]")
 
 

@@ -51,6 +51,10 @@ def naming(param: str):
         raise from_pml_error(exc, param=param) from None
 
 
+def as_api_error(exc: "ApiError | PmlError") -> ApiError:
+    return exc if isinstance(exc, ApiError) else from_pml_error(exc)
+
+
 def from_validation_error(exc: RequestValidationError) -> ApiError:
     """The first problem of a request body, naming its field (dotted: `stream_options.x`)."""
     problem = exc.errors()[0]

@@ -5,10 +5,19 @@ import time
 import uuid
 
 from pimpmyllama.generation.engine import Completion
+from pimpmyllama.serving.errors import ApiError
 from pimpmyllama.serving.logprobs import chat_logprobs
 
-# Our engine's reasons; "interrupted" only happens to a reply nobody reads any more.
+# Our engine's reasons; "interrupted" only happens to a reply nobody reads any more,
+# and a "timeout" is an error (`ended_in_time`).
 FINISH_REASONS = {"stop": "stop", "length": "length", "interrupted": "stop"}
+
+
+def ended_in_time(completion: Completion) -> None:
+    """408 for a reply that its request's `timeout` ended."""
+    if completion.finish_reason == "timeout":
+        raise ApiError(408, f"the request's timeout passed after {completion.usage.completion_tokens} generated "
+                            "tokens: ask for fewer tokens or allow more time", param="timeout", code="timeout")
 
 
 def usage_of(completion: Completion) -> dict:

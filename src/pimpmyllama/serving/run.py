@@ -24,7 +24,7 @@ def check_listen(host: str, port: int) -> None:
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None, *, parallel: int = 8,
-          max_queue: int = 64, preload: tuple[str, ...] = ()) -> None:
+          max_queue: int = 64, preload: tuple[str, ...] = (), max_body_bytes: int = 8_000_000) -> None:
     """Serve the API until interrupted; the options as `create_app`'s."""
     import uvicorn
 
@@ -41,5 +41,6 @@ def serve(host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
                 resolve_served(ref)
             except ApiError as exc:
                 raise (NotFoundError if exc.status == 404 else InvalidInputError)(f"--model: {exc.message}") from None
-    app = create_app(api_key=api_key, max_batch=parallel, max_queue=max_queue, preload=preload)
+    app = create_app(api_key=api_key, max_batch=parallel, max_queue=max_queue, preload=preload,
+                     max_body_bytes=max_body_bytes)
     uvicorn.run(app, host=host, port=port, log_level="info")

@@ -61,6 +61,7 @@ class SamplingFields(_Strict):
     stop: str | list[str] | None = None
     n: Literal[1] = 1  # one choice per request
     ignore_eos: bool = False  # as llama-server and vLLM: generate max_tokens tokens (benchmarks)
+    timeout: float | None = Field(None, gt=0)  # seconds from arrival: the reply ends then (408)
     pml: PmlExtras | None = None  # our extensions (serving/extras.py)
 
     @field_validator("stop")

@@ -12,10 +12,10 @@ from starlette.responses import StreamingResponse
 from pimpmyllama.errors import PmlError
 from pimpmyllama.generation.logprobs import Piece
 from pimpmyllama.serving.chat import Answer
-from pimpmyllama.serving.errors import from_pml_error
+from pimpmyllama.serving.errors import ApiError, as_api_error
 from pimpmyllama.serving.logprobs import chat_logprobs
 from pimpmyllama.serving.report import pml_report
-from pimpmyllama.serving.responses import FINISH_REASONS, ChatIds
+from pimpmyllama.serving.responses import FINISH_REASONS, ChatIds, ended_in_time
 
 
 def _event(body: dict | str) -> str:
@@ -52,8 +52,9 @@ async def sse_chunks(answer: Answer, include_usage: bool, ended: Callable[[], No
         async for piece in pieces:
             logprobs = chat_logprobs(answer.tokenizer, list(piece.logprobs)) if isinstance(piece, Piece) else None
             yield _event(ids.chunk({"content": piece}, with_usage=include_usage, logprobs=logprobs))
-    except PmlError as exc:
-        yield _event(from_pml_error(exc).body())
+        ended_in_time(answer.reply.completion)
+    except (PmlError, ApiError) as exc:
+        yield _event(as_api_error(exc).body())
         yield _event("[DONE]")
         return
     finally:
