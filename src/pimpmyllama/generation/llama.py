@@ -100,8 +100,10 @@ class KVCache:
 
     def __init__(self, spec: LlamaSpec, max_len: int):
         shape = (spec.num_layers, spec.num_kv_heads, max_len, spec.head_dim)
-        self.k = torch.zeros(shape)  # fp32 at every precision
-        self.v = torch.zeros(shape)
+        # Uninitialised: a position is only ever read after it was written, and the
+        # memory of positions not yet written is not touched (nor resident).
+        self.k = torch.empty(shape)  # fp32 at every precision
+        self.v = torch.empty(shape)
         self.ids: list[int] = []
 
     @property
