@@ -36,6 +36,7 @@ import asyncio
 import contextlib
 import ctypes
 import json
+import os
 import shlex
 import signal
 import socket
@@ -143,8 +144,9 @@ def running(server: Server, label: str):
     log = OUT / f"{server.name}-{label}.log"
     with open(log, "w") as sink:
         # A session of its own: Ctrl-C reaches the bench alone, which then stops the server.
+        # preexec_fn is safe here: servers are started before any thread (asyncio runs between).
         process = subprocess.Popen(server.command, stdout=sink, stderr=subprocess.STDOUT,
-                                   start_new_session=True, preexec_fn=die_with_parent)
+                                   start_new_session=True, preexec_fn=die_with_parent)  # noqa: PLW1509
     try:
         wait_healthy(server, process, log)
         yield process
@@ -301,6 +303,9 @@ def compare(args) -> None:
         if args.only == "llama":
             raise SystemExit(f"no llama-server at {args.llama_server} (`make bench-serve` builds it)")
         print(f"llama-server: left out (none at {args.llama_server}; `make bench-serve` builds it)")
+    length = f"{args.seconds:.0f} s" if args.seconds else f"{args.requests} requests"
+    print(f"model {args.model} · {args.max_tokens} max tokens · each client sends for {length}"
+          f" · {os.cpu_count()} CPUs", flush=True)
     by_clients = {}
     for clients in args.concurrency:
         by_clients[clients] = {s.name: measure(s, clients, args) for s in servers_for(clients, args)}
