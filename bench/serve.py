@@ -11,23 +11,25 @@ Measured for each server: aggregate completion tokens/s (every completion token
 over the wall time), p50/p95 time to first token (the first chunk carrying text)
 and end-to-end latency, requests done, errors by status.
 
-  - ours: `python -m pimpmyllama serve` on the bundled model, as a user runs it;
-    `--ours-args` adds options to its command line.
+  - ours: `python -m pimpmyllama serve` on the bundled model, as a user runs it,
+    with OMP_NUM_THREADS = --threads (2); `--ours-args` adds options to its command line.
   - llama-server: built from the llama-cpp-python sdist (`make bench-serve`), on
     the model's bundled Q4_1 GGUF (the file bench/generation.py uses), with `-np`
-    equal to the concurrency, 2048 tokens of context per slot and 2 threads. It is
-    sent `"ignore_eos": true`, so its replies are all 64 tokens long; our server has
-    no such field, so its replies may end sooner: tokens/s counts the completion
-    tokens each server reports in its usage, and the table shows tokens per request.
-    The requests ask for paragraphs, so both models mostly run to the limit.
+    equal to the concurrency, 2048 tokens of context per slot and `-t` --threads;
+    `--llama-args` adds options. It is sent `"ignore_eos": true`, so its replies
+    are all 64 tokens long; our server has no such field, so its replies may end
+    sooner: tokens/s counts the completion tokens each server reports in its usage,
+    and the table shows tokens per request. The requests ask for paragraphs, so
+    both models mostly run to the limit.
 
 --load: the load run, against ours only: --concurrency clients (32) for --seconds
 (300); errors by status, 503s (a full queue: intended) apart from the others; and
 the server's RSS every --rss-every seconds: start, min, max, end, and its slope
 over the second half of the run (least squares, MB/min; "stable" under 1 MB/min).
 
-    python bench/serve.py [--concurrency 1,8,32] [--seconds 60 | --requests N] [--max-tokens 64]
+    python bench/serve.py [--concurrency 1,8,32] [--seconds 60 | --requests N] [--max-tokens 64] [--threads 2]
                           [--only ours|llama] [--ours-args "--flag value"] [--llama-server PATH]
+                          [--llama-args "--flag value"]
     python bench/serve.py --load [--seconds 300] [--concurrency 32] [--rss-every 5]
 """
 
@@ -75,6 +77,7 @@ class Server:
     url: str
     model: str
     extra_body: dict = field(default_factory=dict)  # fields only this server is sent
+    env: dict = field(default_factory=dict)  # added to the process's environment
 
 
 @dataclass
@@ -94,16 +97,17 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def ours(model: str, extra_args: str) -> Server:
+def ours(model: str, threads: int, extra_args: str) -> Server:
     port = free_port()
     command = [sys.executable, "-m", "pimpmyllama", "serve", "--port", str(port), *shlex.split(extra_args)]
-    return Server("ours", command, f"http://127.0.0.1:{port}", model)
+    # PyTorch's thread pools read OMP_NUM_THREADS when they start.
+    return Server("ours", command, f"http://127.0.0.1:{port}", model, env={"OMP_NUM_THREADS": str(threads)})
 
 
-def llama(binary: Path, gguf: Path, slots: int) -> Server:
+def llama(binary: Path, gguf: Path, slots: int, threads: int, extra_args: str) -> Server:
     port = free_port()
     command = [str(binary), "-m", str(gguf), "-np", str(slots), "-c", str(slots * CONTEXT_PER_SLOT),
-               "-t", "2", "--host", "127.0.0.1", "--port", str(port)]
+               "-t", str(threads), "--host", "127.0.0.1", "--port", str(port), *shlex.split(extra_args)]
     return Server("llama-server", command, f"http://127.0.0.1:{port}", gguf.stem, {"ignore_eos": True})
 
 
@@ -146,7 +150,8 @@ def running(server: Server, label: str):
         # A session of its own: Ctrl-C reaches the bench alone, which then stops the server.
         # preexec_fn is safe here: servers are started before any thread (asyncio runs between).
         process = subprocess.Popen(server.command, stdout=sink, stderr=subprocess.STDOUT,
-                                   start_new_session=True, preexec_fn=die_with_parent)  # noqa: PLW1509
+                                   env={**os.environ, **server.env}, start_new_session=True,
+                                   preexec_fn=die_with_parent)  # noqa: PLW1509
     try:
         wait_healthy(server, process, log)
         yield process
@@ -270,7 +275,7 @@ def print_table(clients: int, results: dict[str, dict]) -> None:
 
 def print_batching_gain(by_clients: dict[int, dict[str, dict]]) -> None:
     ours_tps = {c: r["ours"]["tokens/s"] for c, r in by_clients.items() if "ours" in r}
-    if 1 not in ours_tps:
+    if 1 not in ours_tps or len(ours_tps) == 1:
         return
     print("\nours: tokens/s at N clients / at 1 client (what batching buys)")
     for clients, tps in ours_tps.items():
@@ -292,9 +297,9 @@ def servers_for(clients: int, args) -> list[Server]:
 
     chosen = []
     if args.only in (None, "ours"):
-        chosen.append(ours(args.model, args.ours_args))
+        chosen.append(ours(args.model, args.threads, args.ours_args))
     if args.only in (None, "llama") and args.llama_server.exists():
-        chosen.append(llama(args.llama_server, bundled_default_gguf(), clients))
+        chosen.append(llama(args.llama_server, bundled_default_gguf(), clients, args.threads, args.llama_args))
     return chosen
 
 
@@ -305,7 +310,7 @@ def compare(args) -> None:
         print(f"llama-server: left out (none at {args.llama_server}; `make bench-serve` builds it)")
     length = f"{args.seconds:.0f} s" if args.seconds else f"{args.requests} requests"
     print(f"model {args.model} · {args.max_tokens} max tokens · each client sends for {length}"
-          f" · {os.cpu_count()} CPUs", flush=True)
+          f" · {args.threads} threads per server · {os.cpu_count()} CPUs", flush=True)
     by_clients = {}
     for clients in args.concurrency:
         by_clients[clients] = {s.name: measure(s, clients, args) for s in servers_for(clients, args)}
@@ -367,7 +372,7 @@ def print_load(clients: int, summary: dict, rss: list[tuple[float, float]]) -> N
 
 
 def load_run(args) -> None:
-    server = ours(args.model, args.ours_args)
+    server = ours(args.model, args.threads, args.ours_args)
     clients = args.concurrency[0]
     with running(server, f"load-{clients}") as process:
         warm_up(server)
@@ -384,9 +389,11 @@ def parse_args() -> argparse.Namespace:
     runs.add_argument("--seconds", type=float, default=None, help="each client's sending time (default 60; --load 300)")
     runs.add_argument("--requests", type=int, default=None, help="requests per client, instead of --seconds")
     parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=2, help="each server's: llama-server -t, ours OMP_NUM_THREADS")
     parser.add_argument("--only", choices=["ours", "llama"])
     parser.add_argument("--ours-args", default="", help="extra options for `pml serve`, one string")
     parser.add_argument("--llama-server", type=Path, default=LLAMA_SERVER)
+    parser.add_argument("--llama-args", default="", help="extra options for llama-server, one string (last wins)")
     parser.add_argument("--model", default=DEFAULT_MODEL, help="the model our server is asked for")
     parser.add_argument("--load", action="store_true", help="the load run against ours (RSS sampled)")
     parser.add_argument("--rss-every", type=float, default=5.0, help="--load: seconds between RSS samples")
