@@ -53,7 +53,7 @@ import httpx
 import numpy as np
 
 ROOT = Path(__file__).parents[1]
-OUT = ROOT / "bench" / "out" / "serve"
+LOGS = ROOT / "bench" / "out" / "serve" / time.strftime("%Y%m%d-%H%M%S")  # this run's server logs
 LLAMA_SERVER = ROOT / ".bench" / "llama.cpp" / "build" / "bin" / "llama-server"
 CONTEXT_PER_SLOT = 2048
 RETRY_PAUSE = 0.5  # seconds a client waits after a failed request, so a refusing server is not flooded
@@ -87,6 +87,7 @@ class Sample:
     first: float | None = None  # seconds to the first text
     latency: float | None = None
     tokens: int = 0
+    detail: str = ""  # what went wrong: the error's body or message, shortened
 
 
 # --- the servers ---------------------------------------------------------------------
@@ -144,8 +145,8 @@ def wait_healthy(server: Server, process: subprocess.Popen, log: Path, timeout: 
 def running(server: Server, label: str):
     """The server's process, healthy; stopped (terminate, then kill) on the way out,
     whatever the way out (an error, Ctrl-C)."""
-    OUT.mkdir(parents=True, exist_ok=True)
-    log = OUT / f"{server.name}-{label}.log"
+    LOGS.mkdir(parents=True, exist_ok=True)
+    log = LOGS / f"{server.name}-{label}.log"
     with open(log, "w") as sink:
         # A session of its own: Ctrl-C reaches the bench alone, which then stops the server.
         # preexec_fn is safe here: servers are started before any thread (asyncio runs between).
@@ -180,14 +181,13 @@ async def timed_request(client: httpx.AsyncClient, server: Server, prompt: str, 
         async with client.stream("POST", f"{server.url}/v1/chat/completions",
                                  json=request_body(server, prompt, max_tokens)) as response:
             if response.status_code != 200:
-                await response.aread()
-                return Sample(response.status_code)
+                return Sample(response.status_code, detail=(await response.aread()).decode(errors="replace"))
             async for line in response.aiter_lines():
                 event = stream_event(line)
                 if event is None:
                     continue
                 if "error" in event:
-                    return Sample("error event")
+                    return Sample("error event", detail=json.dumps(event["error"]))
                 if any(choice["delta"].get("content") for choice in event.get("choices", [])):
                     pieces += 1
                     if sample.first is None:
@@ -195,7 +195,7 @@ async def timed_request(client: httpx.AsyncClient, server: Server, prompt: str, 
                 if event.get("usage"):
                     sample.tokens = event["usage"]["completion_tokens"]
     except httpx.HTTPError as exc:
-        return Sample(type(exc).__name__)
+        return Sample(type(exc).__name__, detail=str(exc) or repr(exc))
     sample.latency = time.perf_counter() - start
     sample.tokens = sample.tokens or pieces  # a server that sends no usage: its text chunks
     return sample
@@ -247,14 +247,15 @@ def summarize(samples: list[Sample], wall: float) -> dict:
     return {"tokens/s": tokens / wall, "tokens/request": tokens / len(done) if done else float("nan"),
             "done": len(done), "ttft p50": percentile(firsts, 50), "ttft p95": percentile(firsts, 95),
             "latency p50": percentile(latencies, 50), "latency p95": percentile(latencies, 95),
-            "errors": Counter(s.status for s in samples if s.status != 200), "wall": wall}
+            "errors": Counter(s.status for s in samples if s.status != 200), "wall": wall,
+            "details": {s.status: s.detail[:200] for s in reversed(samples) if s.status != 200}}  # the first of each
 
 
 def errors_text(errors: Counter) -> str:
     return ", ".join(f"{status} ×{n}" for status, n in sorted(errors.items(), key=str)) or "0"
 
 
-# (key, label, format); ratios ours / llama-server are shown for the rows with a ratio.
+# (key, label, format, whether the ours / llama-server ratio is shown)
 ROWS = [("tokens/s", "completion tokens/s", "{:.1f}", True), ("tokens/request", "tokens per request", "{:.1f}", False),
         ("done", "requests done", "{}", False), ("ttft p50", "first token p50 (s)", "{:.2f}", True),
         ("ttft p95", "first token p95 (s)", "{:.2f}", True), ("latency p50", "latency p50 (s)", "{:.2f}", True),
@@ -270,7 +271,15 @@ def print_table(clients: int, results: dict[str, dict]) -> None:
         cells = "".join(f"{fmt.format(results[n][key]):>16}" for n in names)
         ratio = f"{results['ours'][key] / results['llama-server'][key]:>15.2f}×" if both and with_ratio else ""
         print(f"{label:<24}{cells}{ratio}")
-    print(f"{'errors':<24}" + "".join(f"{errors_text(results[n]['errors']):>16}" for n in names), flush=True)
+    print(f"{'errors':<24}" + "".join(f"{sum(results[n]['errors'].values()):>16}" for n in names))
+    print_error_details(results)
+
+
+def print_error_details(results: dict[str, dict]) -> None:
+    for name, result in results.items():
+        for status, detail in result["details"].items():
+            print(f"  {name}: {status} ×{result['errors'][status]}, the first: {detail}")
+    sys.stdout.flush()
 
 
 def print_batching_gain(by_clients: dict[int, dict[str, dict]]) -> None:
@@ -365,6 +374,7 @@ def print_load(clients: int, summary: dict, rss: list[tuple[float, float]]) -> N
     print(f"{'latency p50 / p95 (s)':<28}{summary['latency p50']:.2f} / {summary['latency p95']:.2f}")
     print(f"{'503 (queue full, intended)':<28}{full}")
     print(f"{'other errors':<28}{errors_text(errors)}")
+    print_error_details({"ours": summary})
     print(f"{'RSS MB start/min/max/end':<28}{values[0]:.0f} / {min(values):.0f} / {max(values):.0f} / {values[-1]:.0f}"
           f"  ({len(values)} samples)")
     verdict = "stable" if abs(slope) < STABLE_MB_PER_MIN else "GROWS" if slope > 0 else "shrinks"
