@@ -25,7 +25,8 @@ and end-to-end latency, requests done, errors by status.
 --load: the load run, against ours only: --concurrency clients (32) for --seconds
 (300); errors by status, 503s (a full queue: intended) apart from the others; and
 the server's RSS every --rss-every seconds: start, min, max, end, and its slope
-over the second half of the run (least squares, MB/min; "stable" under 1 MB/min).
+over the second half of the run (least squares, MB/min; "stable" under 1 MB/min);
+the samples go to bench/out/serve/<run>/rss.csv.
 
     python bench/serve.py [--concurrency 1,8,32] [--seconds 60 | --requests N] [--max-tokens 64] [--threads 2]
                           [--only ours|llama] [--ours-args "--flag value"] [--llama-server PATH]
@@ -388,6 +389,12 @@ def load_run(args) -> None:
         warm_up(server)
         samples, wall, rss = asyncio.run(loaded(server, process.pid, args))
     print_load(clients, summarize(samples, wall), rss)
+    write_rss(rss, LOGS / "rss.csv")
+
+
+def write_rss(rss: list[tuple[float, float]], path: Path) -> None:
+    path.write_text("seconds,rss_mb\n" + "".join(f"{t:.1f},{mb:.1f}\n" for t, mb in rss))
+    print(f"RSS samples: {path}")
 
 
 def parse_args() -> argparse.Namespace:
