@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip -q --disable-pip-version-check
 STAMP := $(VENV)/.installed
 
-.PHONY: install chat test test-fast bench demo clean
+.PHONY: install chat test test-fast bench bench-serve demo clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,26 @@ bench: install
 	CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_AVX512=ON" $(PIP) install llama-cpp-python \
 		|| echo "llama-cpp-python did not build: the comparison leaves llama.cpp out"
 	$(PY) bench/generation.py
+
+# llama.cpp's own llama-server, the baseline of bench/serve.py: built once from the sources in
+# the llama-cpp-python sdist (vendor/llama.cpp), only that target, into .bench/llama.cpp.
+LLAMA_CPP_PYTHON := 0.3.36
+LLAMA_DIR := .bench/llama.cpp
+LLAMA_SERVER := $(LLAMA_DIR)/build/bin/llama-server
+LLAMA_CMAKE := -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_AVX512=ON \
+	-DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+	-DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DBUILD_SHARED_LIBS=OFF
+
+$(LLAMA_SERVER):
+	mkdir -p $(LLAMA_DIR)
+	$(PIP) download llama-cpp-python==$(LLAMA_CPP_PYTHON) --no-binary :all: --no-deps -d $(LLAMA_DIR)
+	tar xzf $(LLAMA_DIR)/llama_cpp_python-$(LLAMA_CPP_PYTHON).tar.gz -C $(LLAMA_DIR)
+	cmake -S $(LLAMA_DIR)/llama_cpp_python-$(LLAMA_CPP_PYTHON)/vendor/llama.cpp -B $(LLAMA_DIR)/build $(LLAMA_CMAKE)
+	nice cmake --build $(LLAMA_DIR)/build --target llama-server -j2
+
+bench-serve: install
+	$(MAKE) $(LLAMA_SERVER) || echo "llama-server did not build: the serving bench leaves llama.cpp out"
+	$(PY) bench/serve.py
 
 # The town-hall scenario end to end (examples/town-hall/run_demo.sh): fine-tune, merge, index,
 # compare; the report goes to compare-town-hall/. PML_HOME is taken from the environment.
