@@ -16,11 +16,10 @@ and end-to-end latency, requests done, errors by status.
   - llama-server: built from the llama-cpp-python sdist (`make bench-serve`), on
     the model's bundled Q4_1 GGUF (the file bench/generation.py uses), with `-np`
     equal to the concurrency, 2048 tokens of context per slot and `-t` --threads;
-    `--llama-args` adds options. It is sent `"ignore_eos": true`, so its replies
-    are all 64 tokens long; our server has no such field, so its replies may end
-    sooner: tokens/s counts the completion tokens each server reports in its usage,
-    and the table shows tokens per request. The requests ask for paragraphs, so
-    both models mostly run to the limit.
+    `--llama-args` adds options.
+Both are sent `"ignore_eos": true`, so every reply is 64 tokens long; ours runs
+with `--parallel` equal to the concurrency (as llama-server's `-np`) and loads
+the model at start (`--model`).
 
 --load: the load run, against ours only: --concurrency clients (32) for --seconds
 (300); errors by status, 503s (a full queue: intended) apart from the others; and
@@ -31,7 +30,8 @@ the samples go to bench/out/serve/<run>/rss.csv.
     python bench/serve.py [--concurrency 1,8,32] [--seconds 60 | --requests N] [--max-tokens 64] [--threads 2]
                           [--only ours|llama] [--ours-args "--flag value"] [--llama-server PATH]
                           [--llama-args "--flag value"]
-    python bench/serve.py --load [--seconds 300] [--concurrency 32] [--rss-every 5]
+    python bench/serve.py --load [--seconds 300] [--concurrency 32] [--parallel 8] [--ours-args "--max-queue 16"]
+                          [--rss-every 5]
 """
 
 import argparse
@@ -99,11 +99,13 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def ours(model: str, threads: int, extra_args: str) -> Server:
+def ours(model: str, slots: int, threads: int, extra_args: str) -> Server:
     port = free_port()
-    command = [sys.executable, "-m", "pimpmyllama", "serve", "--port", str(port), *shlex.split(extra_args)]
+    command = [sys.executable, "-m", "pimpmyllama", "serve", "--port", str(port), "--parallel", str(slots),
+               "--model", model, *shlex.split(extra_args)]
     # PyTorch's thread pools read OMP_NUM_THREADS when they start.
-    return Server("ours", command, f"http://127.0.0.1:{port}", model, env={"OMP_NUM_THREADS": str(threads)})
+    return Server("ours", command, f"http://127.0.0.1:{port}", model, {"ignore_eos": True},
+                  env={"OMP_NUM_THREADS": str(threads)})
 
 
 def llama(binary: Path, gguf: Path, slots: int, threads: int, extra_args: str) -> Server:
@@ -307,7 +309,7 @@ def servers_for(clients: int, args) -> list[Server]:
 
     chosen = []
     if args.only in (None, "ours"):
-        chosen.append(ours(args.model, args.threads, args.ours_args))
+        chosen.append(ours(args.model, args.parallel or clients, args.threads, args.ours_args))
     if args.only in (None, "llama") and args.llama_server.exists():
         chosen.append(llama(args.llama_server, bundled_default_gguf(), clients, args.threads, args.llama_args))
     return chosen
@@ -383,8 +385,8 @@ def print_load(clients: int, summary: dict, rss: list[tuple[float, float]]) -> N
 
 
 def load_run(args) -> None:
-    server = ours(args.model, args.threads, args.ours_args)
     clients = args.concurrency[0]
+    server = ours(args.model, args.parallel or clients, args.threads, args.ours_args)
     with running(server, f"load-{clients}") as process:
         warm_up(server)
         samples, wall, rss = asyncio.run(loaded(server, process.pid, args))
@@ -408,7 +410,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2, help="each server's: llama-server -t, ours OMP_NUM_THREADS")
     parser.add_argument("--only", choices=["ours", "llama"])
-    parser.add_argument("--ours-args", default="", help="extra options for `pml serve`, one string")
+    parser.add_argument("--parallel", type=int, default=None,
+                        help="ours: requests decoded together (default: the concurrency, as llama-server's -np)")
+    parser.add_argument("--ours-args", default="", help="extra options for `pml serve`, one string (e.g. --max-queue)")
     parser.add_argument("--llama-server", type=Path, default=LLAMA_SERVER)
     parser.add_argument("--llama-args", default="", help="extra options for llama-server, one string (last wins)")
     parser.add_argument("--model", default=DEFAULT_MODEL, help="the model our server is asked for")

@@ -22,6 +22,7 @@ from pimpmyllama.serving.report import pml_report
 from pimpmyllama.serving.responses import ChatIds, ended_in_time
 from pimpmyllama.serving.schema import ChatCompletionRequest
 from pimpmyllama.serving.streaming import EventStream, sse_chunks
+from pimpmyllama.serving.threads import in_own_thread
 from pimpmyllama.serving.upload import UPLOAD_MAX_BYTES
 from pimpmyllama.serving.web import web_router
 
@@ -60,8 +61,8 @@ def create_app(*, api_key: str | None = None, max_batch: int = 8, max_queue: int
     @app.post("/v1/chat/completions", dependencies=keyed)
     async def chat_completions(request: ChatCompletionRequest, http: Request):
         arrived = time.perf_counter()
-        # resolving and packing read files and embed the message: off the event loop
-        answer = await run_in_threadpool(start_answer, pool, request)
+        # resolving, loading and packing read files and may run torch: off the event loop
+        answer = await in_own_thread(start_answer, pool, request)
 
         def ended():
             metrics.replied(answer.reply.completion, time.perf_counter() - arrived)
@@ -77,15 +78,15 @@ def create_app(*, api_key: str | None = None, max_batch: int = 8, max_queue: int
         return {**ChatIds(request.model).completion(answer.reply.completion, answer.tokenizer), "pml": pml_report(answer)}
 
     @app.post("/v1/completions", dependencies=keyed)
-    def completions(request: CompletionRequest):
-        completion = TextCompletion(pool, request)
+    async def completions(request: CompletionRequest):
+        completion = await in_own_thread(TextCompletion, pool, request)
         if request.stream:
             return EventStream(sse(completion.chunks()))
-        return completion.body()
+        return await in_own_thread(completion.body)
 
     @app.post("/v1/embeddings", dependencies=keyed)
-    def embeddings(request: EmbeddingRequest) -> dict:
-        return embed(request)
+    async def embeddings(request: EmbeddingRequest) -> dict:
+        return await in_own_thread(embed, request)
 
     app.include_router(pml_router(keyed))
     app.include_router(web_router())
@@ -121,7 +122,7 @@ def _lifespan(pool: EnginePool, preload: tuple[str, ...]):
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        loads = [asyncio.ensure_future(run_in_threadpool(pool.get, resolve_served(ref))) for ref in preload]
+        loads = [asyncio.ensure_future(in_own_thread(pool.get, resolve_served(ref))) for ref in preload]
         yield
         for load in loads:
             load.cancel()

@@ -7,6 +7,7 @@ from pimpmyllama.knowledge.bases import knowledge_store
 from pimpmyllama.memory.sessions import SessionStore
 from pimpmyllama.prompting.styles import BUILTIN, load_user_styles
 from pimpmyllama.serving.chat import resolve_served
+from pimpmyllama.serving.threads import in_own_thread
 from pimpmyllama.serving.upload import UPLOAD_MAX_BYTES, upload_document
 from pimpmyllama.storage.db import open_database
 
@@ -35,9 +36,11 @@ def pml_router(dependencies: list) -> APIRouter:
 
     # A plain `def`: embedding runs in FastAPI's thread pool, not on the event loop.
     @router.post("/knowledge/{name}/documents")
-    def upload(name: str, file: UploadFile) -> dict:
-        """One document into the knowledge base `name` (created if new)."""
-        return upload_document(name, file.filename, file.file.read(UPLOAD_MAX_BYTES + 1))
+    async def upload(name: str, file: UploadFile) -> dict:
+        """One document into the knowledge base `name` (created if new); embedding
+        runs torch: in a thread of its own (serving/threads.py)."""
+        content = await file.read(UPLOAD_MAX_BYTES + 1)
+        return await in_own_thread(upload_document, name, file.filename, content)
 
     @router.get("/settings")
     def settings(model: str) -> dict:
