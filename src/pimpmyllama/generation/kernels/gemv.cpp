@@ -118,22 +118,17 @@ void q4_rows(const uint8_t* q, const uint16_t* d, const uint16_t* m, const Activ
   for (int t = 0; t < T; ++t) out[t] = _mm512_reduce_add_ps(_mm512_add_ps(total0[t], total1[t]));
 }
 
-// One q4 row against every activation row, kTile at a time.
-void q4_row_all(const uint8_t* q, const uint16_t* d, const uint16_t* m, const std::vector<Activations>& a,
-                int64_t groups, float* y, int64_t n, int64_t r) {
-  const int64_t rows = static_cast<int64_t>(a.size());
-  const Activations* tile[kTile];
-  float out[kTile];
-  for (int64_t i = 0; i < rows; i += kTile) {
-    const int64_t count = std::min<int64_t>(kTile, rows - i);
-    for (int64_t t = 0; t < count; ++t) tile[t] = &a[i + t];
-    switch (count) {
-      case 4: q4_rows<4>(q, d, m, tile, groups, out); break;
-      case 3: q4_rows<3>(q, d, m, tile, groups, out); break;
-      case 2: q4_rows<2>(q, d, m, tile, groups, out); break;
-      default: q4_rows<1>(q, d, m, tile, groups, out); break;
-    }
-    for (int64_t t = 0; t < count; ++t) y[(i + t) * n + r] = out[t];
+// Weight rows are taken a block at a time, and for each tile of activation rows the
+// whole block: a tile's activations stay in L1 while the block's rows pass (a batch
+// of 32 rows' activations is larger than L1 and would be read from L2 for every
+// weight row). The tiles are the same whatever the block, so results are too.
+constexpr int64_t kRowBlock = 16;
+
+template <typename Tile>
+void by_blocks(int64_t begin, int64_t end, int64_t rows, Tile tile) {
+  for (int64_t r0 = begin; r0 < end; r0 += kRowBlock) {
+    const int64_t r1 = std::min(end, r0 + kRowBlock);
+    for (int64_t i = 0; i < rows; i += kTile) tile(r0, r1, i, std::min<int64_t>(kTile, rows - i));
   }
 }
 
@@ -188,11 +183,25 @@ at::Tensor q4_gemv(const at::Tensor& x, const at::Tensor& q, const at::Tensor& d
   const auto* mp = reinterpret_cast<const uint16_t*>(mc.data_ptr<at::Half>());
   float* yp = y.data_ptr<float>();
   at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) {
-      if (r + kAhead < end) prefetch_row(qp + (r + kAhead) * (k / 2), k / 2, dp + (r + kAhead) * groups,
-                                         mp + (r + kAhead) * groups, groups * 2);
-      q4_row_all(qp + r * (k / 2), dp + r * groups, mp + r * groups, prepared, groups, yp, n, r);
-    }
+    const Activations* tile[kTile];
+    float out[kTile];
+    by_blocks(begin, end, rows, [&](int64_t r0, int64_t r1, int64_t i, int64_t count) {
+      for (int64_t t = 0; t < count; ++t) tile[t] = &prepared[i + t];
+      for (int64_t r = r0; r < r1; ++r) {
+        if (i == 0 && r + kAhead < end)  // the first tile brings each row in: ask for it early
+          prefetch_row(qp + (r + kAhead) * (k / 2), k / 2, dp + (r + kAhead) * groups, mp + (r + kAhead) * groups,
+                       groups * 2);
+        const uint8_t* qr = qp + r * (k / 2);
+        const uint16_t *dr = dp + r * groups, *mr = mp + r * groups;
+        switch (count) {
+          case 4: q4_rows<4>(qr, dr, mr, tile, groups, out); break;
+          case 3: q4_rows<3>(qr, dr, mr, tile, groups, out); break;
+          case 2: q4_rows<2>(qr, dr, mr, tile, groups, out); break;
+          default: q4_rows<1>(qr, dr, mr, tile, groups, out); break;
+        }
+        for (int64_t t = 0; t < count; ++t) yp[(i + t) * n + r] = out[t];
+      }
+    });
   });
   return y;
 }
@@ -212,10 +221,9 @@ at::Tensor q8_gemv(const at::Tensor& x, const at::Tensor& q, const at::Tensor& s
   at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
     const float* tile[kTile];
     float out[kTile];
-    for (int64_t r = begin; r < end; ++r)
-      for (int64_t i = 0; i < rows; i += kTile) {
-        const int64_t count = std::min<int64_t>(kTile, rows - i);
-        for (int64_t t = 0; t < count; ++t) tile[t] = xp + (i + t) * k;
+    by_blocks(begin, end, rows, [&](int64_t r0, int64_t r1, int64_t i, int64_t count) {
+      for (int64_t t = 0; t < count; ++t) tile[t] = xp + (i + t) * k;
+      for (int64_t r = r0; r < r1; ++r) {
         switch (count) {
           case 4: q8_rows<4>(qp + r * k, tile, k, out); break;
           case 3: q8_rows<3>(qp + r * k, tile, k, out); break;
@@ -224,6 +232,7 @@ at::Tensor q8_gemv(const at::Tensor& x, const at::Tensor& q, const at::Tensor& s
         }
         for (int64_t t = 0; t < count; ++t) yp[(i + t) * n + r] = out[t] * sp[r];
       }
+    });
   });
   return y;
 }
