@@ -367,7 +367,7 @@ def slope_mb_per_min(rss: list[tuple[float, float]]) -> float:
 
 
 def print_load(clients: int, summary: dict, rss: list[tuple[float, float]]) -> None:
-    errors = summary["errors"]
+    errors = Counter(summary["errors"])
     full = errors.pop(503, 0)
     values = [mb for _, mb in rss]
     slope = slope_mb_per_min(rss)
@@ -377,7 +377,7 @@ def print_load(clients: int, summary: dict, rss: list[tuple[float, float]]) -> N
     print(f"{'latency p50 / p95 (s)':<28}{summary['latency p50']:.2f} / {summary['latency p95']:.2f}")
     print(f"{'503 (queue full, intended)':<28}{full}")
     print(f"{'other errors':<28}{errors_text(errors)}")
-    print_error_details({"ours": summary})
+    print_error_details({"ours": summary})  # the 503s' message too: what a refused client reads
     print(f"{'RSS MB start/min/max/end':<28}{values[0]:.0f} / {min(values):.0f} / {max(values):.0f} / {values[-1]:.0f}"
           f"  ({len(values)} samples)")
     verdict = "stable" if abs(slope) < STABLE_MB_PER_MIN else "GROWS" if slope > 0 else "shrinks"
