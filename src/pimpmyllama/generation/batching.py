@@ -26,7 +26,7 @@ from pimpmyllama.generation.engine import Engine, Generation
 from pimpmyllama.generation.logprobs import worth_sending
 from pimpmyllama.generation.outbox import Outbox
 from pimpmyllama.generation.params import Completion, GenerationParams
-from pimpmyllama.generation.sequence import PREFILL_CHUNK, Sequence, shared_prefix
+from pimpmyllama.generation.sequence import Sequence, prefill_chunks, shared_prefix
 
 
 @dataclass
@@ -34,7 +34,7 @@ class _Running:
     sequence: Sequence
     outbox: Outbox
     cache: object = None
-    pending: int = 0  # the first prompt position not yet in the cache
+    chunks: Iterator | None = None  # its prompt's prefill, one chunk per turn (sequence.prefill_chunks)
     reused: int = 0  # prompt tokens found in the cache it was given
     cancelled: bool = False
 
@@ -237,7 +237,7 @@ class Batcher:
         for running in [r for r in self._running if r.cancelled]:
             running.sequence.stop()
             self._leave(running)
-        prefilling = [r for r in self._running if r.cache is None or r.pending < len(r.sequence.prompt)]
+        prefilling = [r for r in self._running if r.cache is None or len(r.cache.ids) < len(r.sequence.prompt)]
         if prefilling:
             self._prefill_chunk(prefilling[0])
         decoding = [r for r in self._running if r.sequence.token is not None and not r.sequence.done]
@@ -248,16 +248,13 @@ class Batcher:
         prompt = running.sequence.prompt
         if running.cache is None:
             running.cache = self._caches.take(prompt, running.sequence.num_ctx)
-            running.pending = running.reused = shared_prefix(running.cache.ids, prompt)
-            running.cache.ids = running.cache.ids[: running.pending]
+            running.reused = shared_prefix(running.cache.ids, prompt)
+            running.chunks = prefill_chunks(self.engine.backend, running.cache, prompt, running.reused)
             self.stats.cached_tokens += running.reused
-        start = running.pending
-        chunk = prompt[start : start + PREFILL_CHUNK]
-        logits = self.engine.backend.forward(chunk, running.cache, start)
-        running.cache.ids = prompt[: start + len(chunk)]
-        running.pending = start + len(chunk)
-        self.stats.prompt_tokens += len(chunk)
-        if running.pending == len(prompt):
+        before = len(running.cache.ids)
+        logits = next(running.chunks)
+        self.stats.prompt_tokens += len(running.cache.ids) - before
+        if len(running.cache.ids) == len(prompt):
             running.sequence.prefilled(running.reused)
             self._deliver(running, logits)
 

@@ -20,6 +20,7 @@ from pimpmyllama.models.info import read_config
 from pimpmyllama.prompting.format import ChatFormat
 from pimpmyllama.prompting.tokenizer import Tokenizer
 
+
 class Generation:
     """Iterate for text deltas; `completion` is set once iteration ends, including
     when it was cut short (Ctrl-C, or the consumer closing it)."""
@@ -93,15 +94,15 @@ class Engine:
     def chat_format(self, template: str | None = None) -> ChatFormat:
         return ChatFormat(self.tokenizer, template, model_name=self.name)
 
-    def checked_window(self, prompt_ids: list[int], num_ctx: int | None) -> int:
-        """The context window a generation of `prompt_ids` runs in (None: the model's
-        whole context), refused when the prompt leaves no room for a reply."""
+    def checked_window(self, prompt_ids: list[int], num_ctx: int | None, reply: bool = True) -> int:
+        """The context window `prompt_ids` are run in (None: the model's whole context),
+        refused when the prompt does not fit — with room for a reply when `reply`."""
         num_ctx = num_ctx or self.context_length
         if num_ctx > self.context_length:
             raise ContextOverflowError(f"num_ctx {num_ctx} exceeds {self.name}'s context length {self.context_length}")
         if not prompt_ids:
             raise ContextOverflowError("the prompt is empty")
-        if len(prompt_ids) >= num_ctx:
+        if len(prompt_ids) > (num_ctx - 1 if reply else num_ctx):
             raise ContextOverflowError(f"the prompt has {len(prompt_ids)} tokens; num_ctx is {num_ctx}")
         return num_ctx
 
@@ -112,11 +113,7 @@ class Engine:
     def next_token_logprobs(self, prompt_ids: list[int], num_ctx: int | None = None) -> torch.Tensor:
         """Log-probabilities ([vocab], float32) of the token that follows `prompt_ids`:
         one prefill, reusing the prefix the cache shares with the last prompt."""
-        num_ctx = num_ctx or self.context_length
-        if not prompt_ids:
-            raise ContextOverflowError("the prompt is empty")
-        if len(prompt_ids) > num_ctx:
-            raise ContextOverflowError(f"the prompt has {len(prompt_ids)} tokens; num_ctx is {num_ctx}")
+        num_ctx = self.checked_window(prompt_ids, num_ctx, reply=False)
         logits, _ = prefill(self.backend, self._cache_for(num_ctx), list(prompt_ids))
         return torch.log_softmax(logits.reshape(-1).float(), dim=-1)
 
@@ -125,11 +122,7 @@ class Engine:
         """Each prompt token's log-prob given the tokens before it, with the `top_n`
         likeliest there (the first token has none: None). One pass over the prompt with
         every position's logits, in a cache of its own: the kept cache is left as it was."""
-        num_ctx = num_ctx or self.context_length
-        if len(prompt_ids) > num_ctx:
-            raise ContextOverflowError(f"the prompt has {len(prompt_ids)} tokens; the context size is {num_ctx}")
-        if not prompt_ids:
-            raise ContextOverflowError("the prompt is empty")
+        self.checked_window(prompt_ids, num_ctx, reply=False)
         cache = self.backend.new_cache(len(prompt_ids))
         rows = []
         for start in range(0, len(prompt_ids), PREFILL_CHUNK):

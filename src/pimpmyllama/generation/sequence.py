@@ -9,6 +9,7 @@ The caller runs the model; the sequence never does.
 
 import time
 from bisect import bisect_left, bisect_right
+from collections.abc import Iterator
 
 import torch
 
@@ -32,16 +33,23 @@ def shared_prefix(cached: list[int], prompt: list[int]) -> int:
     return shared
 
 
+def prefill_chunks(backend, cache, prompt: list[int], start: int) -> Iterator[torch.Tensor]:
+    """Run `prompt` from position `start` into `cache` (which holds its first `start`
+    tokens), one chunk per iteration: each yields its chunk's last logits [vocab], the
+    last one those of the token after the prompt."""
+    cache.ids = cache.ids[:start]
+    for begin in range(start, len(prompt), PREFILL_CHUNK):
+        chunk = prompt[begin : begin + PREFILL_CHUNK]
+        logits = backend.forward(chunk, cache, begin)
+        cache.ids = prompt[: begin + len(chunk)]
+        yield logits
+
+
 def prefill(backend, cache, prompt: list[int]) -> tuple[torch.Tensor, int]:
     """Run `prompt` into `cache`, reusing the prefix it already holds: (the logits of
     the token after the prompt [vocab], the number of prompt tokens reused)."""
     shared = shared_prefix(cache.ids, prompt)
-    cache.ids = cache.ids[:shared]
-    logits = None
-    for start in range(shared, len(prompt), PREFILL_CHUNK):
-        chunk = prompt[start : start + PREFILL_CHUNK]
-        logits = backend.forward(chunk, cache, start)
-        cache.ids = prompt[: start + len(chunk)]
+    *_, logits = prefill_chunks(backend, cache, prompt, shared)
     return logits, shared
 
 

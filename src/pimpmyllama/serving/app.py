@@ -111,7 +111,7 @@ async def _reply_unless_disconnected(answer: Answer, http: Request) -> None:
         for task in (reply, gone):
             task.cancel()
         await asyncio.gather(reply, gone, return_exceptions=True)
-    if reply.cancelled() is False and reply.exception() is not None:
+    if not reply.cancelled() and reply.exception() is not None:
         raise reply.exception()
 
 
