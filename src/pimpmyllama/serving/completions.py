@@ -24,7 +24,7 @@ from pimpmyllama.serving.errors import ApiError, as_api_error
 from pimpmyllama.serving.logprobs import legacy_logprobs
 from pimpmyllama.serving.responses import FINISH_REASONS, ended_in_time, usage_of
 from pimpmyllama.serving.schema import SamplingFields, StreamOptions
-from pimpmyllama.serving.streaming import _event
+from pimpmyllama.serving.streaming import sse_event
 
 
 class CompletionRequest(SamplingFields):
@@ -167,10 +167,10 @@ def sse(bodies: Iterator[dict]) -> Iterator[str]:
     """Server-sent events; an error once begun is a last `data: {"error": ...}`."""
     try:
         for body in bodies:
-            yield _event(body)
+            yield sse_event(body)
     except (PmlError, ApiError) as exc:
-        yield _event(as_api_error(exc).body())
-    yield _event("[DONE]")
+        yield sse_event(as_api_error(exc).body())
+    yield sse_event("[DONE]")
 
 
 def yield_all(pieces: Iterator[str]) -> Completion:

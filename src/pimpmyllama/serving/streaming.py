@@ -18,7 +18,7 @@ from pimpmyllama.serving.report import pml_report
 from pimpmyllama.serving.responses import FINISH_REASONS, ChatIds, ended_in_time
 
 
-def _event(body: dict | str) -> str:
+def sse_event(body: dict | str) -> str:
     return f"data: {body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)}\n\n"
 
 
@@ -48,21 +48,21 @@ async def sse_chunks(answer: Answer, include_usage: bool, ended: Callable[[], No
     ids = ChatIds(answer.model)
     pieces = aiter(answer.reply)
     try:
-        yield _event(ids.chunk({"role": "assistant", "content": ""}, with_usage=include_usage))
+        yield sse_event(ids.chunk({"role": "assistant", "content": ""}, with_usage=include_usage))
         async for piece in pieces:
             logprobs = chat_logprobs(answer.tokenizer, list(piece.logprobs)) if isinstance(piece, Piece) else None
-            yield _event(ids.chunk({"content": piece}, with_usage=include_usage, logprobs=logprobs))
+            yield sse_event(ids.chunk({"content": piece}, with_usage=include_usage, logprobs=logprobs))
         ended_in_time(answer.reply.completion)
     except (PmlError, ApiError) as exc:
-        yield _event(as_api_error(exc).body())
-        yield _event("[DONE]")
+        yield sse_event(as_api_error(exc).body())
+        yield sse_event("[DONE]")
         return
     finally:
         await pieces.aclose()  # stops the generation when the client went away mid-reply
         ended()
     completion = answer.reply.completion
     last = ids.chunk({}, FINISH_REASONS[completion.finish_reason], with_usage=include_usage)
-    yield _event({**last, "pml": pml_report(answer)})
+    yield sse_event({**last, "pml": pml_report(answer)})
     if include_usage:
-        yield _event(ids.usage_chunk(completion))
-    yield _event("[DONE]")
+        yield sse_event(ids.usage_chunk(completion))
+    yield sse_event("[DONE]")
