@@ -21,6 +21,10 @@ class ContextOverflowError(PmlError):
     """The parts of a prompt that must always be sent do not fit the context window."""
 
 
+class RemoteError(PmlError):
+    """A remote engine could not be reached, refused a request or failed in a reply."""
+
+
 class BusyError(PmlError):
     """Too many requests are already waiting: try again later (the server's 503)."""
 

@@ -15,6 +15,7 @@ def context_dict(packed: PackedContext, evicted: list[int] | None = None) -> dic
         "budget": packed.budget,
         "num_ctx": packed.num_ctx,
         "max_new_tokens": packed.max_new_tokens,
+        "counted_by": packed.counted_by,
         "kept_turns": packed.kept_turns,
         "knowledge": [{"label": p.label, "source": p.source, "score": p.score} for p in packed.knowledge],
         "recalled": [{"source": p.source, "score": p.score} for p in packed.recalled],

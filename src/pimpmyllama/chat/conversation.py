@@ -135,7 +135,11 @@ class Conversation:
         """The reply to `message` from a context already packed for it (see `pack`);
         `decoding`: GenerationParams fields to set beyond the build's (logprobs, grammar)."""
         params = replace(generation_params(self.parameters), **(decoding or {}))
-        generation = self.engine.generate(context.prompt_ids, params, self.parameters.num_ctx)
+        if getattr(self.engine, "sends_messages", False):  # a remote engine: it renders the messages itself
+            generation = self.engine.generate_messages(context.messages, params, self.parameters.num_ctx,
+                                                       context.total_tokens)
+        else:
+            generation = self.engine.generate(context.prompt_ids, params, self.parameters.num_ctx)
         return Reply(self, message, context, generation)
 
     def _record(self, message: str, context: PackedContext, completion: Completion) -> int | None:

@@ -9,6 +9,7 @@ from pimpmyllama.chat.resolve import load_engine
 from pimpmyllama.errors import InvalidInputError
 from pimpmyllama.generation.engine import Engine
 from pimpmyllama.generation.precision import check_precision
+from pimpmyllama.generation.remote import RemoteEngine
 from pimpmyllama.knowledge.store import KnowledgeStore
 from pimpmyllama.memory.sessions import Session, SessionStore
 from pimpmyllama.models.refs import resolve_adapter
@@ -16,6 +17,7 @@ from pimpmyllama.names import check_name
 from pimpmyllama.progress import Progress
 from pimpmyllama.prompting.build import Build
 from pimpmyllama.prompting.refs import ResolvedBuild, resolve_build
+from pimpmyllama.prompting.remote_model import RemoteModel
 from pimpmyllama.prompting.styles import StyleSpec, merge_styles, resolve_styles
 from pimpmyllama.storage.db import open_database
 
@@ -40,7 +42,13 @@ def knowledge_for(build: Build, db) -> KnowledgeStore | None:
 
 
 def load_build_engine(build: Build, progress: Progress | None = None) -> Engine:
-    """The engine a build runs on: its model, adapter and precision."""
+    """The engine a build runs on: its model, adapter and precision; or the remote engine
+    of a model on an endpoint (asked for its context size now: an unreachable one fails here)."""
+    if isinstance(build.from_, RemoteModel):
+        for name in ("adapter", "precision"):
+            if getattr(build, name):
+                raise InvalidInputError(f"{name} needs a local model; {build.from_.label} runs elsewhere")
+        return RemoteEngine(build.from_)
     return load_engine(build.from_, progress, adapter=build.adapter, precision=build.precision)
 
 

@@ -23,7 +23,7 @@ def create(
 
     with progress_reporter("Checking the model") as report:
         build = create_build(name, file, force=force, progress=report)
-    out.print(f"created build [bold]{escape(name)}[/] (model {escape(build.from_)})")
+    out.print(f"created build [bold]{escape(name)}[/] (model {escape(build.model_label)})")
 
 
 @app.command("list")
@@ -36,7 +36,7 @@ def list_():
     for name in store.names():
         build = store.get(name)
         system = (build.system or "").replace("\n", " ")
-        table.add_row(*cells(name, build.from_, system[:60] + ("…" if len(system) > 60 else "")))
+        table.add_row(*cells(name, build.model_label, system[:60] + ("…" if len(system) > 60 else "")))
     out.print(table)
 
 

@@ -40,6 +40,7 @@ def render_context(console: Console, packed, evicted: list[int] | None = None) -
     console.print(
         f"[dim]budget = num_ctx {packed.num_ctx} − max_new_tokens {packed.max_new_tokens} (room kept for the reply)[/]"
     )
+    console.print(f"[dim]tokens counted with {escape(packed.counted_by)}[/]", highlight=False)
     for p in packed.knowledge:
         console.print(f"[dim]knowledge {escape(p.label.split(' ', 1)[0])} {escape(p.source)} · similarity {p.score:.3f}[/]",
                       highlight=False)

@@ -49,7 +49,10 @@ def adapter_hash(folder: Path) -> str:
 
 
 def model_fingerprint(build: Build) -> str:
-    """The weights a build runs: its model folder and its adapter."""
+    """The weights a build runs: its model folder and its adapter; a remote model's
+    endpoint and name (what the endpoint serves under that name is taken as fixed)."""
+    if build.is_remote:
+        return _digest({"remote": [build.from_.endpoint, build.from_.remote, build.from_.model]})
     _, folder = resolve_model_folder(build.from_)
     parts = {"model": folder_listing(folder)}
     if build.adapter:

@@ -232,7 +232,7 @@ def run_comparison(spec: Path | Plan, out_dir: Path, progress: Progress | None =
                         on_answer(row)
                 del conversation
                 gc.collect()
-            if plan.texts:
+            if plan.texts and not variant.build.is_remote:  # a remote model gives no log-probabilities
                 progress(f"{name}: perplexity", done, total)
                 _measure_perplexity(variant, plan.texts, ppl)
         if plan.spec.judge is not None:

@@ -46,7 +46,7 @@ class Variant:
 
 def _build_data(build: Build) -> dict:
     data = build.model_dump(by_alias=True, exclude_unset=True)
-    data["from"] = build.from_
+    data["from"] = build.from_.model_dump(exclude_none=True) if build.is_remote else build.from_
     if build.adapter:
         data["adapter"] = build.adapter
     return data
@@ -115,7 +115,7 @@ def _final_build(data: dict, source: str) -> Build:
 
 def _manifest(build: Build, models: ModelStore) -> Manifest | None:
     name = build.from_
-    if is_path(name) or not models.exists(name):
+    if build.is_remote or is_path(name) or not models.exists(name):
         return None
     return models.manifest(name)
 
@@ -135,8 +135,8 @@ def levers_of(build: Build, models: ModelStore) -> tuple[list[str], str]:
         levers.append("fine-tune")
     if made_by == "merge":
         levers.append("merge")
-    engine = manifest.base.ref if manifest and made_by in (*_TUNED, "merge") and manifest.base else build.from_
-    return levers, Path(engine).name if is_path(engine) else engine
+    engine = manifest.base.ref if manifest and made_by in (*_TUNED, "merge") and manifest.base else build.model_label
+    return levers, Path(engine).name if is_path(engine) and not build.is_remote else engine
 
 
 def _without(data: dict, lever: str, build: Build, models: ModelStore) -> dict | None:

@@ -8,9 +8,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pimpmyllama.config_files import parse_yaml_mapping, read_config_text
+from pimpmyllama.errors import InvalidInputError
 from pimpmyllama.models.defaults import DEFAULT_MODEL
 from pimpmyllama.prompting.passages import (DEFAULT_PASSAGE_TEMPLATE, DEFAULT_TEMPLATE, PassagePrompt,
                                             check_passage_template, check_template)
+from pimpmyllama.prompting.remote_model import RemoteModel
 from pimpmyllama.prompting.styles import StyleSpec
 
 
@@ -113,7 +115,8 @@ class FewShotMessage(_Strict):
 
 
 class Build(_Strict):
-    from_: str = Field(DEFAULT_MODEL, alias="from", description="store model name or model folder")
+    from_: str | RemoteModel = Field(DEFAULT_MODEL, alias="from", description="store model name or model folder, "
+                                     "or a model on an OpenAI-compatible endpoint (see prompting/remote_model.py)")
     system: str | None = Field(None, description="system prompt, sent with every turn")
     messages: list[FewShotMessage] = Field(default_factory=list, description="few-shot messages, always sent")
     pinned: list[str] = Field(default_factory=list, description="facts always kept in the context")
@@ -134,6 +137,21 @@ class Build(_Strict):
         if not isinstance(value, list):
             return value
         return [_style_spec(item) for item in value]
+
+    @property
+    def is_remote(self) -> bool:
+        return isinstance(self.from_, RemoteModel)
+
+    @property
+    def model_label(self) -> str:
+        """The model's name as shown: a store name, a folder, or MODEL@ENDPOINT."""
+        return self.from_.label if self.is_remote else self.from_
+
+    def local_model(self, purpose: str) -> str:
+        """The local model's reference; a remote model cannot serve `purpose`."""
+        if self.is_remote:
+            raise InvalidInputError(f"{purpose} needs a local model; {self.from_.label} runs on a remote endpoint")
+        return self.from_
 
     def few_shot(self) -> list[dict]:
         return [m.model_dump() for m in self.messages]
@@ -177,6 +195,8 @@ def parse_build(text: str, source: str = "build") -> Build:
 
 def load_build_file(path: Path) -> Build:
     build = parse_build(read_config_text(path), str(path))
+    if isinstance(build.from_, RemoteModel):
+        return build
     # A relative model path in a build file means relative to that file.
     candidate = (path.parent / build.from_).resolve()
     if not Path(build.from_).is_absolute() and ("/" in build.from_ or build.from_.startswith(".")) and candidate.exists():

@@ -15,6 +15,10 @@ def check_build(build: Build, progress: Progress | None = None) -> None:
     adapter) exist and fit; the parameters fit the model's context; the build's own
     chat template parses."""
     resolve_styles(build.styles)
+    if build.template is not None:
+        ChatTemplate(build.template)
+    if build.is_remote:  # the endpoint is asked when the build runs, not when it is made
+        return
     model = resolve_model(build.from_, progress, adapter=build.adapter)
     context_length = int(read_config(model.folder).get("max_position_embeddings", 2048))
     params = build.parameters.for_model(context_length)
@@ -23,5 +27,3 @@ def check_build(build: Build, progress: Progress | None = None) -> None:
     if params.max_new_tokens >= params.num_ctx:
         raise InvalidInputError(f"max_new_tokens {params.max_new_tokens} leaves no room for the prompt in "
                                 f"num_ctx {params.num_ctx}")
-    if build.template is not None:
-        ChatTemplate(build.template)

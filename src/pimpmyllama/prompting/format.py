@@ -6,6 +6,8 @@ from pimpmyllama.prompting.tokenizer import Tokenizer
 
 
 class ChatFormat:
+    counted_by = "the model's own tokenizer"  # what the packer's report says it counted with
+
     def __init__(self, tokenizer: Tokenizer, template_source: str | None = None, *, model_name: str = "the model"):
         source = template_source or tokenizer.chat_template
         if not source:

@@ -62,6 +62,7 @@ class PackedContext:
     dropped_turns: list[int]  # indexes of the offered history turns left out
     recalled: list[Passage] = field(default_factory=list)
     knowledge: list[Passage] = field(default_factory=list)
+    counted_by: str = "the model's own tokenizer"  # the format's: a tokenizer, an endpoint, or an estimate
 
     @property
     def budget(self) -> int:
@@ -190,6 +191,7 @@ def pack_context(
         dropped_turns=[t.index for t in dropped],
         recalled=kept_recalled,
         knowledge=kept_knowledge,
+        counted_by=fmt.counted_by,
     )
 
 

@@ -74,4 +74,4 @@ def _checked_model(ref: str, builds: BuildStore, models: ModelStore) -> str:
 def resolve_model_of(ref: str, progress: Progress | None = None) -> ResolvedModel:
     """The model (and adapter) that `ref` runs: a model reference, or a build's."""
     build = resolve_build(ref).build
-    return resolve_model(build.from_, progress, adapter=build.adapter)
+    return resolve_model(build.local_model(f"{ref!r}'s weights"), progress, adapter=build.adapter)

@@ -23,6 +23,7 @@ from pimpmyllama.serving.responses import ChatIds, ended_in_time
 from pimpmyllama.serving.schema import ChatCompletionRequest
 from pimpmyllama.serving.streaming import EventStream, sse_chunks
 from pimpmyllama.serving.threads import in_own_thread
+from pimpmyllama.serving.tokenize import tokenize_router
 from pimpmyllama.serving.upload import UPLOAD_MAX_BYTES
 from pimpmyllama.serving.web import web_router
 
@@ -89,6 +90,7 @@ def create_app(*, api_key: str | None = None, max_batch: int = 8, max_queue: int
         return await in_own_thread(embed, request)
 
     app.include_router(pml_router(keyed))
+    app.include_router(tokenize_router(pool, keyed))
     app.include_router(web_router())
     return app
 

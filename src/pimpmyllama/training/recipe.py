@@ -65,7 +65,7 @@ def resolve_base(ref: str) -> Base:
     if build.adapter:
         raise InvalidInputError(f"{ref!r} has an adapter: train on a model, or merge the adapter first "
                                 "(`pml merge lora`)")
-    name, folder = resolve_model_folder(build.from_)
+    name, folder = resolve_model_folder(build.local_model("training"))
     return Base(name, folder, build.template)
 
 
