@@ -110,8 +110,8 @@ class RemoteClient:
             error = ContextOverflowError(f"the remote at {self.base} refused the prompt as over its context "
                                          f"({message}); set a smaller num_ctx in the build's from:")
         elif status in RETRIED:
-            why = f"it asks to wait {wait:g} s" if wait > MAX_WAIT else f"after {attempts} retries"
-            error = RemoteError(f"the remote at {self.base} is busy ({status}: {message}); gave up {why}")
+            why = f": it asks to wait {wait:g} s" if wait > MAX_WAIT else f" after {attempts} retries"
+            error = RemoteError(f"the remote at {self.base} is busy ({status}: {message}); gave up{why}")
         elif status >= 500:
             error = RemoteError(f"the remote at {self.base} failed ({status}: {message})")
         else:
