@@ -67,9 +67,13 @@ def test_requests_decode_together_and_a_full_queue_is_503_with_retry_after(serve
         results.append(httpx.post(f"{server}/v1/chat/completions", json=body(max_tokens=40), timeout=60))
 
     clients = [threading.Thread(target=ask) for _ in range(3)]
-    for client in clients:
+    for arrived, client in enumerate(clients, 1):
         client.start()
-        time.sleep(0.15)  # they arrive in order: two run, one waits
+        started = time.perf_counter()  # they arrive in order: two run, one waits
+        while (metric(server, "pml_batch_running", model="tiny") + metric(server, "pml_queue_waiting", model="tiny")
+               < arrived):
+            assert time.perf_counter() - started < 30, "a request never reached the batcher"
+            time.sleep(0.01)
     refused = httpx.post(f"{server}/v1/chat/completions", json=body(max_tokens=40), timeout=60)
     for client in clients:
         client.join()
