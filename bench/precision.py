@@ -4,7 +4,9 @@ One pass per precision over a real text already on the machine (CPython's
 LICENSE.txt, whose first part is the history of Python in prose), on the decode path
 — one token at a time, as generated tokens are — in windows of 512 tokens
 (generation/guard.py). Against fp32's pass over the same tokens:
-  - agreement: the share of positions where the most likely next token is fp32's;
+  - agreement: the share of positions where the most likely next token is fp32's,
+    and how many of the positions that disagree are near-ties in fp32 itself (its
+    two most likely tokens within NEAR_TIE logits of each other);
   - perplexity, and its rise over fp32's;
   - decode tokens/s of those steps (wall clock), and tokens per CPU-second (the
     least noisy speed figure on a shared machine with --threads 1).
@@ -27,6 +29,7 @@ import time
 import torch
 
 GRID_GROUP = 32
+NEAR_TIE = 0.5  # logits: a factor of 1.65 between the two tokens' probabilities
 
 
 def row_grid(weight: torch.Tensor) -> torch.Tensor:
@@ -101,8 +104,11 @@ def main() -> None:
         del model
 
     reference = passes["fp32"]
-    print(f"\n{len(reference.top1)} positions, torch threads {torch.get_num_threads()}")
-    print(f"{'precision':<10} {'agreement':>9} {'perplexity':>10} {'vs fp32':>8} {'tok/s':>6} {'tok/CPU-s':>9}  guard")
+    near_ties = sum(m < NEAR_TIE for m in reference.margins)
+    print(f"\n{len(reference.top1)} positions ({near_ties} near-ties in fp32: its top two within {NEAR_TIE} "
+          f"logits), torch threads {torch.get_num_threads()}")
+    print(f"{'precision':<10} {'agreement':>20} {'near-ties':>9} {'perplexity':>10} {'vs fp32':>8} {'tok/s':>6} "
+          f"{'tok/CPU-s':>9}  guard")
     passing = []
     for variant, run in passes.items():
         verdict = judge(variant.split("-")[0], run, reference)
@@ -111,7 +117,11 @@ def main() -> None:
             label += " (fake-quant: quality only)"
         elif verdict.passed is not False:
             passing.append((run.tokens_per_second, variant))
-        print(f"{variant:<10} {verdict.agreement:>9.2%} {run.perplexity:>10.3f} {verdict.perplexity_rise:>+8.2%} "
+        differ = [i for i, (a, b) in enumerate(zip(run.top1, reference.top1)) if a != b]
+        agreeing = f"{len(run.top1) - len(differ)}/{len(run.top1)} ({verdict.agreement:.2%})"
+        near = sum(reference.margins[i] < NEAR_TIE for i in differ)
+        print(f"{variant:<10} {agreeing:>20} {f'{near}/{len(differ)}':>9} {run.perplexity:>10.3f} "
+              f"{verdict.perplexity_rise:>+8.2%} "
               f"{run.tokens_per_second:>6.1f} {len(run.top1) / cpu[variant]:>9.1f}  {label}")
     print(f"\nfastest passing: {max(passing)[1]} (default today: {DEFAULT_PRECISION})")
 

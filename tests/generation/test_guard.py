@@ -24,7 +24,7 @@ def test_a_guard_passes_at_its_bounds_and_not_beyond(agreement, rise, passed):
 
 
 def a_pass(top1: list[int], perplexity: float) -> DecodePass:
-    return DecodePass(top1, nll=len(top1) * math.log(perplexity), seconds=1.0)
+    return DecodePass(top1, [1.0] * len(top1), nll=len(top1) * math.log(perplexity), seconds=1.0)
 
 
 def test_the_verdict_counts_agreeing_positions_and_the_perplexity_rise():
@@ -49,13 +49,16 @@ def test_a_decode_pass_records_each_positions_top_token_and_the_texts_likelihood
     model = load_backend(tiny_model, "fp32")
     ids = [int(i) for i in torch.randint(3, 200, (12,), generator=torch.Generator().manual_seed(0))]
     run = decode_pass(model, ids, window=5)  # windows of 5 + 1 tokens: positions 0-4, 5-9, 10
-    top1, nll = [], 0.0
+    top1, margins, nll = [], [], 0.0
     for start in (0, 5, 10):
         chunk = ids[start : start + 6]
         logits = model.forward(chunk[:-1], model.new_cache(6), 0, all_logits=True).reshape(len(chunk) - 1, -1)
         top1 += logits.argmax(-1).tolist()
+        best = logits.topk(2, dim=-1).values
+        margins += (best[:, 0] - best[:, 1]).tolist()
         nll -= float(torch.log_softmax(logits, -1).gather(1, torch.tensor(chunk[1:])[:, None]).sum())
     assert len(run.top1) == 11 and run.top1 == top1
+    assert run.margins == pytest.approx(margins, abs=1e-4) and min(run.margins) >= 0
     assert run.nll == pytest.approx(nll, rel=1e-5)
     assert run.perplexity == pytest.approx(math.exp(nll / 11), rel=1e-5)
     assert run.seconds > 0

@@ -17,6 +17,7 @@ WINDOW = 512  # tokens per fresh cache: every position sees up to this much cont
 @dataclass(frozen=True)
 class DecodePass:
     top1: list[int]  # the most likely next token after each position but the last
+    margins: list[float]  # its logit minus the second most likely one's
     nll: float  # the text's next tokens' negative log-likelihood, summed
     seconds: float  # spent in the single-token steps
 
@@ -38,7 +39,7 @@ class Verdict:
 
 def decode_pass(model, ids: list[int], window: int = WINDOW) -> DecodePass:
     """`model` (llama.LlamaModel) over `ids`, in windows of `window` + 1 tokens."""
-    top1, nll, seconds = [], 0.0, 0.0
+    top1, margins, nll, seconds = [], [], 0.0, 0.0
     for start in range(0, len(ids) - 1, window):
         chunk = ids[start : start + window + 1]
         cache = model.new_cache(len(chunk))
@@ -46,9 +47,11 @@ def decode_pass(model, ids: list[int], window: int = WINDOW) -> DecodePass:
             t0 = time.perf_counter()
             logits = model.forward([chunk[position]], cache, position)
             seconds += time.perf_counter() - t0
-            top1.append(int(logits.argmax()))
+            best = torch.topk(logits, 2)
+            top1.append(int(best.indices[0]))
+            margins.append(float(best.values[0] - best.values[1]))
             nll -= float(torch.log_softmax(logits, dim=-1)[chunk[position + 1]])
-    return DecodePass(top1, nll, seconds)
+    return DecodePass(top1, margins, nll, seconds)
 
 
 def judge(precision: str, measured: DecodePass, reference: DecodePass) -> Verdict:
