@@ -124,6 +124,12 @@ def test_q4_dequant_gives_the_bf16_weights_torch_computes():
     assert torch.equal(torch.ops.pml.q4_dequant(pack_nibbles(q), d, m), expected.bfloat16())
 
 
+def test_q8_dequant_gives_the_bf16_weights_torch_computes():
+    q, d = quantize_int8_groups(rand(64, 96, scale=0.05))
+    expected = (q.reshape(64, -1, INT8_GROUP).float() * d.float()[..., None]).reshape(64, 96)
+    assert torch.equal(torch.ops.pml.q8_dequant(q, d), expected.bfloat16())
+
+
 def test_without_the_cpu_flags_or_when_turned_off_pytorchs_kernels_serve(monkeypatch):
     monkeypatch.setattr(kernels, "cpu_flags", lambda: {"avx2", "fma"})
     assert kernels.load.__wrapped__() is False

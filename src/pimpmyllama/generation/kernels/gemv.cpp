@@ -242,6 +242,14 @@ at::Tensor q8_gemv(const at::Tensor& x, const at::Tensor& q, const at::Tensor& d
   return y;
 }
 
+// 16 fp32 values rounded to the nearest even bf16, as torch's .to(bfloat16) does.
+inline void to_bf16(__m512 v, uint16_t* out) {
+  const __m512i bits = _mm512_castps_si512(v);
+  const __m512i rounded = _mm512_add_epi32(
+      bits, _mm512_add_epi32(_mm512_set1_epi32(0x7FFF), _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1))));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm512_cvtepi32_epi16(_mm512_srli_epi32(rounded, 16)));
+}
+
 // The bf16 weights of q4 rows (for prompts, whose many rows run faster as a dense
 // product): q * d + m in fp32 (a product, then a sum, as torch computes it), rounded
 // to the nearest even bf16, as torch's .to(bfloat16) does.
@@ -257,12 +265,7 @@ at::Tensor q4_dequant(const at::Tensor& q, const at::Tensor& d, const at::Tensor
   const auto* dp = reinterpret_cast<const uint16_t*>(dc.data_ptr<at::Half>());
   const auto* mp = reinterpret_cast<const uint16_t*>(mc.data_ptr<at::Half>());
   auto* wp = reinterpret_cast<uint16_t*>(w.data_ptr<at::BFloat16>());
-  const __m512i low4 = _mm512_set1_epi32(15), one = _mm512_set1_epi32(1), half = _mm512_set1_epi32(0x7FFF);
-  auto to_bf16 = [&](__m512 v, uint16_t* out) {
-    const __m512i bits = _mm512_castps_si512(v);
-    const __m512i rounded = _mm512_add_epi32(bits, _mm512_add_epi32(half, _mm512_and_si512(_mm512_srli_epi32(bits, 16), one)));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm512_cvtepi32_epi16(_mm512_srli_epi32(rounded, 16)));
-  };
+  const __m512i low4 = _mm512_set1_epi32(15);
   at::parallel_for(0, n * groups, 256, [&](int64_t begin, int64_t end) {
     for (int64_t g = begin; g < end; ++g) {
       const __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qp + g * 16)));
@@ -274,16 +277,43 @@ at::Tensor q4_dequant(const at::Tensor& q, const at::Tensor& d, const at::Tensor
   return w;
 }
 
+// The bf16 weights of q8 rows (for prompts): q * d in fp32 (exact), rounded to the
+// nearest even bf16.
+at::Tensor q8_dequant(const at::Tensor& q, const at::Tensor& d) {
+  TORCH_CHECK(q.dim() == 2 && q.scalar_type() == at::kChar, "q8_dequant: q must be 2-D int8");
+  const int64_t n = q.size(0), k = q.size(1), groups = k / kGroup;
+  TORCH_CHECK(k % kGroup == 0 && d.numel() == n * groups && d.scalar_type() == at::kHalf,
+              "q8_dequant: q and d do not match");
+  const auto qc = q.contiguous(), dc = d.contiguous();
+  auto w = at::empty({n, k}, q.options().dtype(at::kBFloat16));
+  const int8_t* qp = qc.data_ptr<int8_t>();
+  const auto* dp = reinterpret_cast<const uint16_t*>(dc.data_ptr<at::Half>());
+  auto* wp = reinterpret_cast<uint16_t*>(w.data_ptr<at::BFloat16>());
+  at::parallel_for(0, n * groups, 256, [&](int64_t begin, int64_t end) {
+    for (int64_t g = begin; g < end; ++g) {
+      const __m512 scale = _mm512_set1_ps(_cvtsh_ss(dp[g]));
+      for (int half = 0; half < 2; ++half) {
+        const int8_t* src = qp + g * kGroup + 16 * half;
+        const __m512 v = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src))));
+        to_bf16(_mm512_mul_ps(v, scale), wp + g * kGroup + 16 * half);
+      }
+    }
+  });
+  return w;
+}
+
 }  // namespace
 
 TORCH_LIBRARY(pml, lib) {
   lib.def("q4_gemv(Tensor x, Tensor q, Tensor d, Tensor m) -> Tensor");
   lib.def("q8_gemv(Tensor x, Tensor q, Tensor d) -> Tensor");
   lib.def("q4_dequant(Tensor q, Tensor d, Tensor m) -> Tensor");
+  lib.def("q8_dequant(Tensor q, Tensor d) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(pml, CPU, lib) {
   lib.impl("q4_gemv", &q4_gemv);
   lib.impl("q8_gemv", &q8_gemv);
   lib.impl("q4_dequant", &q4_dequant);
+  lib.impl("q8_dequant", &q8_dequant);
 }
