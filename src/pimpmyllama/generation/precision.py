@@ -36,7 +36,10 @@ class Precision:
     guard: Guard | None = None  # None: the reference the others are measured against (fp32)
 
 
-DEFAULT_PRECISION = "int4"  # the fastest that passes its guard (bench/precision.py, docs/engine.md)
+# The fastest precision. On the default model no precision below fp32 passes its
+# guard's agreement bound, though all pass their perplexity bounds (bench/precision.py,
+# docs/engine.md); the rule "the fastest that passes" would make this fp32.
+DEFAULT_PRECISION = "int4"
 # A model made by fine-tuning or merging differs from its base by small changes that
 # 4-bit rounding erases: the town-hall fine-tune baked into its base answers in its
 # format 4 of 4 times at fp32 and int8, 0 of 4 at int4 (docs/fine-tuning.md). Such
