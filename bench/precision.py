@@ -1,84 +1,129 @@
 """The quality guard for the engine's precisions, on the real default model.
 
-For each precision:
-  - perplexity on a real text already on the machine (CPython's LICENSE.txt, whose
-    first part is the history of Python in prose), computed on the decode path —
-    one token at a time, as generated tokens are — in windows of 512 tokens;
-  - on 20 fixed chat prompts, how many greedy continuations agree with fp32's for
-    their first 32 tokens.
-Guard: perplexity within 1 % of fp32 at int8 and 5 % at int4; int8 agrees on at
-least 18 of 20 prompts.
+One pass per precision over a real text already on the machine (CPython's
+LICENSE.txt, whose first part is the history of Python in prose), on the decode path
+— one token at a time, as generated tokens are — in windows of 512 tokens
+(generation/guard.py). Against fp32's pass over the same tokens:
+  - agreement: the share of positions where the most likely next token is fp32's,
+    and how many of the positions that disagree are near-ties in fp32 itself (its
+    two most likely tokens within NEAR_TIE logits of each other);
+  - perplexity, and its rise over fp32's;
+  - decode tokens/s of those steps (wall clock), and tokens per CPU-second (the
+    least noisy speed figure on a shared machine with --threads 1).
+Each precision's guard (generation/precision.py): at int8 (and bf16) agreement
+>= 98 % and perplexity <= +1 %; at int4 >= 95 % and <= +5 %. The fastest precision
+that passes is the one that should be the default.
+
+`--grids` adds 8-bit weight grids measured by quality alone: the weights of every
+linear layer (the head included) rounded to the grid and restored in fp32, products
+in fp32 — "row" (one scale per output row, as int8 holds them) and "g32" (one fp16
+scale per group of 32 inputs, llama.cpp's Q8_0). Their speed is not the format's.
 
     python bench/precision.py [--tokens 2048] [--precisions fp32,bf16,int8,int4]
+                              [--grids row,g32] [--threads 1] [--model PATH]
 """
 
 import argparse
-import math
 import time
 
 import torch
 
-PROMPTS = [
-    "When does the post office usually open?", "Write a haiku about autumn.", "What is the capital of France?",
-    "Explain what a list is in Python.", "Give me three tips to sleep better.", "How many legs does a spider have?",
-    "What is photosynthesis?", "Translate 'good morning' into Spanish.", "Why is the sky blue?",
-    "Suggest a name for a small bakery.", "What does a librarian do?", "How do I boil an egg?",
-    "What is the difference between weather and climate?", "Name three planets of the solar system.",
-    "Write one sentence about the sea.", "What is 12 times 7?", "Who wrote Romeo and Juliet?",
-    "What should I pack for a day of hiking?", "Describe a cat in two sentences.", "What is a verb?",
-]
+GRID_GROUP = 32
+NEAR_TIE = 0.5  # logits: a factor of 1.65 between the two tokens' probabilities
 
 
-def decode_path_perplexity(model, ids: list[int], window: int = 512) -> float:
-    total, count = 0.0, 0
-    for start in range(0, len(ids) - 1, window):
-        chunk = ids[start : start + window + 1]
-        cache = model.new_cache(len(chunk))
-        for position in range(len(chunk) - 1):
-            logits = model.forward([chunk[position]], cache, position)
-            total -= float(torch.log_softmax(logits, dim=-1)[chunk[position + 1]])
-            count += 1
-    return math.exp(total / count)
+def row_grid(weight: torch.Tensor) -> torch.Tensor:
+    from pimpmyllama.generation.quant import quantize_int8
+
+    q, scales = quantize_int8(weight)
+    return q.float() * scales[:, None]
 
 
-def greedy_tokens(engine, prompt: str, n: int) -> list[int]:
-    from pimpmyllama.generation.engine import GenerationParams
-    from pimpmyllama.generation.sampling import SamplingParams
+def group_grid(weight: torch.Tensor, group: int = GRID_GROUP) -> torch.Tensor:
+    """Q8_0: d = max|w| / 127 per group, kept as fp16; q = round(w / d) against the exact d."""
+    n, k = weight.shape
+    w = weight.float().reshape(n, k // group, group)
+    d = w.abs().amax(-1, keepdim=True) / 127
+    q = torch.round(w * torch.where(d > 0, 1 / d, 0)).clamp(-127, 127)
+    return (q * d.half().float()).reshape(n, k)
 
-    ids = engine.chat_format().encode([{"role": "user", "content": prompt}])
-    engine._cache = None
-    params = GenerationParams(max_new_tokens=n, sampling=SamplingParams(temperature=0, repeat_penalty=1.0))
-    return engine.generate(ids, params, 2048).run().tokens
+
+GRIDS = {"row": row_grid, "g32": group_grid}
+
+
+def on_grid(model, grid) -> None:
+    """Every linear layer of an fp32 model (the head included) replaced by its weights
+    rounded to `grid`, still fp32 (before the first step traces them)."""
+    from pimpmyllama.generation.products import Dense
+
+    linears = [lin for block in model.layers for lin in (block.qkv, block.out, block.gate_up, block.down)]
+    for linear in linears + [model.head]:
+        linear.product = Dense(grid(linear.product.weight), torch.float32)
+
+
+def load(folder, variant: str):
+    from pimpmyllama.generation.loading import load_backend
+
+    if variant.startswith("int8-"):
+        model = load_backend(folder, "fp32")
+        on_grid(model, GRIDS[variant.removeprefix("int8-")])
+        return model
+    return load_backend(folder, variant)
 
 
 def main() -> None:
-    from pimpmyllama.generation.engine import Engine
+    from pimpmyllama.generation.guard import decode_pass, judge
+    from pimpmyllama.generation.precision import DEFAULT_PRECISION
     from pimpmyllama.models.defaults import DEFAULT_MODEL
     from pimpmyllama.models.refs import resolve_model_folder
+    from pimpmyllama.prompting.tokenizer import Tokenizer
     from pimpmyllama.training.perplexity import default_general_text
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--tokens", type=int, default=2048, help="tokens of the reference text")
     parser.add_argument("--precisions", default="fp32,bf16,int8,int4")
-    parser.add_argument("--new-tokens", type=int, default=32)
+    parser.add_argument("--grids", default="", help="8-bit weight grids to measure by quality: row,g32")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: PyTorch's default)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
-    name, folder = resolve_model_folder(args.model)
-    results = {}
-    for precision in args.precisions.split(","):
-        t0 = time.perf_counter()
-        engine = Engine.load(name, folder, precision=precision)
-        ids = engine.tokenizer.encode(default_general_text().read_text(encoding="utf-8"))[: args.tokens + 1]
-        ppl = decode_path_perplexity(engine.backend, ids)
-        replies = [greedy_tokens(engine, p, args.new_tokens) for p in PROMPTS]
-        results[precision] = (ppl, replies)
-        print(f"  {precision}: done in {time.perf_counter() - t0:.0f} s", flush=True)
-    ref_ppl, ref_replies = results["fp32"]
-    print(f"\n{'precision':<10} {'perplexity':>10} {'vs fp32':>8} {'prompts agreeing (32 tokens)':>29}")
-    for precision, (ppl, replies) in results.items():
-        agree = sum(r[: args.new_tokens] == f[: args.new_tokens] for r, f in zip(replies, ref_replies))
-        print(f"{precision:<10} {ppl:>10.3f} {ppl / ref_ppl - 1:>+8.2%} {agree:>22}/{len(PROMPTS)}")
+    _, folder = resolve_model_folder(args.model)
+    ids = Tokenizer(folder).encode(default_general_text().read_text(encoding="utf-8"))[: args.tokens + 1]
+    variants = ["fp32"] + [p for p in args.precisions.split(",") if p != "fp32"]
+    variants += [f"int8-{g}" for g in args.grids.split(",") if g]
+    passes, cpu = {}, {}
+    for variant in variants:
+        model = load(folder, variant)
+        model.forward(ids[:1], model.new_cache(1), 0)  # traces the step: not part of the timing
+        c0 = time.process_time()
+        passes[variant] = decode_pass(model, ids)
+        cpu[variant] = time.process_time() - c0
+        print(f"  {variant}: {passes[variant].seconds:.0f} s", flush=True)
+        del model
+
+    reference = passes["fp32"]
+    near_ties = sum(m < NEAR_TIE for m in reference.margins)
+    print(f"\n{len(reference.top1)} positions ({near_ties} near-ties in fp32: its top two within {NEAR_TIE} "
+          f"logits), torch threads {torch.get_num_threads()}")
+    print(f"{'precision':<10} {'agreement':>20} {'near-ties':>9} {'perplexity':>10} {'vs fp32':>8} {'tok/s':>6} "
+          f"{'tok/CPU-s':>9}  guard")
+    passing = []
+    for variant, run in passes.items():
+        verdict = judge(variant.split("-")[0], run, reference)
+        label = {None: "reference", True: "pass", False: "fail"}[verdict.passed]
+        if variant.startswith("int8-"):
+            label += " (fake-quant: quality only)"
+        elif verdict.passed is not False:
+            passing.append((run.tokens_per_second, variant))
+        differ = [i for i, (a, b) in enumerate(zip(run.top1, reference.top1)) if a != b]
+        agreeing = f"{len(run.top1) - len(differ)}/{len(run.top1)} ({verdict.agreement:.2%})"
+        near = sum(reference.margins[i] < NEAR_TIE for i in differ)
+        print(f"{variant:<10} {agreeing:>20} {f'{near}/{len(differ)}':>9} {run.perplexity:>10.3f} "
+              f"{verdict.perplexity_rise:>+8.2%} "
+              f"{run.tokens_per_second:>6.1f} {len(run.top1) / cpu[variant]:>9.1f}  {label}")
+    print(f"\nfastest passing: {max(passing)[1]} (default today: {DEFAULT_PRECISION})")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,14 @@ import torch
 import torch.nn.functional as F
 
 from pimpmyllama.generation import kernels
-from pimpmyllama.generation.quant import INT4_GROUP, pack_nibbles, quantize_int4, quantize_int8, unpack_nibbles
+from pimpmyllama.generation.quant import (
+    INT4_GROUP,
+    INT8_GROUP,
+    pack_nibbles,
+    quantize_int4,
+    quantize_int8_groups,
+    unpack_nibbles,
+)
 from pimpmyllama.generation.rope import apply_rotations, rope_rotations
 
 pytestmark = pytest.mark.skipif(not kernels.load(), reason="this CPU or machine cannot build our kernels")
@@ -49,12 +56,16 @@ def test_q4_gemv_is_the_group_arithmetic_it_states(n, k, rows):
     assert float((y - expected).norm() / expected.norm()) < 0.02
 
 
-def test_q8_gemv_is_the_fp32_product_of_the_row_scaled_weights():
-    weight = rand(96, 200, scale=0.05)  # 200: a tail past the last full block of 64
-    q, scales = quantize_int8(weight)
-    x = rand(2, 200, seed=1)
-    y = torch.ops.pml.q8_gemv(x, q, scales)
-    torch.testing.assert_close(y, x @ (q.float() * scales[:, None]).T, rtol=1e-5, atol=1e-6)
+@pytest.mark.parametrize("n,k", [(96, 224), (48, 576)])  # a 64-wide step and a last group of 32; steps only
+def test_q8_gemv_is_the_fp32_product_of_the_group_scaled_weights(n, k):
+    """Each weight q * d (exact in fp32: an 8-bit integer times an fp16 scale), times x, summed in fp32."""
+    weight = rand(n, k, scale=0.05)
+    q, d = quantize_int8_groups(weight)
+    x = rand(2, k, seed=1)
+    y = torch.ops.pml.q8_gemv(x, q, d)
+    assert y.dtype == torch.float32 and y.shape == (2, n)
+    restored = (q.reshape(n, -1, INT8_GROUP).double() * d.double()[..., None]).reshape(n, k)
+    torch.testing.assert_close(y.double(), x.double() @ restored.T, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("n,k", [(64, 96), (200, 1536)])
@@ -65,9 +76,9 @@ def test_a_row_among_many_gets_exactly_what_it_gets_alone(n, k):
     q, d, m = quantize_int4(weight)
     q4 = torch.ops.pml.q4_gemv(x, pack_nibbles(q), d, m)
     assert torch.equal(q4, torch.cat([torch.ops.pml.q4_gemv(row[None], pack_nibbles(q), d, m) for row in x]))
-    q8, scales = quantize_int8(weight)
-    y = torch.ops.pml.q8_gemv(x, q8, scales)
-    assert torch.equal(y, torch.cat([torch.ops.pml.q8_gemv(row[None], q8, scales) for row in x]))
+    q8, d8 = quantize_int8_groups(weight)
+    y = torch.ops.pml.q8_gemv(x, q8, d8)
+    assert torch.equal(y, torch.cat([torch.ops.pml.q8_gemv(row[None], q8, d8) for row in x]))
 
 
 def test_rms_norm_and_silu_mul_match_torch():
@@ -111,6 +122,12 @@ def test_q4_dequant_gives_the_bf16_weights_torch_computes():
     q, d, m = quantize_int4(rand(64, 96, scale=0.05))
     expected = (q.reshape(64, -1, INT4_GROUP).float() * d.float()[..., None] + m.float()[..., None]).reshape(64, 96)
     assert torch.equal(torch.ops.pml.q4_dequant(pack_nibbles(q), d, m), expected.bfloat16())
+
+
+def test_q8_dequant_gives_the_bf16_weights_torch_computes():
+    q, d = quantize_int8_groups(rand(64, 96, scale=0.05))
+    expected = (q.reshape(64, -1, INT8_GROUP).float() * d.float()[..., None]).reshape(64, 96)
+    assert torch.equal(torch.ops.pml.q8_dequant(q, d), expected.bfloat16())
 
 
 def test_without_the_cpu_flags_or_when_turned_off_pytorchs_kernels_serve(monkeypatch):

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from pimpmyllama.generation.products import Dense, Int4, Int8, Linear, product_for
-from pimpmyllama.generation.quant import INT4_GROUP, quantize_int4, quantize_int8
+from pimpmyllama.generation.quant import INT4_GROUP, INT8_GROUP, quantize_int4, quantize_int8, quantize_int8_groups
 
 
 @pytest.fixture
@@ -18,6 +18,32 @@ def test_int8_rounds_each_weight_to_its_rows_grid(weight):
     assert q.dtype == torch.int8 and q.abs().max() <= 127
     assert torch.allclose(scales, weight.abs().amax(dim=1) / 127)
     assert ((q.float() * scales[:, None] - weight).abs() <= scales[:, None] / 2 + 1e-7).all()
+
+
+def test_int8_groups_round_each_weight_to_its_groups_fp16_grid(weight):
+    """llama.cpp's Q8_0 grid: d = max|w| / 127 per group of 32, kept as fp16, and each
+    weight rounded against the d that is kept."""
+    q, d = quantize_int8_groups(weight)
+    assert q.dtype == torch.int8 and q.abs().max() <= 127 and d.dtype == torch.float16 and d.shape == (256, 6)
+    groups = weight.reshape(256, -1, INT8_GROUP)
+    assert torch.equal(d, (groups.abs().amax(-1) / 127).half())
+    assert torch.equal(q.reshape(256, -1, INT8_GROUP), torch.round(groups / d.float()[..., None]).clamp(-127, 127).to(torch.int8))
+
+
+def test_int8_holds_groups_where_our_kernels_run_and_rows_elsewhere(weight, monkeypatch):
+    from pimpmyllama.generation import kernels
+
+    if not kernels.load():
+        pytest.skip("our kernels are not built on this machine")
+    grouped = Int8(weight, torch.bfloat16, ours=True)
+    assert grouped.ours and grouped.scales.shape == (256, 6)
+    assert not Int8(weight[:, :100], torch.bfloat16, ours=True).ours  # 100 inputs: not whole groups
+    rows = Int8(weight, torch.bfloat16, ours=False)
+    assert not rows.ours and rows.scales.shape == (256,) and rows.scales.dtype == torch.bfloat16
+    for layer in (grouped, rows):  # the dense weights a prompt's product uses: q * d, rounded to bf16
+        scales = layer.scales.float().reshape(256, -1, 1)
+        restored = (layer.q.float().reshape(256, scales.shape[1], -1) * scales).reshape(256, 192)
+        assert torch.equal(layer.dequantized(), restored.to(torch.bfloat16))
 
 
 def test_int4_rounds_each_weight_to_its_groups_grid(weight):

@@ -9,7 +9,8 @@ them and gives the same numbers up to rounding. Which kernel a layer uses is dec
 once, when it is made; calling it never asks about its format.
 
 - `Dense`: fp32 or bf16 weights, products in that dtype.
-- `Int8`: one scale per output row (quant.quantize_int8).
+- `Int8`: a scale per group of 32 inputs (quant.quantize_int8_groups, llama.cpp's Q8_0)
+  where our kernels run, else one per output row (quant.quantize_int8).
 - `Int4`: a scale and a minimum per group of 32 inputs (quant.quantize_int4, llama.cpp's Q4_1).
 
 `Linear` adds what every format shares: an optional fp32 bias and an optional
@@ -23,9 +24,11 @@ from pimpmyllama.generation import kernels
 from pimpmyllama.generation.quant import (
     INT4_GROUP,
     int4_supported,
+    int8_groups_supported,
     pack_nibbles,
     quantize_int4,
     quantize_int8,
+    quantize_int8_groups,
     unpack_nibbles,
 )
 
@@ -58,16 +61,22 @@ class Dense:
 
 
 class Int8:
-    """w ≈ q · s, one scale per output row. One row: ours (fp32 out) or PyTorch's
-    `_weight_int8pack_mm` (bf16 out); many rows: bf16 product of the dequantized weights."""
+    """w ≈ q · d. Where our kernels run and a row is whole groups of 32: one fp16 scale
+    per group (llama.cpp's Q8_0 grid), one row through ours (fp32 out). Otherwise one
+    scale per output row, one row through PyTorch's `_weight_int8pack_mm` (bf16 out).
+    Many rows: bf16 product of the dequantized weights."""
 
     bits = 8
 
     def __init__(self, weight: torch.Tensor, dtype: torch.dtype, ours: bool):
-        self.dtype, self.ours = dtype, ours
-        self.q, scales = quantize_int8(weight)
-        self.scales = scales if ours else scales.to(dtype)
-        self._row = self._ours_row if ours else self._pytorch_row
+        self.dtype, self.ours = dtype, ours and int8_groups_supported(weight)
+        if self.ours:
+            self.q, self.scales = quantize_int8_groups(weight)  # scales [N, K/32] fp16
+            self._row = self._ours_row
+        else:
+            self.q, scales = quantize_int8(weight)
+            self.scales = scales.to(dtype)  # [N]
+            self._row = self._pytorch_row
 
     def _ours_row(self, x: torch.Tensor) -> torch.Tensor:
         return torch.ops.pml.q8_gemv(_as(x, torch.float32), self.q, self.scales)
@@ -76,7 +85,12 @@ class Int8:
         return torch.ops.aten._weight_int8pack_mm(_as(x, self.dtype), self.q, self.scales)
 
     def dequantized(self) -> torch.Tensor:
-        return (self.q.to(self.dtype) * self.scales[:, None].to(self.dtype)).to(self.dtype)
+        """q · d in fp32 (exact: 8-bit integers times fp16 or bf16 scales), rounded to the dtype."""
+        if self.ours and self.dtype == torch.bfloat16:  # ours, in one pass, to the same numbers
+            return torch.ops.pml.q8_dequant(self.q, self.scales)
+        n, k = self.q.shape
+        scales = self.scales.float().reshape(n, -1, 1)  # a group per scale; a row is one group
+        return (self.q.float().reshape(n, scales.shape[1], -1) * scales).reshape(n, k).to(self.dtype)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[0] == 1:

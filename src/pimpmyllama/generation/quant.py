@@ -4,7 +4,9 @@ Decoding reads every weight once per token, so on a CPU its speed is set by the
 bytes it reads and by how fast they turn into products: int8 reads a quarter of
 fp32's bytes, int4 an eighth.
 
-- int8: symmetric, one scale per output row: w ≈ q · s, q in [-127, 127].
+- int8: symmetric, one fp16 scale per group of 32 inputs of a row: w ≈ q · d,
+  q in [-127, 127] (llama.cpp's Q8_0); one scale per output row where our kernels do
+  not run (PyTorch's int8 kernel takes those) or a row is not whole groups.
 - int4: asymmetric, one fp16 scale and minimum per group of 32 inputs of a row:
   w ≈ q · d + m, q in [0, 15] (llama.cpp's Q4_1).
 
@@ -15,6 +17,7 @@ products.py.
 import torch
 
 INT4_GROUP = 32
+INT8_GROUP = 32
 
 
 ROWS_AT_A_TIME = 4096  # fp32 temporaries of a few MB, not of the whole matrix (peak memory at load)
@@ -30,6 +33,25 @@ def quantize_int8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         q[start : start + ROWS_AT_A_TIME] = torch.round(w / s[:, None]).clamp(-127, 127)
         scales[start : start + ROWS_AT_A_TIME] = s
     return q, scales
+
+
+def quantize_int8_groups(weight: torch.Tensor, group: int = INT8_GROUP) -> tuple[torch.Tensor, torch.Tensor]:
+    """(q int8 [N, K], d fp16 [N, K/group]) with weight ≈ q * d, group by group; d is
+    max|w| / 127 of the group, and each weight is rounded against the fp16 d that is kept."""
+    n, k = weight.shape
+    q = torch.empty(weight.shape, dtype=torch.int8)
+    d = torch.empty(n, k // group, dtype=torch.float16)
+    for start in range(0, n, ROWS_AT_A_TIME):
+        w = weight[start : start + ROWS_AT_A_TIME].float().reshape(-1, k // group, group)
+        kept = (w.abs().amax(dim=-1) / 127).half()
+        inverse = torch.where(kept > 0, 1 / kept.float(), 0)
+        q[start : start + ROWS_AT_A_TIME] = torch.round(w * inverse[..., None]).clamp(-127, 127).reshape(-1, k)
+        d[start : start + ROWS_AT_A_TIME] = kept
+    return q, d
+
+
+def int8_groups_supported(weight: torch.Tensor, group: int = INT8_GROUP) -> bool:
+    return weight.shape[1] % group == 0
 
 
 def quantize_int4(weight: torch.Tensor, group: int = INT4_GROUP) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

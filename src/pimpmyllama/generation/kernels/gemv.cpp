@@ -7,7 +7,8 @@
 //     group of 32 (as llama.cpp does for Q4_1), so that a group's dot product is
 //     one integer instruction (vpdpbusd) on 4-bit weights and 8-bit activations;
 //     the minimum's share, m * sum(x), uses the exact fp32 sums of x.
-// q8: w = q * s, q int8, one fp32 scale per row; fp32 products.
+// q8: groups of 32 weights of a row, w = q * d with q int8 and d fp16 (llama.cpp's
+//     Q8_0 grid); fp32 products of the fp32 activations and the weights q * d.
 //
 // Weight rows are shared among ATen's threads; the rows of x (a batch of decoding
 // sequences) go through each weight row a tile at a time, the weights unpacked once
@@ -132,24 +133,26 @@ void by_blocks(int64_t begin, int64_t end, int64_t rows, Tile tile) {
   }
 }
 
-// Up to kTile rows of x against one q8 row: each 16 weights converted to fp32 once for
-// all of them; each row's sums in the same order whatever the tile (four accumulators
-// over 64-wide steps, the tail into the first, then one reduction).
+// Up to kTile rows of x against one q8 row: each 16 weights converted to fp32 and
+// scaled (q * d, exact in fp32) once for all of them; each row's sums in the same order
+// whatever the tile (four accumulators over 64-wide steps, the last group's 32 into the
+// first two, then one reduction).
 template <int T>
-void q8_rows(const int8_t* q, const float* const* x, int64_t k, float* out) {
+void q8_rows(const int8_t* q, const uint16_t* d, const float* const* x, int64_t k, float* out) {
   __m512 acc[T][4];
   for (int t = 0; t < T; ++t)
     for (int u = 0; u < 4; ++u) acc[t][u] = _mm512_setzero_ps();
+  auto add = [&](int64_t i, int u) {  // the 16 weights from i, of group i / 32, into accumulator u
+    const __m512 w = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + i)))),
+                                   _mm512_set1_ps(_cvtsh_ss(d[i / kGroup])));
+    for (int t = 0; t < T; ++t) acc[t][u] = _mm512_fmadd_ps(w, _mm512_loadu_ps(x[t] + i), acc[t][u]);
+  };
   int64_t i = 0;
   for (; i + 64 <= k; i += 64)
-    for (int u = 0; u < 4; ++u) {
-      const __m512 w = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + i + 16 * u))));
-      for (int t = 0; t < T; ++t) acc[t][u] = _mm512_fmadd_ps(w, _mm512_loadu_ps(x[t] + i + 16 * u), acc[t][u]);
-    }
-  for (; i < k; i += 16) {
-    const __mmask16 mask = k - i >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (k - i)) - 1);
-    const __m512 w = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mask, q + i)));
-    for (int t = 0; t < T; ++t) acc[t][0] = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(mask, x[t] + i), acc[t][0]);
+    for (int u = 0; u < 4; ++u) add(i + 16 * u, u);
+  if (i < k) {
+    add(i, 0);
+    add(i + 16, 1);
   }
   for (int t = 0; t < T; ++t)
     out[t] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[t][0], acc[t][1]), _mm512_add_ps(acc[t][2], acc[t][3])));
@@ -206,17 +209,17 @@ at::Tensor q4_gemv(const at::Tensor& x, const at::Tensor& q, const at::Tensor& d
   return y;
 }
 
-at::Tensor q8_gemv(const at::Tensor& x, const at::Tensor& q, const at::Tensor& scales) {
+at::Tensor q8_gemv(const at::Tensor& x, const at::Tensor& q, const at::Tensor& d) {
   TORCH_CHECK(x.dim() == 2 && x.scalar_type() == at::kFloat, "q8_gemv: x must be 2-D fp32");
   TORCH_CHECK(q.dim() == 2 && q.scalar_type() == at::kChar, "q8_gemv: q must be 2-D int8");
-  TORCH_CHECK(scales.scalar_type() == at::kFloat, "q8_gemv: scales must be fp32");
-  const int64_t rows = x.size(0), k = x.size(1), n = q.size(0);
-  TORCH_CHECK(q.size(1) == k && scales.numel() == n, "q8_gemv: x, q and scales do not match");
-  const auto xc = x.contiguous(), qc = q.contiguous(), sc = scales.contiguous();
+  TORCH_CHECK(d.scalar_type() == at::kHalf, "q8_gemv: d must be fp16");
+  const int64_t rows = x.size(0), k = x.size(1), n = q.size(0), groups = k / kGroup;
+  TORCH_CHECK(k % kGroup == 0 && q.size(1) == k && d.numel() == n * groups, "q8_gemv: x, q and d do not match");
+  const auto xc = x.contiguous(), qc = q.contiguous(), dc = d.contiguous();
   auto y = at::empty({rows, n}, x.options());
   const float* xp = xc.data_ptr<float>();
   const int8_t* qp = qc.data_ptr<int8_t>();
-  const float* sp = sc.data_ptr<float>();
+  const auto* dp = reinterpret_cast<const uint16_t*>(dc.data_ptr<at::Half>());
   float* yp = y.data_ptr<float>();
   at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
     const float* tile[kTile];
@@ -224,17 +227,27 @@ at::Tensor q8_gemv(const at::Tensor& x, const at::Tensor& q, const at::Tensor& s
     by_blocks(begin, end, rows, [&](int64_t r0, int64_t r1, int64_t i, int64_t count) {
       for (int64_t t = 0; t < count; ++t) tile[t] = xp + (i + t) * k;
       for (int64_t r = r0; r < r1; ++r) {
+        const int8_t* qr = qp + r * k;
+        const uint16_t* dr = dp + r * groups;
         switch (count) {
-          case 4: q8_rows<4>(qp + r * k, tile, k, out); break;
-          case 3: q8_rows<3>(qp + r * k, tile, k, out); break;
-          case 2: q8_rows<2>(qp + r * k, tile, k, out); break;
-          default: q8_rows<1>(qp + r * k, tile, k, out); break;
+          case 4: q8_rows<4>(qr, dr, tile, k, out); break;
+          case 3: q8_rows<3>(qr, dr, tile, k, out); break;
+          case 2: q8_rows<2>(qr, dr, tile, k, out); break;
+          default: q8_rows<1>(qr, dr, tile, k, out); break;
         }
-        for (int64_t t = 0; t < count; ++t) yp[(i + t) * n + r] = out[t] * sp[r];
+        for (int64_t t = 0; t < count; ++t) yp[(i + t) * n + r] = out[t];
       }
     });
   });
   return y;
+}
+
+// 16 fp32 values rounded to the nearest even bf16, as torch's .to(bfloat16) does.
+inline void to_bf16(__m512 v, uint16_t* out) {
+  const __m512i bits = _mm512_castps_si512(v);
+  const __m512i rounded = _mm512_add_epi32(
+      bits, _mm512_add_epi32(_mm512_set1_epi32(0x7FFF), _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1))));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm512_cvtepi32_epi16(_mm512_srli_epi32(rounded, 16)));
 }
 
 // The bf16 weights of q4 rows (for prompts, whose many rows run faster as a dense
@@ -252,12 +265,7 @@ at::Tensor q4_dequant(const at::Tensor& q, const at::Tensor& d, const at::Tensor
   const auto* dp = reinterpret_cast<const uint16_t*>(dc.data_ptr<at::Half>());
   const auto* mp = reinterpret_cast<const uint16_t*>(mc.data_ptr<at::Half>());
   auto* wp = reinterpret_cast<uint16_t*>(w.data_ptr<at::BFloat16>());
-  const __m512i low4 = _mm512_set1_epi32(15), one = _mm512_set1_epi32(1), half = _mm512_set1_epi32(0x7FFF);
-  auto to_bf16 = [&](__m512 v, uint16_t* out) {
-    const __m512i bits = _mm512_castps_si512(v);
-    const __m512i rounded = _mm512_add_epi32(bits, _mm512_add_epi32(half, _mm512_and_si512(_mm512_srli_epi32(bits, 16), one)));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm512_cvtepi32_epi16(_mm512_srli_epi32(rounded, 16)));
-  };
+  const __m512i low4 = _mm512_set1_epi32(15);
   at::parallel_for(0, n * groups, 256, [&](int64_t begin, int64_t end) {
     for (int64_t g = begin; g < end; ++g) {
       const __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qp + g * 16)));
@@ -269,16 +277,43 @@ at::Tensor q4_dequant(const at::Tensor& q, const at::Tensor& d, const at::Tensor
   return w;
 }
 
+// The bf16 weights of q8 rows (for prompts): q * d in fp32 (exact), rounded to the
+// nearest even bf16.
+at::Tensor q8_dequant(const at::Tensor& q, const at::Tensor& d) {
+  TORCH_CHECK(q.dim() == 2 && q.scalar_type() == at::kChar, "q8_dequant: q must be 2-D int8");
+  const int64_t n = q.size(0), k = q.size(1), groups = k / kGroup;
+  TORCH_CHECK(k % kGroup == 0 && d.numel() == n * groups && d.scalar_type() == at::kHalf,
+              "q8_dequant: q and d do not match");
+  const auto qc = q.contiguous(), dc = d.contiguous();
+  auto w = at::empty({n, k}, q.options().dtype(at::kBFloat16));
+  const int8_t* qp = qc.data_ptr<int8_t>();
+  const auto* dp = reinterpret_cast<const uint16_t*>(dc.data_ptr<at::Half>());
+  auto* wp = reinterpret_cast<uint16_t*>(w.data_ptr<at::BFloat16>());
+  at::parallel_for(0, n * groups, 256, [&](int64_t begin, int64_t end) {
+    for (int64_t g = begin; g < end; ++g) {
+      const __m512 scale = _mm512_set1_ps(_cvtsh_ss(dp[g]));
+      for (int half = 0; half < 2; ++half) {
+        const int8_t* src = qp + g * kGroup + 16 * half;
+        const __m512 v = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src))));
+        to_bf16(_mm512_mul_ps(v, scale), wp + g * kGroup + 16 * half);
+      }
+    }
+  });
+  return w;
+}
+
 }  // namespace
 
 TORCH_LIBRARY(pml, lib) {
   lib.def("q4_gemv(Tensor x, Tensor q, Tensor d, Tensor m) -> Tensor");
-  lib.def("q8_gemv(Tensor x, Tensor q, Tensor scales) -> Tensor");
+  lib.def("q8_gemv(Tensor x, Tensor q, Tensor d) -> Tensor");
   lib.def("q4_dequant(Tensor q, Tensor d, Tensor m) -> Tensor");
+  lib.def("q8_dequant(Tensor q, Tensor d) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(pml, CPU, lib) {
   lib.impl("q4_gemv", &q4_gemv);
   lib.impl("q8_gemv", &q8_gemv);
   lib.impl("q4_dequant", &q4_dequant);
+  lib.impl("q8_dequant", &q8_dequant);
 }
