@@ -5,7 +5,15 @@ import torch
 import torch.nn.functional as F
 
 from pimpmyllama.generation import kernels
-from pimpmyllama.generation.quant import INT4_GROUP, pack_nibbles, quantize_int4, quantize_int8, unpack_nibbles
+from pimpmyllama.generation.quant import (
+    INT4_GROUP,
+    pack_int4_blocks,
+    pack_nibbles,
+    quantize_int4,
+    quantize_int8,
+    unpack_int4_blocks,
+    unpack_nibbles,
+)
 from pimpmyllama.generation.rope import apply_rotations, rope_rotations
 
 pytestmark = pytest.mark.skipif(not kernels.load(), reason="this CPU or machine cannot build our kernels")
@@ -23,6 +31,19 @@ def test_nibbles_pack_a_group_as_its_two_halves():
     assert torch.equal(unpack_nibbles(packed), q)
 
 
+@pytest.mark.parametrize("n,k", [(40, 64), (960, 576)])  # a last block of 8 rows, padded
+def test_int4_blocks_hold_sixteen_rows_per_group_and_unpack_to_the_same_weights(n, k):
+    q, d, m = quantize_int4(rand(n, k, scale=0.05))
+    blocks = pack_int4_blocks(q, d, m)
+    assert blocks.shape == (-(-n // 16), k // INT4_GROUP, 320)
+    # block 0, group 1, chunk 2: row 3's inputs 8..11 in the low nibbles, 24..27 in the high ones
+    chunk = blocks[0, 1, 128:192]
+    assert torch.equal(chunk[12:16] & 15, q[3, 32 + 8 : 32 + 12]) and torch.equal(chunk[12:16] >> 4, q[3, 32 + 24 : 32 + 28])
+    assert torch.equal(blocks[0, 1, 256:288].view(torch.float16), d[:16, 1])
+    assert torch.equal(blocks[0, 1, 288:320].view(torch.float16), m[:16, 1])
+    assert all(torch.equal(a, b) for a, b in zip(unpack_int4_blocks(blocks, n), (q, d, m)))
+
+
 def q4_reference(x, q, d, m):
     """The kernel's arithmetic: x rounded to int8 per group of 32 (scale max|x| / 127),
     exact integer dot products per group, then the scales, and m * sum(x) exactly."""
@@ -34,13 +55,13 @@ def q4_reference(x, q, d, m):
     return (dots.double() * scale.double() * d.double()[None]).sum(-1) + (m.double()[None] * xg.sum(-1).double()).sum(-1)
 
 
-@pytest.mark.parametrize("n,k", [(64, 96), (48, 576), (200, 1536)])  # odd and even group counts
-@pytest.mark.parametrize("rows", [1, 3])
+@pytest.mark.parametrize("n,k", [(64, 96), (48, 576), (200, 1536)])  # odd and even group counts, a partial block
+@pytest.mark.parametrize("rows", [1, 3, 9])
 def test_q4_gemv_is_the_group_arithmetic_it_states(n, k, rows):
     weight = rand(n, k, scale=0.05)
     q, d, m = quantize_int4(weight)
     x = rand(rows, k, seed=1)
-    y = torch.ops.pml.q4_gemv(x, pack_nibbles(q), d, m)
+    y = torch.ops.pml.q4_blocks_gemv(x, pack_int4_blocks(q, d, m), n)
     assert y.dtype == torch.float32 and y.shape == (rows, n)
     torch.testing.assert_close(y.double(), q4_reference(x, q, d, m), rtol=1e-5, atol=1e-5)
     # and against the fp32 product of the same weights, the activations' rounding costs ~1 %
@@ -62,9 +83,9 @@ def test_a_row_among_many_gets_exactly_what_it_gets_alone(n, k):
     # the kernels take rows in tiles (batched decoding): 11 rows cross the tiles' edges
     weight = rand(n, k, scale=0.05)
     x = rand(11, k, seed=2)
-    q, d, m = quantize_int4(weight)
-    q4 = torch.ops.pml.q4_gemv(x, pack_nibbles(q), d, m)
-    assert torch.equal(q4, torch.cat([torch.ops.pml.q4_gemv(row[None], pack_nibbles(q), d, m) for row in x]))
+    blocks = pack_int4_blocks(*quantize_int4(weight))
+    q4 = torch.ops.pml.q4_blocks_gemv(x, blocks, n)
+    assert torch.equal(q4, torch.cat([torch.ops.pml.q4_blocks_gemv(row[None], blocks, n) for row in x]))
     q8, scales = quantize_int8(weight)
     y = torch.ops.pml.q8_gemv(x, q8, scales)
     assert torch.equal(y, torch.cat([torch.ops.pml.q8_gemv(row[None], q8, scales) for row in x]))
@@ -107,10 +128,11 @@ def test_attend_one_refuses_a_cache_that_is_not_fp32():
         torch.ops.pml.attend_one(qkv, rotation, keys, values, 2)
 
 
-def test_q4_dequant_gives_the_bf16_weights_torch_computes():
-    q, d, m = quantize_int4(rand(64, 96, scale=0.05))
-    expected = (q.reshape(64, -1, INT4_GROUP).float() * d.float()[..., None] + m.float()[..., None]).reshape(64, 96)
-    assert torch.equal(torch.ops.pml.q4_dequant(pack_nibbles(q), d, m), expected.bfloat16())
+@pytest.mark.parametrize("n", [64, 40])
+def test_q4_dequant_gives_the_bf16_weights_torch_computes(n):
+    q, d, m = quantize_int4(rand(n, 96, scale=0.05))
+    expected = (q.reshape(n, -1, INT4_GROUP).float() * d.float()[..., None] + m.float()[..., None]).reshape(n, 96)
+    assert torch.equal(torch.ops.pml.q4_blocks_dequant(pack_int4_blocks(q, d, m), n), expected.bfloat16())
 
 
 def test_without_the_cpu_flags_or_when_turned_off_pytorchs_kernels_serve(monkeypatch):
