@@ -121,6 +121,22 @@ def test_attend_one_rotates_writes_the_cache_and_attends(heads, kv_heads, hd, en
     torch.testing.assert_close(out, expected.reshape(1, heads * hd), rtol=1e-5, atol=1e-5)
 
 
+def test_attend_rows_gives_each_sequence_exactly_what_attend_one_gives_it():
+    heads, kv_heads, hd, layers, max_len = 9, 3, 64, 2, 300
+    ends = [1, 17, 300, 64]  # a first token, short and full caches
+    caches = [(rand(layers, kv_heads, max_len, hd, seed=10 + b), rand(layers, kv_heads, max_len, hd, seed=20 + b))
+              for b in range(len(ends))]
+    qkv = rand(len(ends), (heads + 2 * kv_heads) * hd, seed=3)
+    rotations = rand(len(ends), hd // 2, 2, seed=4)
+    alone = [[t.clone() for t in cache] for cache in caches]
+    expected = torch.cat([torch.ops.pml.attend_one(qkv[b : b + 1], rotations[b], k[1, :, :end], v[1, :, :end], heads)
+                          for b, ((k, v), end) in enumerate(zip(alone, ends))])
+    out = torch.ops.pml.attend_rows(qkv, rotations, [k for k, _ in caches], [v for _, v in caches], ends, 1, heads)
+    assert torch.equal(out, expected)
+    for (k, v), (k_alone, v_alone) in zip(caches, alone):  # the same key and value written, at layer 1 only
+        assert torch.equal(k, k_alone) and torch.equal(v, v_alone)
+
+
 def test_attend_one_refuses_a_cache_that_is_not_fp32():
     keys = values = torch.zeros(2, 4, 32, dtype=torch.float16)
     qkv, rotation = rand(1, 6 * 32), torch.zeros(16, 2)

@@ -30,6 +30,7 @@ from pimpmyllama.generation import kernels
 from pimpmyllama.generation.attention import (
     Attention,
     BatchAttention,
+    FusedBatchAttention,
     FusedOneQueryAttention,
     OneQueryAttention,
     PromptAttention,
@@ -213,19 +214,20 @@ class LlamaModel:
         at `positions[b]` of the sequence held in `caches[b]`. One pass through the
         layers for all of them (each weight read once per step), and each row gets the
         logits it would get alone: the single-token step's kernels, row by row."""
-        singles = []
         for cache, pos in zip(caches, positions):
             if pos >= cache.max_len:
                 raise ValueError(f"position {pos} does not fit a cache of {cache.max_len}")
-            rotation = self._rope(pos, 1)
-            keys, values = cache.k[:, :, : pos + 1], cache.v[:, :, : pos + 1]
-            if self.fused:
-                singles.append(FusedOneQueryAttention(keys, values, torch.view_as_real(rotation[0]), self._heads))
-            else:
-                singles.append(OneQueryAttention(keys, values, torch.tensor([pos]), rotation, self._heads))
+        rotations = [self._rope(pos, 1) for pos in positions]
+        if self.fused:
+            attention = FusedBatchAttention([c.k for c in caches], [c.v for c in caches], positions,
+                                            torch.view_as_real(torch.cat(rotations)), self._heads)
+        else:
+            attention = BatchAttention([OneQueryAttention(c.k[:, :, : pos + 1], c.v[:, :, : pos + 1], torch.tensor([pos]),
+                                                          rotation, self._heads)
+                                        for c, pos, rotation in zip(caches, positions, rotations)])
         x = self.embed[torch.tensor(tokens, dtype=torch.long)].float()
         ops = KernelOps(self.spec.rms_norm_eps) if self.fused else TorchOps(self.spec.hidden_size, self.spec.rms_norm_eps)
-        return self._logits(x, BatchAttention(singles), ops, last_only=False, rowwise=True)
+        return self._logits(x, attention, ops, last_only=False, rowwise=True)
 
     def _one_token(self, x: torch.Tensor, rotation: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
                    position: torch.Tensor) -> torch.Tensor:
