@@ -36,7 +36,7 @@ from pimpmyllama.generation.attention import (
     PromptAttention,
 )
 from pimpmyllama.generation.layer import Block, KernelOps, SmallOps, TorchOps, fp32
-from pimpmyllama.generation.products import Linear
+from pimpmyllama.generation.products import SHORT_PROMPT_ROWS, Linear
 from pimpmyllama.generation.rope import (
     SUPPORTED_ROPE_TYPES,
     rope_parameters,
@@ -202,10 +202,20 @@ class LlamaModel:
         rotations = self._rope(pos0, T)
         if T == 1:
             return self._decode_step(ids[0], cache, pos0, rotations)
-        attention = PromptAttention(cache.k, cache.v, pos0, rotations, self._heads)
+        if self.fused and T <= SHORT_PROMPT_ROWS:
+            # A short prompt goes the way decoding goes, row by row through our kernels:
+            # each row gets exactly what decoding its token would give, so a reply does
+            # not depend on how its prompt was cut into chunks or how much of it a cache
+            # already held (SDPA's blocks over fp32 rows do not promise that).
+            attention = FusedBatchAttention([cache.k] * T, [cache.v] * T, list(range(pos0, end)),
+                                            torch.view_as_real(rotations), self._heads)
+            ops = KernelOps(self.spec.rms_norm_eps)
+        else:
+            attention = PromptAttention(cache.k, cache.v, pos0, rotations, self._heads)
+            # PyTorch's small operations: over many rows they thread, ours do not
+            ops = TorchOps(self.spec.hidden_size, self.spec.rms_norm_eps)
         x = self.embed[torch.tensor(ids, dtype=torch.long)].float()
-        # PyTorch's small operations: over many rows they thread, ours do not
-        logits = self._logits(x, attention, TorchOps(self.spec.hidden_size, self.spec.rms_norm_eps), not all_logits)
+        logits = self._logits(x, attention, ops, not all_logits)
         return logits if all_logits else logits[0]
 
     @torch.inference_mode()
