@@ -66,6 +66,24 @@ def test_a_batched_step_gives_each_row_its_own_logits_exactly(engine):
         assert torch.equal(row, expected)
 
 
+def test_a_short_prompt_gives_exactly_what_decoding_it_token_by_token_gives(engine):
+    model = engine.backend
+    if not model.fused:
+        pytest.skip("our kernels are not built on this machine")
+    ids = prompts(engine, 3)[2]
+    whole, by_token, chunked = model.new_cache(128), model.new_cache(128), model.new_cache(128)
+    logits = model.forward(ids, whole, 0)
+    one_by_one = [model.forward([token], by_token, pos) for pos, token in enumerate(ids)]
+    model.forward(ids[:7], chunked, 0)
+    last = model.forward(ids[7:], chunked, 7)
+    if engine.backend.layers[0].qkv.product.bits == 4:  # int4: the same kernels, row by row
+        assert torch.equal(whole.k[:, :, : len(ids)], by_token.k[:, :, : len(ids)])
+        assert torch.equal(logits, one_by_one[-1])
+    # however the prompt is cut, the cache and the next token's logits are the same
+    assert torch.equal(whole.k[:, :, : len(ids)], chunked.k[:, :, : len(ids)])
+    assert torch.equal(logits, last)
+
+
 def test_replies_decoded_together_equal_the_same_replies_alone(engine):
     params = GenerationParams(max_new_tokens=12, sampling=GREEDY)
     asked = prompts(engine, 6)

@@ -8,9 +8,11 @@ from pimpmyllama.generation import kernels
 from pimpmyllama.generation.quant import (
     INT4_GROUP,
     INT8_GROUP,
+    pack_int4_blocks,
     pack_nibbles,
     quantize_int4,
     quantize_int8_groups,
+    unpack_int4_blocks,
     unpack_nibbles,
 )
 from pimpmyllama.generation.rope import apply_rotations, rope_rotations
@@ -30,6 +32,19 @@ def test_nibbles_pack_a_group_as_its_two_halves():
     assert torch.equal(unpack_nibbles(packed), q)
 
 
+@pytest.mark.parametrize("n,k", [(40, 64), (960, 576)])  # a last block of 8 rows, padded
+def test_int4_blocks_hold_sixteen_rows_per_group_and_unpack_to_the_same_weights(n, k):
+    q, d, m = quantize_int4(rand(n, k, scale=0.05))
+    blocks = pack_int4_blocks(q, d, m)
+    assert blocks.shape == (-(-n // 16), k // INT4_GROUP, 320)
+    # block 0, group 1, chunk 2: row 3's inputs 8..11 in the low nibbles, 24..27 in the high ones
+    chunk = blocks[0, 1, 128:192]
+    assert torch.equal(chunk[12:16] & 15, q[3, 32 + 8 : 32 + 12]) and torch.equal(chunk[12:16] >> 4, q[3, 32 + 24 : 32 + 28])
+    assert torch.equal(blocks[0, 1, 256:288].view(torch.float16), d[:16, 1])
+    assert torch.equal(blocks[0, 1, 288:320].view(torch.float16), m[:16, 1])
+    assert all(torch.equal(a, b) for a, b in zip(unpack_int4_blocks(blocks, n), (q, d, m)))
+
+
 def q4_reference(x, q, d, m):
     """The kernel's arithmetic: x rounded to int8 per group of 32 (scale max|x| / 127),
     exact integer dot products per group, then the scales, and m * sum(x) exactly."""
@@ -41,13 +56,13 @@ def q4_reference(x, q, d, m):
     return (dots.double() * scale.double() * d.double()[None]).sum(-1) + (m.double()[None] * xg.sum(-1).double()).sum(-1)
 
 
-@pytest.mark.parametrize("n,k", [(64, 96), (48, 576), (200, 1536)])  # odd and even group counts
-@pytest.mark.parametrize("rows", [1, 3])
+@pytest.mark.parametrize("n,k", [(64, 96), (48, 576), (200, 1536)])  # odd and even group counts, a partial block
+@pytest.mark.parametrize("rows", [1, 3, 9])
 def test_q4_gemv_is_the_group_arithmetic_it_states(n, k, rows):
     weight = rand(n, k, scale=0.05)
     q, d, m = quantize_int4(weight)
     x = rand(rows, k, seed=1)
-    y = torch.ops.pml.q4_gemv(x, pack_nibbles(q), d, m)
+    y = torch.ops.pml.q4_blocks_gemv(x, pack_int4_blocks(q, d, m), n)
     assert y.dtype == torch.float32 and y.shape == (rows, n)
     torch.testing.assert_close(y.double(), q4_reference(x, q, d, m), rtol=1e-5, atol=1e-5)
     # and against the fp32 product of the same weights, the activations' rounding costs ~1 %
@@ -73,9 +88,9 @@ def test_a_row_among_many_gets_exactly_what_it_gets_alone(n, k):
     # the kernels take rows in tiles (batched decoding): 11 rows cross the tiles' edges
     weight = rand(n, k, scale=0.05)
     x = rand(11, k, seed=2)
-    q, d, m = quantize_int4(weight)
-    q4 = torch.ops.pml.q4_gemv(x, pack_nibbles(q), d, m)
-    assert torch.equal(q4, torch.cat([torch.ops.pml.q4_gemv(row[None], pack_nibbles(q), d, m) for row in x]))
+    blocks = pack_int4_blocks(*quantize_int4(weight))
+    q4 = torch.ops.pml.q4_blocks_gemv(x, blocks, n)
+    assert torch.equal(q4, torch.cat([torch.ops.pml.q4_blocks_gemv(row[None], blocks, n) for row in x]))
     q8, d8 = quantize_int8_groups(weight)
     y = torch.ops.pml.q8_gemv(x, q8, d8)
     assert torch.equal(y, torch.cat([torch.ops.pml.q8_gemv(row[None], q8, d8) for row in x]))
@@ -111,6 +126,22 @@ def test_attend_one_rotates_writes_the_cache_and_attends(heads, kv_heads, hd, en
     torch.testing.assert_close(out, expected.reshape(1, heads * hd), rtol=1e-5, atol=1e-5)
 
 
+def test_attend_rows_gives_each_sequence_exactly_what_attend_one_gives_it():
+    heads, kv_heads, hd, layers, max_len = 9, 3, 64, 2, 300
+    ends = [1, 17, 300, 64]  # a first token, short and full caches
+    caches = [(rand(layers, kv_heads, max_len, hd, seed=10 + b), rand(layers, kv_heads, max_len, hd, seed=20 + b))
+              for b in range(len(ends))]
+    qkv = rand(len(ends), (heads + 2 * kv_heads) * hd, seed=3)
+    rotations = rand(len(ends), hd // 2, 2, seed=4)
+    alone = [[t.clone() for t in cache] for cache in caches]
+    expected = torch.cat([torch.ops.pml.attend_one(qkv[b : b + 1], rotations[b], k[1, :, :end], v[1, :, :end], heads)
+                          for b, ((k, v), end) in enumerate(zip(alone, ends))])
+    out = torch.ops.pml.attend_rows(qkv, rotations, [k for k, _ in caches], [v for _, v in caches], ends, 1, heads)
+    assert torch.equal(out, expected)
+    for (k, v), (k_alone, v_alone) in zip(caches, alone):  # the same key and value written, at layer 1 only
+        assert torch.equal(k, k_alone) and torch.equal(v, v_alone)
+
+
 def test_attend_one_refuses_a_cache_that_is_not_fp32():
     keys = values = torch.zeros(2, 4, 32, dtype=torch.float16)
     qkv, rotation = rand(1, 6 * 32), torch.zeros(16, 2)
@@ -118,10 +149,11 @@ def test_attend_one_refuses_a_cache_that_is_not_fp32():
         torch.ops.pml.attend_one(qkv, rotation, keys, values, 2)
 
 
-def test_q4_dequant_gives_the_bf16_weights_torch_computes():
-    q, d, m = quantize_int4(rand(64, 96, scale=0.05))
-    expected = (q.reshape(64, -1, INT4_GROUP).float() * d.float()[..., None] + m.float()[..., None]).reshape(64, 96)
-    assert torch.equal(torch.ops.pml.q4_dequant(pack_nibbles(q), d, m), expected.bfloat16())
+@pytest.mark.parametrize("n", [64, 40])
+def test_q4_dequant_gives_the_bf16_weights_torch_computes(n):
+    q, d, m = quantize_int4(rand(n, 96, scale=0.05))
+    expected = (q.reshape(n, -1, INT4_GROUP).float() * d.float()[..., None] + m.float()[..., None]).reshape(n, 96)
+    assert torch.equal(torch.ops.pml.q4_blocks_dequant(pack_int4_blocks(q, d, m), n), expected.bfloat16())
 
 
 def test_q8_dequant_gives_the_bf16_weights_torch_computes():

@@ -5,10 +5,13 @@ attended values [T, H * hd], query head h reading kv head h / (H / KV).
 
 One object serves one forward call (its positions, rotations and cache views), for
 all the layers; three strategies, exact alike up to float rounding, and a batch of
-single-position ones (one per sequence, `BatchAttention`):
+single-position ones (one per sequence):
 - `PromptAttention`: many positions, causal, PyTorch's fused SDPA.
 - `OneQueryAttention`: one position, written with PyTorch's operations.
 - `FusedOneQueryAttention`: one position, our kernel (kernels/decode.cpp `attend_one`).
+- `BatchAttention`: one position of each of several sequences, each through its own
+  OneQueryAttention; `FusedBatchAttention`: the same through one call of our kernel
+  (`attend_rows`) per layer, each row exactly as `attend_one` computes it.
 """
 
 import torch
@@ -93,4 +96,18 @@ class BatchAttention:
         return torch.cat([single(i, qkv[b : b + 1]) for b, single in enumerate(self.singles)])
 
 
-Attention = PromptAttention | OneQueryAttention | FusedOneQueryAttention | BatchAttention
+class FusedBatchAttention:
+    """One new token for each of several sequences, one kernel call per layer: row b of
+    `qkv` sits at `positions[b]` of the cache `caches_k[b]` / `caches_v[b]` (whole
+    caches, [layers, KV, max_len, hd]) with `rotations[b]` [hd / 2, 2] (cos, sin)."""
+
+    def __init__(self, caches_k: list[torch.Tensor], caches_v: list[torch.Tensor], positions: list[int],
+                 rotations: torch.Tensor, heads: Heads):
+        self.keys, self.values, self.rotations, self.heads = caches_k, caches_v, rotations, heads[0]
+        self.ends = [pos + 1 for pos in positions]
+
+    def __call__(self, i: int, qkv: torch.Tensor) -> torch.Tensor:
+        return torch.ops.pml.attend_rows(qkv, self.rotations, self.keys, self.values, self.ends, i, self.heads)
+
+
+Attention = PromptAttention | OneQueryAttention | FusedOneQueryAttention | BatchAttention | FusedBatchAttention

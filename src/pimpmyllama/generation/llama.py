@@ -30,12 +30,13 @@ from pimpmyllama.generation import kernels
 from pimpmyllama.generation.attention import (
     Attention,
     BatchAttention,
+    FusedBatchAttention,
     FusedOneQueryAttention,
     OneQueryAttention,
     PromptAttention,
 )
 from pimpmyllama.generation.layer import Block, KernelOps, SmallOps, TorchOps, fp32
-from pimpmyllama.generation.products import Linear
+from pimpmyllama.generation.products import SHORT_PROMPT_ROWS, Linear
 from pimpmyllama.generation.rope import (
     SUPPORTED_ROPE_TYPES,
     rope_parameters,
@@ -201,10 +202,20 @@ class LlamaModel:
         rotations = self._rope(pos0, T)
         if T == 1:
             return self._decode_step(ids[0], cache, pos0, rotations)
-        attention = PromptAttention(cache.k, cache.v, pos0, rotations, self._heads)
+        if self.fused and T <= SHORT_PROMPT_ROWS:
+            # A short prompt goes the way decoding goes, row by row through our kernels:
+            # each row gets exactly what decoding its token would give, so a reply does
+            # not depend on how its prompt was cut into chunks or how much of it a cache
+            # already held (SDPA's blocks over fp32 rows do not promise that).
+            attention = FusedBatchAttention([cache.k] * T, [cache.v] * T, list(range(pos0, end)),
+                                            torch.view_as_real(rotations), self._heads)
+            ops = KernelOps(self.spec.rms_norm_eps)
+        else:
+            attention = PromptAttention(cache.k, cache.v, pos0, rotations, self._heads)
+            # PyTorch's small operations: over many rows they thread, ours do not
+            ops = TorchOps(self.spec.hidden_size, self.spec.rms_norm_eps)
         x = self.embed[torch.tensor(ids, dtype=torch.long)].float()
-        # PyTorch's small operations: over many rows they thread, ours do not
-        logits = self._logits(x, attention, TorchOps(self.spec.hidden_size, self.spec.rms_norm_eps), not all_logits)
+        logits = self._logits(x, attention, ops, not all_logits)
         return logits if all_logits else logits[0]
 
     @torch.inference_mode()
@@ -213,19 +224,20 @@ class LlamaModel:
         at `positions[b]` of the sequence held in `caches[b]`. One pass through the
         layers for all of them (each weight read once per step), and each row gets the
         logits it would get alone: the single-token step's kernels, row by row."""
-        singles = []
         for cache, pos in zip(caches, positions):
             if pos >= cache.max_len:
                 raise ValueError(f"position {pos} does not fit a cache of {cache.max_len}")
-            rotation = self._rope(pos, 1)
-            keys, values = cache.k[:, :, : pos + 1], cache.v[:, :, : pos + 1]
-            if self.fused:
-                singles.append(FusedOneQueryAttention(keys, values, torch.view_as_real(rotation[0]), self._heads))
-            else:
-                singles.append(OneQueryAttention(keys, values, torch.tensor([pos]), rotation, self._heads))
+        rotations = [self._rope(pos, 1) for pos in positions]
+        if self.fused:
+            attention = FusedBatchAttention([c.k for c in caches], [c.v for c in caches], positions,
+                                            torch.view_as_real(torch.cat(rotations)), self._heads)
+        else:
+            attention = BatchAttention([OneQueryAttention(c.k[:, :, : pos + 1], c.v[:, :, : pos + 1], torch.tensor([pos]),
+                                                          rotation, self._heads)
+                                        for c, pos, rotation in zip(caches, positions, rotations)])
         x = self.embed[torch.tensor(tokens, dtype=torch.long)].float()
         ops = KernelOps(self.spec.rms_norm_eps) if self.fused else TorchOps(self.spec.hidden_size, self.spec.rms_norm_eps)
-        return self._logits(x, BatchAttention(singles), ops, last_only=False, rowwise=True)
+        return self._logits(x, attention, ops, last_only=False, rowwise=True)
 
     def _one_token(self, x: torch.Tensor, rotation: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
                    position: torch.Tensor) -> torch.Tensor:

@@ -82,6 +82,40 @@ def unpack_nibbles(packed: torch.Tensor, group: int = INT4_GROUP) -> torch.Tenso
     return torch.cat([g & 15, g >> 4], dim=-1).reshape(n, half_k * 2)
 
 
+def pack_int4_blocks(q: torch.Tensor, d: torch.Tensor, m: torch.Tensor, group: int = INT4_GROUP) -> torch.Tensor:
+    """The layout of kernels/q4_blocks.cpp: q [N, K] (0..15), d and m fp16 [N, K/group]
+    -> uint8 [ceil(N/16), K/group, 320]. For each block of 16 rows and each group,
+    four chunks of 64 bytes (chunk c: byte 4 r + j = q[r][4c + j] | q[r][16 + 4c + j] << 4),
+    then the 16 rows' d, then their m. Rows past N (the last block's padding) are zero."""
+    n, k = q.shape
+    groups, blocks = k // group, -(-n // 16)
+    pad = blocks * 16 - n
+
+    def rows16(t: torch.Tensor) -> torch.Tensor:  # [N, ...] -> [blocks, 16, ...], zero-padded
+        return torch.cat([t, t.new_zeros((pad, *t.shape[1:]))]).reshape(blocks, 16, *t.shape[1:])
+
+    g = rows16(q.to(torch.uint8)).reshape(blocks, 16, groups, group).permute(0, 2, 1, 3)  # [B, G, 16, 32]
+    quarter = group // 8
+    chunks = [g[..., quarter * c : quarter * (c + 1)] | (g[..., group // 2 + quarter * c : group // 2 + quarter * (c + 1)] << 4)
+              for c in range(4)]
+    nibbles = torch.stack(chunks, dim=2).reshape(blocks, groups, 256)
+    scales = [rows16(t.contiguous()).permute(0, 2, 1).contiguous().view(torch.uint8) for t in (d, m)]  # [B, G, 32] bytes
+    return torch.cat([nibbles, *scales], dim=-1).contiguous()
+
+
+def unpack_int4_blocks(blocks: torch.Tensor, n: int, group: int = INT4_GROUP) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The inverse of pack_int4_blocks: (q [N, K] uint8, d fp16 [N, K/group], m fp16 [N, K/group])."""
+    count, groups, _ = blocks.shape
+    nibbles = blocks[..., :256].reshape(count, groups, 4, 16, group // 8)  # [B, G, chunk, row, j]
+    low, high = (nibbles & 15).permute(0, 3, 1, 2, 4), (nibbles >> 4).permute(0, 3, 1, 2, 4)  # [B, 16, G, 4, 8 / 4]
+    q = torch.cat([low.reshape(count, 16, groups, group // 2), high.reshape(count, 16, groups, group // 2)], dim=-1)
+
+    def scales(start: int) -> torch.Tensor:
+        return blocks[..., start : start + 32].contiguous().view(torch.float16).permute(0, 2, 1).reshape(-1, groups)[:n]
+
+    return q.reshape(count * 16, groups * group)[:n], scales(256), scales(288)
+
+
 def int4_supported(weight: torch.Tensor, group: int = INT4_GROUP) -> bool:
     n, k = weight.shape
     return k % group == 0 and n % 16 == 0

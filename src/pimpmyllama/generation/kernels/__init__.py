@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-SOURCES = [Path(__file__).with_name(name) for name in ("gemv.cpp", "decode.cpp")]
+SOURCES = [Path(__file__).with_name(name) for name in ("gemv.cpp", "q4_blocks.cpp", "decode.cpp")]
 NEEDED_FLAGS = ("avx512f", "avx512bw", "avx512vl", "avx512_vnni", "f16c", "fma")
 COMPILE_FLAGS = ["-O3", "-fopenmp", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512vnni", "-mf16c", "-mfma"]
 
@@ -75,7 +75,7 @@ def _build(target: Path) -> None:
 
 @cache
 def load() -> bool:
-    """Whether torch.ops.pml.q4_gemv and q8_gemv are there to use (building them if needed)."""
+    """Whether our kernels (torch.ops.pml.*) are there to use, building them if needed."""
     if os.environ.get("PML_KERNELS", "1") == "0":
         return False
     missing = [flag for flag in NEEDED_FLAGS if flag not in cpu_flags()]

@@ -12,6 +12,8 @@
 //     keys/values [KV, end, hd] at their last position, and returns
 //     softmax(q kᵀ / sqrt(hd)) v over all `end` positions, as [1, H * hd], query
 //     head h reading kv head h / (H / KV).
+// attend_rows(qkv, rotations, keys, values, ends, layer, heads):
+//     attend_one for one new token of each of several sequences, in one call.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <immintrin.h>
@@ -101,6 +103,80 @@ void rotate(const float* in, const float* rotation, float* out, int64_t hd) {
   }
 }
 
+// One token's attention (see the top of this file) over one kv head's cache slices:
+// `in` its fused projection, `q` its rotated queries, kh/vh that kv head's keys and
+// values (row stride ks1/vs1; the token's own row, end - 1, already written), `out`
+// the attended values of the head's query group.
+void attend_kv_head(const float* q, const float* kh, int64_t ks1, const float* vh, int64_t vs1, int64_t end,
+                    int64_t group, int64_t hd, float* out, std::vector<float>& p) {
+  const float scale = 1.f / std::sqrt(static_cast<float>(hd));
+  const int64_t chunks = hd / 16;
+  p.resize(group * end);
+  // scores: each key row is read once for all the group's queries
+  for (int64_t t = 0; t < end; ++t) {
+    __m512 key[kMaxChunks];
+    for (int64_t c = 0; c < chunks; ++c) key[c] = _mm512_loadu_ps(kh + t * ks1 + 16 * c);
+    for (int64_t j = 0; j < group; ++j) {
+      __m512 acc = _mm512_setzero_ps();
+      for (int64_t c = 0; c < chunks; ++c) acc = _mm512_fmadd_ps(_mm512_loadu_ps(q + j * hd + 16 * c), key[c], acc);
+      p[j * end + t] = _mm512_reduce_add_ps(acc) * scale;
+    }
+  }
+  // softmax per query
+  float inverse[kMaxGroup];
+  for (int64_t j = 0; j < group; ++j) {
+    float* pj = p.data() + j * end;
+    __m512 top = _mm512_set1_ps(-INFINITY);
+    for (int64_t t = 0; t < end; t += 16)
+      top = _mm512_mask_max_ps(top, tail_mask(end - t), top, _mm512_maskz_loadu_ps(tail_mask(end - t), pj + t));
+    const __m512 shift = _mm512_set1_ps(_mm512_reduce_max_ps(top));
+    __m512 total = _mm512_setzero_ps();
+    for (int64_t t = 0; t < end; t += 16) {
+      const __mmask16 k = tail_mask(end - t);
+      const __m512 e = _mm512_maskz_mov_ps(k, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, pj + t), shift)));
+      _mm512_mask_storeu_ps(pj + t, k, e);
+      total = _mm512_add_ps(total, e);
+    }
+    inverse[j] = 1.f / _mm512_reduce_add_ps(total);
+  }
+  // weighted values: each value row is read once for all the group's queries
+  __m512 acc[kMaxGroup][kMaxChunks];
+  for (int64_t j = 0; j < group; ++j)
+    for (int64_t c = 0; c < chunks; ++c) acc[j][c] = _mm512_setzero_ps();
+  for (int64_t t = 0; t < end; ++t) {
+    __m512 value[kMaxChunks];
+    for (int64_t c = 0; c < chunks; ++c) value[c] = _mm512_loadu_ps(vh + t * vs1 + 16 * c);
+    for (int64_t j = 0; j < group; ++j) {
+      const __m512 w = _mm512_set1_ps(p[j * end + t]);
+      for (int64_t c = 0; c < chunks; ++c) acc[j][c] = _mm512_fmadd_ps(w, value[c], acc[j][c]);
+    }
+  }
+  for (int64_t j = 0; j < group; ++j)
+    for (int64_t c = 0; c < chunks; ++c)
+      _mm512_mask_storeu_ps(out + j * hd + 16 * c, tail_mask(hd - 16 * c), _mm512_mul_ps(acc[j][c], _mm512_set1_ps(inverse[j])));
+}
+
+// One token of one sequence, up to the attention proper: rotates its queries into
+// `q` and writes its rotated key and its value at row end - 1 of each kv head.
+void rotate_and_store(const float* in, const float* rot, float* kp, int64_t ks0, int64_t ks1, float* vp, int64_t vs0,
+                      int64_t vs1, int64_t end, int64_t heads, int64_t kv_heads, int64_t hd, float* q) {
+  for (int64_t h = 0; h < heads; ++h) rotate(in + h * hd, rot, q + h * hd, hd);
+  std::vector<float> key(hd);
+  for (int64_t g = 0; g < kv_heads; ++g) {
+    rotate(in + (heads + g) * hd, rot, key.data(), hd);
+    const float* value = in + (heads + kv_heads + g) * hd;
+    for (int64_t i = 0; i < hd; ++i) {
+      kp[g * ks0 + (end - 1) * ks1 + i] = key[i];
+      vp[g * vs0 + (end - 1) * vs1 + i] = value[i];
+    }
+  }
+}
+
+void check_heads(int64_t heads, int64_t kv_heads, int64_t hd) {
+  TORCH_CHECK(heads % kv_heads == 0 && hd % 16 == 0 && heads / kv_heads <= kMaxGroup && hd / 16 <= kMaxChunks,
+              "attend: more query heads per kv head or a longer head_dim than this kernel holds");
+}
+
 at::Tensor attend_one(const at::Tensor& qkv, const at::Tensor& rotation, at::Tensor keys, at::Tensor values,
                       int64_t heads) {
   TORCH_CHECK(qkv.scalar_type() == at::kFloat && rotation.scalar_type() == at::kFloat &&
@@ -111,80 +187,67 @@ at::Tensor attend_one(const at::Tensor& qkv, const at::Tensor& rotation, at::Ten
   const int64_t kv_heads = keys.size(0), end = keys.size(1), hd = keys.size(2);
   TORCH_CHECK(heads % kv_heads == 0 && qkv.numel() == (heads + 2 * kv_heads) * hd && rotation.numel() == hd,
               "attend_one: shapes do not match");
+  check_heads(heads, kv_heads, hd);
   const auto qc = qkv.contiguous(), rc = rotation.contiguous();
-  const float *in = qc.data_ptr<float>(), *rot = rc.data_ptr<float>();
   float* kp = keys.data_ptr<float>();
   float* vp = values.data_ptr<float>();
   const int64_t ks0 = keys.stride(0), ks1 = keys.stride(1), vs0 = values.stride(0), vs1 = values.stride(1);
   std::vector<float> q(heads * hd);
-  for (int64_t h = 0; h < heads; ++h) rotate(in + h * hd, rot, q.data() + h * hd, hd);
-  std::vector<float> key(hd);
-  for (int64_t g = 0; g < kv_heads; ++g) {
-    rotate(in + (heads + g) * hd, rot, key.data(), hd);
-    const float* value = in + (heads + kv_heads + g) * hd;
-    for (int64_t i = 0; i < hd; ++i) {
-      kp[g * ks0 + (end - 1) * ks1 + i] = key[i];
-      vp[g * vs0 + (end - 1) * vs1 + i] = value[i];
-    }
-  }
+  rotate_and_store(qc.data_ptr<float>(), rc.data_ptr<float>(), kp, ks0, ks1, vp, vs0, vs1, end, heads, kv_heads, hd,
+                   q.data());
   auto out = at::empty({1, heads * hd}, qkv.options());
   float* op = out.data_ptr<float>();
-  const float scale = 1.f / std::sqrt(static_cast<float>(hd));
-  const int64_t group = heads / kv_heads, chunks = hd / 16;
-  TORCH_CHECK(hd % 16 == 0 && group <= kMaxGroup && chunks <= kMaxChunks, "attend_one: more query heads per kv head or a "
-              "longer head_dim than this kernel holds");
+  const int64_t group = heads / kv_heads;
   // a kv head and its queries are ~4 * group * end * hd flops: only long caches are worth a second thread
   const int64_t grain = group * end * hd >= (1 << 16) ? 1 : kv_heads;
   at::parallel_for(0, kv_heads, grain, [&](int64_t begin, int64_t stop) {
-    std::vector<float> p(group * end);
-    for (int64_t g = begin; g < stop; ++g) {
-      const float* kh = kp + g * ks0;
-      const float* vh = vp + g * vs0;
-      const float* qg = q.data() + g * group * hd;
-      // scores: each key row is read once for all the group's queries
-      for (int64_t t = 0; t < end; ++t) {
-        __m512 key[kMaxChunks];
-        for (int64_t c = 0; c < chunks; ++c) key[c] = _mm512_loadu_ps(kh + t * ks1 + 16 * c);
-        for (int64_t j = 0; j < group; ++j) {
-          __m512 acc = _mm512_setzero_ps();
-          for (int64_t c = 0; c < chunks; ++c)
-            acc = _mm512_fmadd_ps(_mm512_loadu_ps(qg + j * hd + 16 * c), key[c], acc);
-          p[j * end + t] = _mm512_reduce_add_ps(acc) * scale;
-        }
-      }
-      // softmax per query
-      float inverse[kMaxGroup];
-      for (int64_t j = 0; j < group; ++j) {
-        float* pj = p.data() + j * end;
-        __m512 top = _mm512_set1_ps(-INFINITY);
-        for (int64_t t = 0; t < end; t += 16)
-          top = _mm512_mask_max_ps(top, tail_mask(end - t), top, _mm512_maskz_loadu_ps(tail_mask(end - t), pj + t));
-        const __m512 shift = _mm512_set1_ps(_mm512_reduce_max_ps(top));
-        __m512 total = _mm512_setzero_ps();
-        for (int64_t t = 0; t < end; t += 16) {
-          const __mmask16 k = tail_mask(end - t);
-          const __m512 e = _mm512_maskz_mov_ps(k, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, pj + t), shift)));
-          _mm512_mask_storeu_ps(pj + t, k, e);
-          total = _mm512_add_ps(total, e);
-        }
-        inverse[j] = 1.f / _mm512_reduce_add_ps(total);
-      }
-      // weighted values: each value row is read once for all the group's queries
-      __m512 acc[kMaxGroup][kMaxChunks];
-      for (int64_t j = 0; j < group; ++j)
-        for (int64_t c = 0; c < chunks; ++c) acc[j][c] = _mm512_setzero_ps();
-      for (int64_t t = 0; t < end; ++t) {
-        __m512 value[kMaxChunks];
-        for (int64_t c = 0; c < chunks; ++c) value[c] = _mm512_loadu_ps(vh + t * vs1 + 16 * c);
-        for (int64_t j = 0; j < group; ++j) {
-          const __m512 w = _mm512_set1_ps(p[j * end + t]);
-          for (int64_t c = 0; c < chunks; ++c) acc[j][c] = _mm512_fmadd_ps(w, value[c], acc[j][c]);
-        }
-      }
-      for (int64_t j = 0; j < group; ++j)
-        for (int64_t c = 0; c < chunks; ++c)
-          _mm512_mask_storeu_ps(op + (g * group + j) * hd + 16 * c, tail_mask(hd - 16 * c),
-                                _mm512_mul_ps(acc[j][c], _mm512_set1_ps(inverse[j])));
+    std::vector<float> p;
+    for (int64_t g = begin; g < stop; ++g)
+      attend_kv_head(q.data() + g * group * hd, kp + g * ks0, ks1, vp + g * vs0, vs1, end, group, hd,
+                     op + g * group * hd, p);
+  });
+  return out;
+}
+
+// attend_one for one new token of each of B sequences, in one call: row b of qkv
+// [B, (H + 2 KV) * hd] with rotations[b] [hd / 2, 2], over layer `layer` of caches
+// keys[b] / values[b] ([layers, KV, max_len, hd], fp32, contiguous), its token at
+// position ends[b] - 1. Each (sequence, kv head) is computed exactly as attend_one
+// computes it, so a row's result does not depend on the others.
+at::Tensor attend_rows(const at::Tensor& qkv, const at::Tensor& rotations, at::TensorList keys, at::TensorList values,
+                       at::IntArrayRef ends, int64_t layer, int64_t heads) {
+  const int64_t rows = qkv.size(0);
+  TORCH_CHECK(qkv.dim() == 2 && qkv.scalar_type() == at::kFloat && rotations.scalar_type() == at::kFloat &&
+                  rotations.size(0) == rows && static_cast<int64_t>(keys.size()) == rows &&
+                  static_cast<int64_t>(values.size()) == rows && static_cast<int64_t>(ends.size()) == rows,
+              "attend_rows: one qkv row, rotation, cache and end per sequence");
+  TORCH_CHECK(rows > 0, "attend_rows: no rows");
+  const int64_t kv_heads = keys[0].size(1), hd = keys[0].size(3), group = heads / kv_heads;
+  check_heads(heads, kv_heads, hd);
+  TORCH_CHECK(qkv.size(1) == (heads + 2 * kv_heads) * hd && rotations[0].numel() == hd, "attend_rows: shapes do not match");
+  for (int64_t b = 0; b < rows; ++b)
+    TORCH_CHECK(keys[b].scalar_type() == at::kFloat && values[b].scalar_type() == at::kFloat && keys[b].is_contiguous() &&
+                    values[b].is_contiguous() && keys[b].size(1) == kv_heads && keys[b].size(3) == hd &&
+                    keys[b].sizes() == values[b].sizes() && layer < keys[b].size(0) && ends[b] >= 1 &&
+                    ends[b] <= keys[b].size(2),
+                "attend_rows: cache ", b, " does not match");
+  const auto qc = qkv.contiguous(), rc = rotations.contiguous();
+  const float *in = qc.data_ptr<float>(), *rot = rc.data_ptr<float>();
+  std::vector<float> q(rows * heads * hd);
+  auto out = at::empty({rows, heads * hd}, qkv.options());
+  float* op = out.data_ptr<float>();
+  auto cache = [&](at::TensorList list, int64_t b) { return list[b].data_ptr<float>() + layer * list[b].stride(0); };
+  for (int64_t b = 0; b < rows; ++b)
+    rotate_and_store(in + b * qkv.size(1), rot + b * hd, cache(keys, b), keys[b].stride(1), keys[b].stride(2),
+                     cache(values, b), values[b].stride(1), values[b].stride(2), ends[b], heads, kv_heads, hd,
+                     q.data() + b * heads * hd);
+  at::parallel_for(0, rows * kv_heads, 1, [&](int64_t begin, int64_t stop) {
+    std::vector<float> p;
+    for (int64_t i = begin; i < stop; ++i) {
+      const int64_t b = i / kv_heads, g = i % kv_heads;
+      attend_kv_head(q.data() + (b * heads + g * group) * hd, cache(keys, b) + g * keys[b].stride(1), keys[b].stride(2),
+                     cache(values, b) + g * values[b].stride(1), values[b].stride(2), ends[b], group, hd,
+                     op + (b * heads + g * group) * hd, p);
     }
   });
   return out;
@@ -196,10 +259,13 @@ TORCH_LIBRARY_FRAGMENT(pml, lib) {
   lib.def("rms_norm(Tensor x, Tensor weight, float eps) -> Tensor");
   lib.def("silu_mul(Tensor gate_up) -> Tensor");
   lib.def("attend_one(Tensor qkv, Tensor rotation, Tensor(a!) keys, Tensor(b!) values, int heads) -> Tensor");
+  lib.def("attend_rows(Tensor qkv, Tensor rotations, Tensor(a!)[] keys, Tensor(b!)[] values, int[] ends, int layer, "
+          "int heads) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(pml, CPU, lib) {
   lib.impl("rms_norm", &rms_norm);
   lib.impl("silu_mul", &silu_mul);
   lib.impl("attend_one", &attend_one);
+  lib.impl("attend_rows", &attend_rows);
 }

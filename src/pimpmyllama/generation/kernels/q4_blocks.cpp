@@ -1,0 +1,176 @@
+// The int4 product for decoding, on weights laid out sixteen rows at a time:
+// y[i, r] = sum_k x[i, k] * w[r, k], w = q * d + m per group of 32 weights of a row
+// (llama.cpp's Q4_1: q in 0..15, d and m fp16), x rounded to int8 per group of 32
+// (scale max|x| / 127, as llama.cpp does) so that a group's dot product is exact
+// integer arithmetic (vpdpbusd), then
+//     y[i, r] = sum over groups, in order, of  dot * (d * scale)  +  m * sum(x group)
+// in fp32, the x group's sum exact in fp32.
+//
+// Layout (q4_blocks_pack): for each block of 16 rows and each group, 320 bytes —
+// four chunks of 64 bytes, chunk c holding at byte 4 r + j the weight q[r][4c + j]
+// in its low nibble and q[r][16 + 4c + j] in its high one, then the 16 rows' d and
+// their 16 m (fp16). One vpdpbusd then takes four inputs of all 16 rows at once, and
+// each lane of the accumulator is one row: a group's products become one exact
+// integer per row, scaled once per group — where a row-at-a-time layout has to
+// convert and scale 16 partial sums of the same row. (llama.cpp's repacked CPU
+// formats interleave rows for the same reason.)
+//
+// A batch's rows (decoding sequences) go through each block a tile at a time, the
+// weights unpacked once per tile; each row's arithmetic is the same in any tile, so
+// every row gets exactly the numbers it would get alone.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <immintrin.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+namespace {
+
+constexpr int64_t kGroup = 32, kRows = 16, kBlockBytes = 320, kTile = 4;
+
+// One row of activations: int8 values in their natural order, and each group's
+// scale and exact sum.
+struct Row {
+  std::vector<int8_t> q;
+  std::vector<float> scale, sum;
+};
+
+Row prepare(const float* x, int64_t groups) {
+  Row a{std::vector<int8_t>(groups * kGroup), std::vector<float>(groups), std::vector<float>(groups)};
+  for (int64_t g = 0; g < groups; ++g) {
+    const float* xg = x + g * kGroup;
+    float amax = 0.f, sum = 0.f;
+    for (int j = 0; j < kGroup; ++j) {
+      amax = std::fmax(amax, std::fabs(xg[j]));
+      sum += xg[j];
+    }
+    const float scale = amax / 127.f;
+    const float inverse = scale > 0.f ? 1.f / scale : 0.f;
+    for (int j = 0; j < kGroup; ++j) a.q[g * kGroup + j] = static_cast<int8_t>(std::nearbyint(xg[j] * inverse));
+    a.scale[g] = scale;
+    a.sum[g] = sum;
+  }
+  return a;
+}
+
+inline __m512i four(const int8_t* q) { return _mm512_set1_epi32(*reinterpret_cast<const int32_t*>(q)); }
+
+// T rows of x against one block of 16 weight rows: out[t][r].
+template <int T>
+void block_rows(const uint8_t* block, const Row* const* x, int64_t groups, float (*out)[kRows]) {
+  const __m512i low4 = _mm512_set1_epi8(15);
+  __m512 total[T];
+  for (int t = 0; t < T; ++t) total[t] = _mm512_setzero_ps();
+  for (int64_t g = 0; g < groups; ++g, block += kBlockBytes) {
+    __m512i low[4], high[4];
+    for (int c = 0; c < 4; ++c) {
+      const __m512i bytes = _mm512_loadu_si512(block + 64 * c);
+      low[c] = _mm512_and_si512(bytes, low4);
+      high[c] = _mm512_and_si512(_mm512_srli_epi16(bytes, 4), low4);
+    }
+    const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 256)));
+    const __m512 m = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 288)));
+    for (int t = 0; t < T; ++t) {
+      const int8_t* q = x[t]->q.data() + g * kGroup;
+      __m512i even = _mm512_setzero_si512(), odd = _mm512_setzero_si512();  // two chains; integer sums are exact
+      for (int c = 0; c < 4; ++c) {
+        even = _mm512_dpbusd_epi32(even, low[c], four(q + 4 * c));
+        odd = _mm512_dpbusd_epi32(odd, high[c], four(q + 16 + 4 * c));
+      }
+      const __m512 dot = _mm512_cvtepi32_ps(_mm512_add_epi32(even, odd));
+      total[t] = _mm512_fmadd_ps(dot, _mm512_mul_ps(d, _mm512_set1_ps(x[t]->scale[g])), total[t]);
+      total[t] = _mm512_fmadd_ps(m, _mm512_set1_ps(x[t]->sum[g]), total[t]);
+    }
+  }
+  for (int t = 0; t < T; ++t) _mm512_storeu_ps(out[t], total[t]);
+}
+
+at::Tensor q4_blocks_gemv(const at::Tensor& x, const at::Tensor& packed, int64_t n) {
+  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == at::kFloat, "q4_blocks_gemv: x must be 2-D fp32");
+  TORCH_CHECK(packed.dim() == 3 && packed.scalar_type() == at::kByte && packed.size(2) == kBlockBytes,
+              "q4_blocks_gemv: packed must be [blocks, groups, 320] uint8");
+  const int64_t rows = x.size(0), k = x.size(1), blocks = packed.size(0), groups = packed.size(1);
+  TORCH_CHECK(k == groups * kGroup && n <= blocks * kRows && n > (blocks - 1) * kRows,
+              "q4_blocks_gemv: x, packed and n do not match");
+  const auto xc = x.contiguous(), pc = packed.contiguous();
+  std::vector<Row> prepared;
+  prepared.reserve(rows);
+  for (int64_t i = 0; i < rows; ++i) prepared.push_back(prepare(xc.data_ptr<float>() + i * k, groups));
+  auto y = at::empty({rows, n}, x.options());
+  const uint8_t* pp = pc.data_ptr<uint8_t>();
+  float* yp = y.data_ptr<float>();
+  at::parallel_for(0, blocks, 4, [&](int64_t begin, int64_t end) {
+    const Row* tile[kTile];
+    float out[kTile][kRows];
+    for (int64_t b = begin; b < end; ++b) {
+      const uint8_t* block = pp + b * groups * kBlockBytes;
+      const int64_t width = std::min(kRows, n - b * kRows);
+      for (int64_t i = 0; i < rows; i += kTile) {
+        const int64_t count = std::min(kTile, rows - i);
+        for (int64_t t = 0; t < count; ++t) tile[t] = &prepared[i + t];
+        switch (count) {
+          case 4: block_rows<4>(block, tile, groups, out); break;
+          case 3: block_rows<3>(block, tile, groups, out); break;
+          case 2: block_rows<2>(block, tile, groups, out); break;
+          default: block_rows<1>(block, tile, groups, out); break;
+        }
+        for (int64_t t = 0; t < count; ++t) std::copy(out[t], out[t] + width, yp + (i + t) * n + b * kRows);
+      }
+    }
+  });
+  return y;
+}
+
+// The bf16 weights [n, k] (for prompts, whose many rows run faster as a dense
+// product): q * d + m in fp32 (a product, then a sum, as torch computes it), rounded
+// to the nearest even bf16, as torch's .to(bfloat16) does.
+at::Tensor q4_blocks_dequant(const at::Tensor& packed, int64_t n) {
+  TORCH_CHECK(packed.dim() == 3 && packed.scalar_type() == at::kByte && packed.size(2) == kBlockBytes,
+              "q4_blocks_dequant: packed must be [blocks, groups, 320] uint8");
+  const int64_t blocks = packed.size(0), groups = packed.size(1), k = groups * kGroup;
+  TORCH_CHECK(n <= blocks * kRows && n > (blocks - 1) * kRows, "q4_blocks_dequant: packed and n do not match");
+  const auto pc = packed.contiguous();
+  auto w = at::empty({n, k}, packed.options().dtype(at::kBFloat16));
+  const uint8_t* pp = pc.data_ptr<uint8_t>();
+  auto* wp = reinterpret_cast<uint16_t*>(w.data_ptr<at::BFloat16>());
+  const __m512i low4 = _mm512_set1_epi32(15), one = _mm512_set1_epi32(1), half = _mm512_set1_epi32(0x7FFF);
+  auto to_bf16 = [&](__m512 v, uint16_t* out) {
+    const __m512i bits = _mm512_castps_si512(v);
+    const __m512i rounded = _mm512_add_epi32(bits, _mm512_add_epi32(half, _mm512_and_si512(_mm512_srli_epi32(bits, 16), one)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm512_cvtepi32_epi16(_mm512_srli_epi32(rounded, 16)));
+  };
+  at::parallel_for(0, blocks * groups, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t bg = begin; bg < end; ++bg) {
+      const int64_t b = bg / groups, g = bg % groups;
+      const uint8_t* block = pp + bg * kBlockBytes;
+      const auto* d = reinterpret_cast<const uint16_t*>(block + 256);
+      const auto* m = reinterpret_cast<const uint16_t*>(block + 288);
+      for (int64_t r = 0; r < std::min(kRows, n - b * kRows); ++r) {
+        // row r's word of each chunk: low nibbles are its inputs 0..15 in order, high ones 16..31
+        const auto* word = reinterpret_cast<const int32_t*>(block) + r;
+        const __m512i q = _mm512_cvtepu8_epi32(_mm_set_epi32(word[48], word[32], word[16], word[0]));
+        const __m512 scale = _mm512_set1_ps(_cvtsh_ss(d[r])), minimum = _mm512_set1_ps(_cvtsh_ss(m[r]));
+        uint16_t* out = wp + (b * kRows + r) * k + g * kGroup;
+        to_bf16(_mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(q, low4)), scale), minimum), out);
+        to_bf16(_mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(q, 4)), scale), minimum), out + 16);
+      }
+    }
+  });
+  return w;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_FRAGMENT(pml, lib) {
+  lib.def("q4_blocks_gemv(Tensor x, Tensor packed, int n) -> Tensor");
+  lib.def("q4_blocks_dequant(Tensor packed, int n) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(pml, CPU, lib) {
+  lib.impl("q4_blocks_gemv", &q4_blocks_gemv);
+  lib.impl("q4_blocks_dequant", &q4_blocks_dequant);
+}
