@@ -23,11 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
+from pimpmyllama.atomic import sweep_stale_temps
 from pimpmyllama.errors import PmlError
 from pimpmyllama.storage.ann_index import AnnIndex, load_index
 from pimpmyllama.storage.db import Database
 
-EXACT_BELOW_ROWS = 20_000
+EXACT_BELOW_ROWS = 5_000
 MIN_ROWS = "PML_ANN_MIN_ROWS"
 # Test hook: kill this process after the database commit, before the index file is written.
 CRASH_HOOK = "PML_CRASH_BEFORE_INDEX_WRITE"
@@ -100,6 +101,10 @@ class PartIndex:
             _cache[self._key] = loaded
         if loaded.version != state["version"]:
             self._catch_up(loaded, state["version"])
+            # Rebuilt, or a quarter of the part changed since the file: worth writing (a long
+            # ingestion then writes it O(log n) times).
+            if loaded.saved is None or loaded.pending >= len(loaded.index) // 4:
+                self._write(loaded)
         return loaded.index
 
     def _catch_up(self, loaded: _Loaded, version: int) -> None:
@@ -121,17 +126,20 @@ class PartIndex:
 
     # after the writer's commit ---------------------------------------------------------
     def sync(self, save: bool = False) -> None:
-        """Bring the index up to date and write its file when `save` or when the file lags
-        by a quarter of the part's rows (so a long ingestion writes it O(log n) times)."""
+        """Bring the index up to date, and write its file now if `save`."""
         index = self.current()
         loaded = _cache.get(self._key)
-        if index is None or loaded is None or loaded.saved == loaded.version:
-            return
-        if not save and loaded.saved is not None and loaded.pending < len(index) // 4:
-            return
+        if save and index is not None and loaded is not None and loaded.saved != loaded.version:
+            self._write(loaded)
+
+    def _write(self, loaded: _Loaded) -> None:
         if os.environ.get(CRASH_HOOK):
             os.kill(os.getpid(), signal.SIGKILL)
-        index.save(self.path, loaded.stamp, loaded.version)
+        try:
+            sweep_stale_temps(self.path.parent)
+            loaded.index.save(self.path, loaded.stamp, loaded.version)
+        except OSError:
+            return  # a folder we cannot write: the index in memory is right, the next process catches up
         loaded.saved, loaded.pending = loaded.version, 0
 
 
