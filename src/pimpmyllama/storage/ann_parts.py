@@ -17,6 +17,7 @@ exactly, which is faster there (bench/rag.py).
 
 import os
 import signal
+import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,7 @@ class _Loaded:
 
 
 _cache: dict[tuple[str, str, int], _Loaded] = {}
+_lock = threading.RLock()
 
 
 def index_folder(db_path: Path) -> Path:
@@ -124,13 +126,23 @@ class PartIndex:
                                  np.stack([np.frombuffer(r["embedding"], dtype=np.float32) for r in rows]))
         loaded.version = version
 
+    def search(self, query: np.ndarray, k: int, among: list[int] | None) -> list[dict] | None:
+        """Rows (id, cosine distance), nearest first, through the index; None where the part
+        (or the filter's share of it) is searched exactly."""
+        with _lock:  # one thread at a time reads or changes an index (a server's threads)
+            index = self.current()
+            if index is None or (among is not None and not approximate_among(len(among), len(index))):
+                return None
+            return approximate_search(index, query, k, among)
+
     # after the writer's commit ---------------------------------------------------------
     def sync(self, save: bool = False) -> None:
         """Bring the index up to date, and write its file now if `save`."""
-        index = self.current()
-        loaded = _cache.get(self._key)
-        if save and index is not None and loaded is not None and loaded.saved != loaded.version:
-            self._write(loaded)
+        with _lock:
+            index = self.current()
+            loaded = _cache.get(self._key)
+            if save and index is not None and loaded is not None and loaded.saved != loaded.version:
+                self._write(loaded)
 
     def _write(self, loaded: _Loaded) -> None:
         if os.environ.get(CRASH_HOOK):

@@ -15,7 +15,7 @@ import json
 
 import numpy as np
 
-from pimpmyllama.storage.ann_parts import PartIndex, approximate_among, approximate_search
+from pimpmyllama.storage.ann_parts import PartIndex
 from pimpmyllama.storage.db import Database
 
 KINDS = ("chunks", "memories")
@@ -132,12 +132,8 @@ class SQLiteVectorTable(VectorTable):
         return np.frombuffer(stored, dtype=np.float32)
 
     def _nearest(self, part, query, k, among):
-        index = self._part_index(part).current()
-        if index is not None and (among is None or approximate_among(len(among), len(index))):
-            rows = approximate_search(index, query, k, among)
-            if rows is not None:
-                return rows
-        return self._exact(part, query, k, among)
+        rows = self._part_index(part).search(query, k, among)
+        return rows if rows is not None else self._exact(part, query, k, among)
 
     def _exact(self, part, query, k, among):
         sql = f"SELECT rowid AS id, distance FROM {self.name} WHERE embedding MATCH ? AND k = ? AND part = ?"
