@@ -29,7 +29,7 @@ from pimpmyllama.errors import PmlError
 from pimpmyllama.storage.ann_index import AnnIndex, load_index
 from pimpmyllama.storage.db import Database
 
-EXACT_BELOW_ROWS = 5_000
+EXACT_BELOW_ROWS = 2_000
 MIN_ROWS = "PML_ANN_MIN_ROWS"
 # Test hook: kill this process after the database commit, before the index file is written.
 CRASH_HOOK = "PML_CRASH_BEFORE_INDEX_WRITE"
