@@ -163,10 +163,10 @@ def main() -> None:
         best, chunks = bench_ingestion(embedder, args.modules, args.rounds)
         print(f"\ningestion of {args.modules} standard-library modules ({chunks} chunks of <= 200 tokens), "
               f"best of {args.rounds} alternating rounds")
-        print(f"{'':44} {'chunks/s':>10}")
-        print(f"{'raw embedder.encode':44} {best['raw']:>10.1f}")
-        for label, what in (("exact", "exact search only"), ("index", "approximate index from the first row")):
-            print(f"{'pml kb add (ingest), ' + what:44} {best[label]:>10.1f}   "
+        print(f"{'':36} {'chunks/s':>10}")
+        print(f"{'raw embedder.encode':36} {best['raw']:>10.1f}")
+        for label, what in (("exact", "exact search only"), ("index", "index from the first row")):
+            print(f"{'pml kb add, ' + what:36} {best[label]:>10.1f}   "
                   f"ratio {best[label] / best['raw']:.2f}x of raw (goal >= 0.8)")
 
     sizes = [int(s) for s in args.sizes.split(",")]
