@@ -91,7 +91,8 @@ def run_faiss(matrix, queries, ef, folder):
     fp50, _ = timed_queries(lambda q: index.search(q[None], K, params=fparams), queries[:50])
     path = os.path.join(folder, "f.index")
     faiss.write_index(index, path)
-    return build, p50, found, os.path.getsize(path), f"IDSelector in C++ ({fp50:.2f} ms at 50 %); HNSW remove unsupported"
+    filtered = f"IDSelector in C++ ({fp50:.2f} ms at 50 %); HNSW remove unsupported"
+    return build, p50, found, os.path.getsize(path), filtered
 
 
 def main():

@@ -80,8 +80,8 @@ class PartIndex:
         )
 
     def changed(self, rows_delta: int) -> None:
-        self.db.execute("UPDATE vector_indexes SET version = version + 1, row_count = row_count + ? WHERE name = ? AND part = ?",
-                        (int(rows_delta), self.table, self.part))
+        self.db.execute("UPDATE vector_indexes SET version = version + 1, row_count = row_count + ? "
+                        "WHERE name = ? AND part = ?", (int(rows_delta), self.table, self.part))
 
     def drop(self) -> None:
         self.db.execute("DELETE FROM vector_indexes WHERE name = ? AND part = ?", (self.table, self.part))

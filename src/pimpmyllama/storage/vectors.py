@@ -2,10 +2,11 @@
 
 SQLite: a sqlite-vec `vec0` table (exact search, partitioned by knowledge base or
 session), and for a large indexed partition an HNSW index file beside the database,
-kept consistent with it (storage/ann_parts.py). PostgreSQL: a pgvector column with an HNSW index per partition (a partial
-index, so one base's search never has to filter out another's rows). A search
-restricted to a set of ids (metadata filters) is exact on both engines, and the
-restriction is applied before ranking, never after.
+kept consistent with it (storage/ann_parts.py). PostgreSQL: a pgvector column with
+an HNSW index per partition (a partial index, so one base's search never has to
+filter out another's rows). A search restricted to a set of ids (metadata filters)
+ranks only those ids: exactly on PostgreSQL and for small sets on SQLite, through
+the index for large ones on SQLite (with exact search as its fallback).
 
 `vector_table(db, kind, dim)` gives the engine's class; each class holds all of its
 engine's SQL.
