@@ -4,14 +4,15 @@ One pass per precision over a real text already on the machine (CPython's
 LICENSE.txt, whose first part is the history of Python in prose), on the decode path
 — one token at a time, as generated tokens are — in windows of 512 tokens
 (generation/guard.py). Against fp32's pass over the same tokens:
-  - agreement: the share of positions where the most likely next token is fp32's,
-    and how many of the positions that disagree are near-ties in fp32 itself (its
-    two most likely tokens within NEAR_TIE logits of each other);
+  - agreement: the share of the positions where fp32 has a clear choice (its two
+    most likely tokens NEAR_TIE logits apart or more, generation/guard.py) at which the
+    most likely next token is fp32's; and over all positions, how many disagree and
+    how many of those are near-ties in fp32 itself;
   - perplexity, and its rise over fp32's;
   - decode tokens/s of those steps (wall clock), and tokens per CPU-second (the
     least noisy speed figure on a shared machine with --threads 1).
-Each precision's guard (generation/precision.py): at int8 (and bf16) agreement
->= 98 % and perplexity <= +1 %; at int4 >= 95 % and <= +5 %. The fastest precision
+Each precision's guard (generation/precision.py): at int8 (and bf16) agreement on the
+clear positions >= 98 % and perplexity <= +1 %; at int4 >= 95 % and <= +5 %. The fastest precision
 that passes is the one that should be the default.
 
 `--grids` adds 8-bit weight grids measured by quality alone: the weights of every
@@ -29,7 +30,6 @@ import time
 import torch
 
 GRID_GROUP = 32
-NEAR_TIE = 0.5  # logits: a factor of 1.65 between the two tokens' probabilities
 
 
 def row_grid(weight: torch.Tensor) -> torch.Tensor:
@@ -72,7 +72,7 @@ def load(folder, variant: str):
 
 
 def main() -> None:
-    from pimpmyllama.generation.guard import decode_pass, judge
+    from pimpmyllama.generation.guard import NEAR_TIE, decode_pass, judge
     from pimpmyllama.generation.precision import DEFAULT_PRECISION
     from pimpmyllama.models.defaults import DEFAULT_MODEL
     from pimpmyllama.models.refs import resolve_model_folder
@@ -107,7 +107,7 @@ def main() -> None:
     near_ties = sum(m < NEAR_TIE for m in reference.margins)
     print(f"\n{len(reference.top1)} positions ({near_ties} near-ties in fp32: its top two within {NEAR_TIE} "
           f"logits), torch threads {torch.get_num_threads()}")
-    print(f"{'precision':<10} {'agreement':>20} {'near-ties':>9} {'perplexity':>10} {'vs fp32':>8} {'tok/s':>6} "
+    print(f"{'precision':<10} {'clear agreement':>20} {'ties/diff':>9} {'perplexity':>10} {'vs fp32':>8} {'tok/s':>6} "
           f"{'tok/CPU-s':>9}  guard")
     passing = []
     for variant, run in passes.items():
@@ -118,7 +118,8 @@ def main() -> None:
         elif verdict.passed is not False:
             passing.append((run.tokens_per_second, variant))
         differ = [i for i, (a, b) in enumerate(zip(run.top1, reference.top1)) if a != b]
-        agreeing = f"{len(run.top1) - len(differ)}/{len(run.top1)} ({verdict.agreement:.2%})"
+        clear_agreeing = round(verdict.agreement * verdict.clear)
+        agreeing = f"{clear_agreeing}/{verdict.clear} ({verdict.agreement:.2%})"
         near = sum(reference.margins[i] < NEAR_TIE for i in differ)
         print(f"{variant:<10} {agreeing:>20} {f'{near}/{len(differ)}':>9} {run.perplexity:>10.3f} "
               f"{verdict.perplexity_rise:>+8.2%} "

@@ -41,6 +41,14 @@ def test_the_verdict_counts_agreeing_positions_and_the_perplexity_rise():
         judge("int8", a_pass([1, 2], 10.0), reference)
 
 
+def test_agreement_is_counted_where_fp32_has_a_clear_choice():
+    reference = DecodePass(list(range(10)), [0.1, 0.49] + [0.5] * 8, nll=10 * math.log(10.0), seconds=1.0)
+    measured = a_pass([99, 98] + list(range(2, 9)) + [97], 10.0)  # both near-ties and one clear position differ
+    verdict = judge("int8", measured, reference)
+    assert verdict.clear == 8 and verdict.agreement == 7 / 8 and verdict.passed is False
+    assert judge("int8", a_pass([99, 98] + list(range(2, 10)), 10.0), reference).agreement == 1.0
+
+
 def test_a_decode_pass_records_each_positions_top_token_and_the_texts_likelihood(tiny_model):
     """Against the same windows run as whole prompts: the top token after each position
     and the summed negative log-likelihood of the next ones."""

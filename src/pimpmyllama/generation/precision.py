@@ -12,8 +12,9 @@ from pimpmyllama.errors import InvalidInputError
 class Guard:
     """What a precision must keep of fp32's behaviour on a real text, read on the decode
     path (generation/guard.py measures it): the most likely next token the same as
-    fp32's at no fewer than `min_agreement` of the positions, and the perplexity no more
-    than `max_perplexity_rise` above fp32's (0.01: +1 %)."""
+    fp32's at no fewer than `min_agreement` of the positions where fp32 has a clear
+    choice (guard.NEAR_TIE), and the perplexity no more than `max_perplexity_rise` above
+    fp32's (0.01: +1 %)."""
 
     min_agreement: float
     max_perplexity_rise: float
