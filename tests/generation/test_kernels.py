@@ -9,6 +9,7 @@ from pimpmyllama.generation.quant import (
     INT4_GROUP,
     INT8_GROUP,
     pack_int4_blocks,
+    pack_int8_blocks,
     pack_nibbles,
     quantize_int4,
     quantize_int8_groups,
@@ -94,6 +95,23 @@ def test_a_row_among_many_gets_exactly_what_it_gets_alone(n, k):
     q8, d8 = quantize_int8_groups(weight)
     y = torch.ops.pml.q8_gemv(x, q8, d8)
     assert torch.equal(y, torch.cat([torch.ops.pml.q8_gemv(row[None], q8, d8) for row in x]))
+
+
+@pytest.mark.parametrize("n,k", [(64, 96), (40, 576)])  # a partial last block
+def test_q8_blocks_gemv_is_the_q8_0_arithmetic_it_states_and_rows_do_not_mix(n, k):
+    q, d = quantize_int8_groups(rand(n, k, scale=0.05))
+    blocks = pack_int8_blocks(q, d)
+    assert blocks.shape == (-(-n // 16), k // INT8_GROUP, 544)
+    # block 0, group 1, chunk 3: row 2's inputs 12..15, shifted to unsigned bytes
+    assert torch.equal(blocks[0, 1, 192 + 8 : 192 + 12].to(torch.int16) - 128, q[2, 32 + 12 : 32 + 16].to(torch.int16))
+    x = rand(7, k, seed=1)
+    y = torch.ops.pml.q8_blocks_gemv(x, blocks, n)
+    xg = x.reshape(7, 1, k // INT8_GROUP, INT8_GROUP)
+    scale = xg.abs().amax(-1) / 127
+    xq = torch.round(xg * torch.where(scale > 0, 1 / scale, 0)[..., None]).to(torch.int64)
+    dots = (q.reshape(1, n, k // INT8_GROUP, INT8_GROUP).to(torch.int64) * xq).sum(-1)
+    torch.testing.assert_close(y.double(), (dots.double() * scale.double() * d.double()[None]).sum(-1), rtol=1e-5, atol=1e-5)
+    assert torch.equal(y, torch.cat([torch.ops.pml.q8_blocks_gemv(row[None], blocks, n) for row in x]))
 
 
 def test_rms_norm_and_silu_mul_match_torch():

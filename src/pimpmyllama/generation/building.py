@@ -105,8 +105,12 @@ def build_llama(spec: LlamaSpec, get: Getter, dtype: torch.dtype = torch.float32
         ))
     norm = read.need("model.norm.weight")
     untied = None if spec.tie_word_embeddings else get("lm_head.weight")
+    # At int4 every product rounds its activations to int8 already; an 8-bit head does
+    # too, as llama.cpp computes the Q8_0 head of its Q4_1 files (products.Int8).
+    int8_activations = bits == 4 and head_bits == 8
     if untied is None:  # tied (or no head stored): the embedding matrix, without a LoRA
-        head = Linear(embed, None, dtype, head_bits or bits)
+        head = Linear(embed, None, dtype, head_bits or bits, int8_activations=int8_activations)
     else:
-        head = Linear(untied, None, dtype, head_bits or bits, read.factors(["lm_head."], [spec.vocab_size]))
+        head = Linear(untied, None, dtype, head_bits or bits, read.factors(["lm_head."], [spec.vocab_size]),
+                      int8_activations=int8_activations)
     return LlamaModel(spec, embed, blocks, norm, head, bits, traced)

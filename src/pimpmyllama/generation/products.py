@@ -26,6 +26,7 @@ from pimpmyllama.generation.quant import (
     int4_supported,
     int8_groups_supported,
     pack_int4_blocks,
+    pack_int8_blocks,
     pack_nibbles,
     quantize_int4,
     quantize_int8,
@@ -70,11 +71,18 @@ class Int8:
 
     bits = 8
 
-    def __init__(self, weight: torch.Tensor, dtype: torch.dtype, ours: bool):
+    def __init__(self, weight: torch.Tensor, dtype: torch.dtype, ours: bool, int8_activations: bool = False):
+        """`int8_activations`: our rows also round the activations to int8 per group of 32
+        and take integer products (kernels/blocks.cpp, llama.cpp's Q8_0 x Q8_0: 3.8x
+        faster at 32 rows, ~0.5 % from the fp32 products)."""
         self.dtype, self.ours = dtype, ours and int8_groups_supported(weight)
+        self.blocks = None
         if self.ours:
             self.q, self.scales = quantize_int8_groups(weight)  # scales [N, K/32] fp16
             self._row = self._ours_row
+            if int8_activations:
+                self.blocks = pack_int8_blocks(self.q, self.scales)
+                self._row = self._ours_blocks_row
         else:
             self.q, scales = quantize_int8(weight)
             self.scales = scales.to(dtype)  # [N]
@@ -82,6 +90,9 @@ class Int8:
 
     def _ours_row(self, x: torch.Tensor) -> torch.Tensor:
         return torch.ops.pml.q8_gemv(_as(x, torch.float32), self.q, self.scales)
+
+    def _ours_blocks_row(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ops.pml.q8_blocks_gemv(_as(x, torch.float32), self.blocks, self.q.shape[0])
 
     def _pytorch_row(self, x: torch.Tensor) -> torch.Tensor:
         return torch.ops.aten._weight_int8pack_mm(_as(x, self.dtype), self.q, self.scales)
@@ -105,7 +116,7 @@ class Int8:
         return self._row(x)
 
     def nbytes(self) -> int:
-        return _bytes(self.q, self.scales)
+        return _bytes(self.q, self.scales, self.blocks)
 
 
 # A prompt (or a prompt's chunk) of up to this many rows goes the way decoding goes:
@@ -182,13 +193,13 @@ class Int4:
 Product = Dense | Int8 | Int4
 
 
-def product_for(weight: torch.Tensor, dtype: torch.dtype, bits: int | None) -> Product:
+def product_for(weight: torch.Tensor, dtype: torch.dtype, bits: int | None, int8_activations: bool = False) -> Product:
     """The format `bits` asks for (None: dense at `dtype`); int4 falls back to int8 for
-    a shape its kernels do not take."""
+    a shape its kernels do not take. `int8_activations` as in Int8."""
     if bits == 4 and int4_supported(weight):
         return Int4(weight, dtype, kernels.load())
     if bits in (8, 4):
-        return Int8(weight, dtype, kernels.load())
+        return Int8(weight, dtype, kernels.load(), int8_activations)
     return Dense(weight, dtype)
 
 
@@ -199,9 +210,9 @@ class Linear:
     keep their precision); callers add it into their fp32 residual stream or cast it."""
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, dtype: torch.dtype, bits: int | None,
-                 low_rank: tuple[torch.Tensor, torch.Tensor] | None = None):
-        """`low_rank` (A [r, in], B [out, r]): an unmerged LoRA."""
-        self.product = product_for(weight, dtype, bits)
+                 low_rank: tuple[torch.Tensor, torch.Tensor] | None = None, int8_activations: bool = False):
+        """`low_rank` (A [r, in], B [out, r]): an unmerged LoRA. `int8_activations` as in Int8."""
+        self.product = product_for(weight, dtype, bits, int8_activations)
         self.bias = None if bias is None else bias.float()
         self.low_rank = None if low_rank is None else tuple(t.float().contiguous() for t in low_rank)
 

@@ -83,7 +83,7 @@ def unpack_nibbles(packed: torch.Tensor, group: int = INT4_GROUP) -> torch.Tenso
 
 
 def pack_int4_blocks(q: torch.Tensor, d: torch.Tensor, m: torch.Tensor, group: int = INT4_GROUP) -> torch.Tensor:
-    """The layout of kernels/q4_blocks.cpp: q [N, K] (0..15), d and m fp16 [N, K/group]
+    """The layout of kernels/blocks.cpp: q [N, K] (0..15), d and m fp16 [N, K/group]
     -> uint8 [ceil(N/16), K/group, 320]. For each block of 16 rows and each group,
     four chunks of 64 bytes (chunk c: byte 4 r + j = q[r][4c + j] | q[r][16 + 4c + j] << 4),
     then the 16 rows' d, then their m. Rows past N (the last block's padding) are zero."""
@@ -101,6 +101,21 @@ def pack_int4_blocks(q: torch.Tensor, d: torch.Tensor, m: torch.Tensor, group: i
     nibbles = torch.stack(chunks, dim=2).reshape(blocks, groups, 256)
     scales = [rows16(t.contiguous()).permute(0, 2, 1).contiguous().view(torch.uint8) for t in (d, m)]  # [B, G, 32] bytes
     return torch.cat([nibbles, *scales], dim=-1).contiguous()
+
+
+def pack_int8_blocks(q: torch.Tensor, d: torch.Tensor, group: int = INT4_GROUP) -> torch.Tensor:
+    """The q8 layout of kernels/blocks.cpp: q int8 [N, K], d fp16 [N, K/group] -> uint8
+    [ceil(N/16), K/group, 544]. For each block of 16 rows and each group, eight chunks
+    of 64 bytes (chunk c: byte 4 r + j = q[r][4c + j] + 128), then the 16 rows' d. Rows
+    past N (the last block's padding) are zero."""
+    n, k = q.shape
+    groups, blocks = k // group, -(-n // 16)
+    pad = blocks * 16 - n
+    shifted = (q.to(torch.int16) + 128).to(torch.uint8)
+    shifted = torch.cat([shifted, shifted.new_zeros(pad, k)]).reshape(blocks, 16, groups, group // 4, 4)
+    chunks = shifted.permute(0, 2, 3, 1, 4).reshape(blocks, groups, group * 16)  # [B, G, chunk, row, j]
+    scales = torch.cat([d, d.new_zeros(pad, groups)]).reshape(blocks, 16, groups).permute(0, 2, 1).contiguous()
+    return torch.cat([chunks, scales.view(torch.uint8)], dim=-1).contiguous()
 
 
 def unpack_int4_blocks(blocks: torch.Tensor, n: int, group: int = INT4_GROUP) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

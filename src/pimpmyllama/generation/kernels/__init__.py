@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-SOURCES = [Path(__file__).with_name(name) for name in ("gemv.cpp", "q4_blocks.cpp", "decode.cpp")]
+SOURCES = [Path(__file__).with_name(name) for name in ("gemv.cpp", "blocks.cpp", "decode.cpp")]
 NEEDED_FLAGS = ("avx512f", "avx512bw", "avx512vl", "avx512_vnni", "f16c", "fma")
 COMPILE_FLAGS = ["-O3", "-fopenmp", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512vnni", "-mf16c", "-mfma"]
 

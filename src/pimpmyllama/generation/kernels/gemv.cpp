@@ -1,4 +1,4 @@
-// The int8 product for decoding on the CPU (AVX-512; int4 is q4_blocks.cpp):
+// The int8 product for decoding on the CPU (AVX-512; blocks.cpp has the same on weights laid out 16 rows at a time, and int4):
 // y[i, r] = sum_k x[i, k] * w[r, k], for a few rows x of fp32 activations.
 //
 // q8: groups of 32 weights of a row, w = q * d with q int8 and d fp16 (llama.cpp's

@@ -1,12 +1,14 @@
-// The int4 product for decoding, on weights laid out sixteen rows at a time:
-// y[i, r] = sum_k x[i, k] * w[r, k], w = q * d + m per group of 32 weights of a row
-// (llama.cpp's Q4_1: q in 0..15, d and m fp16), x rounded to int8 per group of 32
-// (scale max|x| / 127, as llama.cpp does) so that a group's dot product is exact
-// integer arithmetic (vpdpbusd), then
-//     y[i, r] = sum over groups, in order, of  dot * (d * scale)  +  m * sum(x group)
-// in fp32, the x group's sum exact in fp32.
+// Quantized products for decoding, on weights laid out sixteen rows at a time:
+// y[i, r] = sum_k x[i, k] * w[r, k], x rounded to int8 per group of 32 (scale
+// max|x| / 127, as llama.cpp does) so that a group's dot product is exact integer
+// arithmetic (vpdpbusd), then in fp32, group after group:
+//   q4 (llama.cpp's Q4_1: w = q * d + m, q in 0..15, d and m fp16):
+//     y[i, r] = sum over groups of  dot * (d * scale)  +  m * sum(x group)
+//     (the x group's sum exact in fp32);
+//   q8 (llama.cpp's Q8_0, as its int8 heads compute: w = q * d, q int8, d fp16):
+//     y[i, r] = sum over groups of  dot * (d * scale).
 //
-// Layout (q4_blocks_pack): for each block of 16 rows and each group, 320 bytes —
+// q4 layout (quant.pack_int4_blocks): for each block of 16 rows and each group, 320 bytes —
 // four chunks of 64 bytes, chunk c holding at byte 4 r + j the weight q[r][4c + j]
 // in its low nibble and q[r][16 + 4c + j] in its high one, then the 16 rows' d and
 // their 16 m (fp16). One vpdpbusd then takes four inputs of all 16 rows at once, and
@@ -14,6 +16,10 @@
 // integer per row, scaled once per group — where a row-at-a-time layout has to
 // convert and scale 16 partial sums of the same row. (llama.cpp's repacked CPU
 // formats interleave rows for the same reason.)
+// q8 layout (quant.pack_int8_blocks): for each block of 16 rows and each group, 544
+// bytes — eight chunks of 64 bytes, chunk c holding at byte 4 r + j the weight
+// q[r][4c + j] + 128 (vpdpbusd multiplies unsigned by signed bytes; the 128 times
+// the group's integer sum of x is taken back, exactly), then the 16 rows' d.
 //
 // A batch's rows (decoding sequences) go through each block a tile at a time, the
 // weights unpacked once per tile; each row's arithmetic is the same in any tile, so
@@ -30,17 +36,19 @@
 
 namespace {
 
-constexpr int64_t kGroup = 32, kRows = 16, kBlockBytes = 320, kTile = 4;
+constexpr int64_t kGroup = 32, kRows = 16, kBlockBytes = 320, kQ8BlockBytes = 544, kTile = 4;
 
 // One row of activations: int8 values in their natural order, and each group's
-// scale and exact sum.
+// scale, exact sum and the sum of its int8 values.
 struct Row {
   std::vector<int8_t> q;
   std::vector<float> scale, sum;
+  std::vector<int32_t> qsum;
 };
 
 Row prepare(const float* x, int64_t groups) {
-  Row a{std::vector<int8_t>(groups * kGroup), std::vector<float>(groups), std::vector<float>(groups)};
+  Row a{std::vector<int8_t>(groups * kGroup), std::vector<float>(groups), std::vector<float>(groups),
+        std::vector<int32_t>(groups)};
   for (int64_t g = 0; g < groups; ++g) {
     const float* xg = x + g * kGroup;
     float amax = 0.f, sum = 0.f;
@@ -50,7 +58,12 @@ Row prepare(const float* x, int64_t groups) {
     }
     const float scale = amax / 127.f;
     const float inverse = scale > 0.f ? 1.f / scale : 0.f;
-    for (int j = 0; j < kGroup; ++j) a.q[g * kGroup + j] = static_cast<int8_t>(std::nearbyint(xg[j] * inverse));
+    int32_t qsum = 0;
+    for (int j = 0; j < kGroup; ++j) {
+      a.q[g * kGroup + j] = static_cast<int8_t>(std::nearbyint(xg[j] * inverse));
+      qsum += a.q[g * kGroup + j];
+    }
+    a.qsum[g] = qsum;
     a.scale[g] = scale;
     a.sum[g] = sum;
   }
@@ -89,40 +102,95 @@ void block_rows(const uint8_t* block, const Row* const* x, int64_t groups, float
   for (int t = 0; t < T; ++t) _mm512_storeu_ps(out[t], total[t]);
 }
 
-at::Tensor q4_blocks_gemv(const at::Tensor& x, const at::Tensor& packed, int64_t n) {
-  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == at::kFloat, "q4_blocks_gemv: x must be 2-D fp32");
-  TORCH_CHECK(packed.dim() == 3 && packed.scalar_type() == at::kByte && packed.size(2) == kBlockBytes,
-              "q4_blocks_gemv: packed must be [blocks, groups, 320] uint8");
-  const int64_t rows = x.size(0), k = x.size(1), blocks = packed.size(0), groups = packed.size(1);
-  TORCH_CHECK(k == groups * kGroup && n <= blocks * kRows && n > (blocks - 1) * kRows,
-              "q4_blocks_gemv: x, packed and n do not match");
-  const auto xc = x.contiguous(), pc = packed.contiguous();
+// T rows of x against one q8 block of 16 weight rows: out[t][r].
+template <int T>
+void q8_block_rows(const uint8_t* block, const Row* const* x, int64_t groups, float (*out)[kRows]) {
+  __m512 total[T];
+  for (int t = 0; t < T; ++t) total[t] = _mm512_setzero_ps();
+  for (int64_t g = 0; g < groups; ++g, block += kQ8BlockBytes) {
+    __m512i w[8];
+    for (int c = 0; c < 8; ++c) w[c] = _mm512_loadu_si512(block + 64 * c);
+    const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 512)));
+    for (int t = 0; t < T; ++t) {
+      const int8_t* q = x[t]->q.data() + g * kGroup;
+      __m512i even = _mm512_setzero_si512(), odd = _mm512_setzero_si512();  // two chains; integer sums are exact
+      for (int c = 0; c < 8; c += 2) {
+        even = _mm512_dpbusd_epi32(even, w[c], four(q + 4 * c));
+        odd = _mm512_dpbusd_epi32(odd, w[c + 1], four(q + 4 * c + 4));
+      }
+      const __m512i dot = _mm512_sub_epi32(_mm512_add_epi32(even, odd), _mm512_set1_epi32(128 * x[t]->qsum[g]));
+      total[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(d, _mm512_set1_ps(x[t]->scale[g])), total[t]);
+    }
+  }
+  for (int t = 0; t < T; ++t) _mm512_storeu_ps(out[t], total[t]);
+}
+
+// y [rows, n] from the rows of x through `tile(block, rows of a tile, count, out)` for
+// each block of 16 weight rows (blocks shared among ATen's threads, a block's weights
+// kept in L1 while the tiles of x pass).
+template <typename Tile>
+at::Tensor by_blocks(const at::Tensor& x, const uint8_t* blocks, int64_t count, int64_t block_bytes, int64_t n,
+                     Tile tile) {
+  const int64_t rows = x.size(0), k = x.size(1), groups = k / kGroup;
+  const auto xc = x.contiguous();
   std::vector<Row> prepared;
   prepared.reserve(rows);
   for (int64_t i = 0; i < rows; ++i) prepared.push_back(prepare(xc.data_ptr<float>() + i * k, groups));
   auto y = at::empty({rows, n}, x.options());
-  const uint8_t* pp = pc.data_ptr<uint8_t>();
   float* yp = y.data_ptr<float>();
-  at::parallel_for(0, blocks, 4, [&](int64_t begin, int64_t end) {
-    const Row* tile[kTile];
+  at::parallel_for(0, count, 4, [&](int64_t begin, int64_t end) {
+    const Row* rows_of_tile[kTile];
     float out[kTile][kRows];
     for (int64_t b = begin; b < end; ++b) {
-      const uint8_t* block = pp + b * groups * kBlockBytes;
+      const uint8_t* block = blocks + b * groups * block_bytes;
       const int64_t width = std::min(kRows, n - b * kRows);
       for (int64_t i = 0; i < rows; i += kTile) {
-        const int64_t count = std::min(kTile, rows - i);
-        for (int64_t t = 0; t < count; ++t) tile[t] = &prepared[i + t];
-        switch (count) {
-          case 4: block_rows<4>(block, tile, groups, out); break;
-          case 3: block_rows<3>(block, tile, groups, out); break;
-          case 2: block_rows<2>(block, tile, groups, out); break;
-          default: block_rows<1>(block, tile, groups, out); break;
-        }
-        for (int64_t t = 0; t < count; ++t) std::copy(out[t], out[t] + width, yp + (i + t) * n + b * kRows);
+        const int64_t size = std::min(kTile, rows - i);
+        for (int64_t t = 0; t < size; ++t) rows_of_tile[t] = &prepared[i + t];
+        tile(block, rows_of_tile, size, groups, out);
+        for (int64_t t = 0; t < size; ++t) std::copy(out[t], out[t] + width, yp + (i + t) * n + b * kRows);
       }
     }
   });
   return y;
+}
+
+at::Tensor q8_blocks_gemv(const at::Tensor& x, const at::Tensor& packed, int64_t n) {
+  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == at::kFloat, "q8_blocks_gemv: x must be 2-D fp32");
+  TORCH_CHECK(packed.dim() == 3 && packed.scalar_type() == at::kByte && packed.size(2) == kQ8BlockBytes,
+              "q8_blocks_gemv: packed must be [blocks, groups, 544] uint8");
+  const int64_t blocks = packed.size(0), groups = packed.size(1);
+  TORCH_CHECK(x.size(1) == groups * kGroup && n <= blocks * kRows && n > (blocks - 1) * kRows,
+              "q8_blocks_gemv: x, packed and n do not match");
+  const auto pc = packed.contiguous();
+  return by_blocks(x, pc.data_ptr<uint8_t>(), blocks, kQ8BlockBytes, n,
+                   [](const uint8_t* block, const Row* const* tile, int64_t size, int64_t groups, float (*out)[kRows]) {
+                     switch (size) {
+                       case 4: q8_block_rows<4>(block, tile, groups, out); break;
+                       case 3: q8_block_rows<3>(block, tile, groups, out); break;
+                       case 2: q8_block_rows<2>(block, tile, groups, out); break;
+                       default: q8_block_rows<1>(block, tile, groups, out); break;
+                     }
+                   });
+}
+
+at::Tensor q4_blocks_gemv(const at::Tensor& x, const at::Tensor& packed, int64_t n) {
+  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == at::kFloat, "q4_blocks_gemv: x must be 2-D fp32");
+  TORCH_CHECK(packed.dim() == 3 && packed.scalar_type() == at::kByte && packed.size(2) == kBlockBytes,
+              "q4_blocks_gemv: packed must be [blocks, groups, 320] uint8");
+  const int64_t blocks = packed.size(0), groups = packed.size(1);
+  TORCH_CHECK(x.size(1) == groups * kGroup && n <= blocks * kRows && n > (blocks - 1) * kRows,
+              "q4_blocks_gemv: x, packed and n do not match");
+  const auto pc = packed.contiguous();
+  return by_blocks(x, pc.data_ptr<uint8_t>(), blocks, kBlockBytes, n,
+                   [](const uint8_t* block, const Row* const* tile, int64_t size, int64_t groups, float (*out)[kRows]) {
+                     switch (size) {
+                       case 4: block_rows<4>(block, tile, groups, out); break;
+                       case 3: block_rows<3>(block, tile, groups, out); break;
+                       case 2: block_rows<2>(block, tile, groups, out); break;
+                       default: block_rows<1>(block, tile, groups, out); break;
+                     }
+                   });
 }
 
 // The bf16 weights [n, k] (for prompts, whose many rows run faster as a dense
@@ -168,9 +236,11 @@ at::Tensor q4_blocks_dequant(const at::Tensor& packed, int64_t n) {
 TORCH_LIBRARY_FRAGMENT(pml, lib) {
   lib.def("q4_blocks_gemv(Tensor x, Tensor packed, int n) -> Tensor");
   lib.def("q4_blocks_dequant(Tensor packed, int n) -> Tensor");
+  lib.def("q8_blocks_gemv(Tensor x, Tensor packed, int n) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(pml, CPU, lib) {
   lib.impl("q4_blocks_gemv", &q4_blocks_gemv);
   lib.impl("q4_blocks_dequant", &q4_blocks_dequant);
+  lib.impl("q8_blocks_gemv", &q8_blocks_gemv);
 }
