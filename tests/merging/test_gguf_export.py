@@ -5,12 +5,11 @@ import json
 import numpy as np
 import pytest
 import torch
+from cli_run import assert_one_line_error, pml
 from gguf import GGMLQuantizationType as Q
 from gguf import GGUFReader
 from gguf.quants import dequantize
 from safetensors.torch import load_file
-
-from cli_run import assert_one_line_error, pml
 from tiny import CHATML
 
 import pimpmyllama.api as api
@@ -184,3 +183,15 @@ def test_gguf_over_an_existing_file_is_refused(stored_tiny, tmp_path):
     result = pml("export", "tiny", "-o", str(tmp_path / "taken.gguf"), "--format", "gguf", home=stored_tiny_home())
     assert_one_line_error(result, "exists")
     assert (tmp_path / "taken.gguf").read_text() == "mine"
+
+
+def test_the_cli_help_names_every_format_and_quantization():
+    from typer.testing import CliRunner
+
+    from pimpmyllama.cli.main import app
+    from pimpmyllama.merging.export import FORMATS
+    from pimpmyllama.merging.gguf.quants import QUANTS
+
+    help_text = " ".join(CliRunner().invoke(app, ["export", "--help"], terminal_width=200).output.split())
+    assert all(f"{name}:" in help_text for name in FORMATS)
+    assert f"{', '.join(list(QUANTS)[:-1])} or {list(QUANTS)[-1]}".replace("f16,", "f16 (default),") in help_text

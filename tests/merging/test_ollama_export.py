@@ -8,9 +8,8 @@ import sys
 import time
 
 import pytest
-from gguf import GGUFReader
-
 from cli_run import assert_one_line_error, pml
+from gguf import GGUFReader
 from gotemplate import render
 from tiny import CHATML, make_tiny_model
 

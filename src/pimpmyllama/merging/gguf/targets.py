@@ -7,11 +7,13 @@ from pathlib import Path
 from pimpmyllama.atomic import atomic_dir, atomic_file
 from pimpmyllama.errors import InvalidInputError
 from pimpmyllama.generation.engine import sampling_defaults
+from pimpmyllama.merging.export import model_tensors
+from pimpmyllama.merging.gguf.lora import write_lora_gguf
 from pimpmyllama.merging.gguf.modelfile import render_modelfile
 from pimpmyllama.merging.gguf.ollama_template import to_ollama
-from pimpmyllama.merging.gguf.lora import write_lora_gguf
 from pimpmyllama.merging.gguf.quants import get_quant
 from pimpmyllama.merging.gguf.write import write_model_gguf
+from pimpmyllama.models.adapters import check_adapter_base
 from pimpmyllama.models.refs import ResolvedModel
 from pimpmyllama.progress import Progress
 from pimpmyllama.prompting.build import Build
@@ -27,8 +29,6 @@ def _new_file(output: Path) -> None:
 
 
 def _gguf(model: ResolvedModel, path: Path, quant: str, progress: Progress | None) -> None:
-    from pimpmyllama.merging.export import model_tensors
-
     specs, produce = model_tensors(model)
     write_model_gguf(path, model.folder, specs, produce, get_quant(quant), model.label, progress)
 
@@ -67,8 +67,6 @@ def export_gguf_lora(model: ResolvedModel, output: Path) -> Path:
     if model.adapter is None:
         raise InvalidInputError(f"{model.label} has no adapter: --format gguf-lora exports MODEL+ADAPTER "
                                 "or an adapter")
-    from pimpmyllama.models.adapters import check_adapter_base
-
     check_adapter_base(model.adapter, model.folder, model.name)
     _new_file(output)
     with atomic_file(output) as tmp:

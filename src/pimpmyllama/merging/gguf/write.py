@@ -13,7 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from gguf import GGUF_DEFAULT_ALIGNMENT, GGUFWriter
+from gguf import (
+    GGUF_DEFAULT_ALIGNMENT,
+    GGMLQuantizationType,
+    GGUFWriter,
+    RopeScalingType,
+)
 
 from pimpmyllama.errors import InvalidInputError
 from pimpmyllama.merging.gguf.names import gguf_name, to_gguf_layout
@@ -30,7 +35,7 @@ QUANTIZATION_VERSION = 2  # ggml's block layouts for Q4_1/Q8_0, as the gguf-py w
 class Planned:
     spec: TensorSpec
     name: str  # llama.cpp's
-    kind: object  # GGMLQuantizationType
+    kind: GGMLQuantizationType
 
 
 def read_config(folder: Path) -> dict:
@@ -71,8 +76,6 @@ def add_metadata(writer: GGUFWriter, config: dict, vocab: Vocab, quant: Quant, n
         writer.add_key_length(head_dim)
         writer.add_value_length(head_dim)
     if scaling:
-        from gguf import RopeScalingType
-
         writer.add_rope_scaling_type(RopeScalingType.LINEAR if scaling["rope_type"] == "linear"
                                      else RopeScalingType.YARN)
         writer.add_rope_scaling_factor(float(scaling["factor"]))
