@@ -11,7 +11,7 @@ engine at fp32, in the same run:
 Both sides get the same token ids, so tokenization is not what is compared.
 
     python bench/export_gguf.py [--llama-python /work/llama-venv/bin/python] [--out DIR]
-                                [--quants f16,q8_0,q4_1] [--tokens 2048] [--no-lora]
+                                [--quants f16,q8_0,q4_1] [--tokens 2048] [--no-lora] [--adapter NAME]
 
 llama-cpp-python runs in the interpreter given by --llama-python (default: this one, if
 it imports llama_cpp); this script is its worker (--worker JOB.json).
@@ -125,7 +125,7 @@ def stop_rate(replies: list[list[int]]) -> tuple[float, float]:
             sum(len(r) for r in replies) / len(replies))
 
 
-def lora_side(engine, adapter: str, out: Path, python: str, base_gguf: Path) -> list[tuple[str, float, float]]:
+def lora_side(adapter: str, out: Path, python: str, base_gguf: Path) -> list[tuple[str, float, float]]:
     from pimpmyllama import api
     from pimpmyllama.generation.engine import Engine, GenerationParams
     from pimpmyllama.generation.sampling import SamplingParams
@@ -148,12 +148,14 @@ def lora_side(engine, adapter: str, out: Path, python: str, base_gguf: Path) -> 
     lora = out / f"{adapter}.gguf"
     if not lora.exists():
         api.export(f"{DEFAULT_MODEL}+{adapter}", lora, format="gguf-lora")
-    prompts = [engine.tokenizer.encode(r["prompt"], add_special_tokens=True) for r in held]
     name, folder = resolve_model_folder(DEFAULT_MODEL)
     ours_tuned = Engine.load(name, folder, store.folder(adapter), precision="fp32")
+    prompts = [ours_tuned.tokenizer.encode(r["prompt"], add_special_tokens=True) for r in held]
     params = GenerationParams(max_new_tokens=STOP_TOKENS, sampling=SamplingParams(temperature=0, repeat_penalty=1.0))
     ours = [ours_tuned.generate(p, params, 512).run().tokens for p in prompts]
-    job = {"gguf": str(base_gguf), "prompts": prompts, "ends": sorted(engine.tokenizer.end_token_ids),
+    if not base_gguf.exists():
+        api.export(DEFAULT_MODEL, base_gguf, format="gguf")
+    job = {"gguf": str(base_gguf), "prompts": prompts, "ends": sorted(ours_tuned.tokenizer.end_token_ids),
            "new_tokens": STOP_TOKENS}
     base = run_llama(python, job)["greedy"]
     with_lora = run_llama(python, {**job, "lora": str(lora)})["greedy"]
@@ -166,7 +168,7 @@ def main() -> None:
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--llama-python", default=sys.executable, help="a Python that imports llama_cpp")
     parser.add_argument("--out", type=Path, default=None, help="folder for the GGUFs (kept; reused if present)")
-    parser.add_argument("--quants", default="f16,q8_0,q4_1")
+    parser.add_argument("--quants", default="f16,q8_0,q4_1", help="empty: only the LoRA measure")
     parser.add_argument("--tokens", type=int, default=2048, help="tokens of the reference text")
     parser.add_argument("--adapter", default="bench-gguf-stop", help="the stop LoRA (trained if absent)")
     parser.add_argument("--no-lora", action="store_true")
@@ -177,13 +179,25 @@ def main() -> None:
     if check.returncode:
         sys.exit(f"{args.llama_python} cannot import llama_cpp: give --llama-python")
 
-    from pimpmyllama import api
     from pimpmyllama.models.defaults import DEFAULT_MODEL
 
     out = args.out or Path(tempfile.mkdtemp(prefix="export-gguf-"))
     out.mkdir(parents=True, exist_ok=True)
+    if args.quants:
+        quant_side(args, out)
+    if not args.no_lora:
+        print(f"\nstop LoRA, {HELD_OUT} held-out prompts, greedy, at most {STOP_TOKENS} tokens:")
+        print(f"{'run':<32} {'stopped':>8} {'mean tokens':>11}")
+        for label, rate, mean in lora_side(args.adapter, out, args.llama_python, out / f"{DEFAULT_MODEL}-f16.gguf"):
+            print(f"{label:<32} {rate:>8.0%} {mean:>11.1f}")
+
+
+def quant_side(args, out: Path) -> None:
+    from pimpmyllama import api
+    from pimpmyllama.models.defaults import DEFAULT_MODEL
+
     t0 = time.perf_counter()
-    engine, ours = our_side(args.tokens)
+    _, ours = our_side(args.tokens)
     print(f"  ours (fp32): {time.perf_counter() - t0:.0f} s", flush=True)
     rows = []
     for quant in args.quants.split(","):
@@ -203,12 +217,6 @@ def main() -> None:
     for quant, mib, exported, agree, ppl in rows:
         print(f"{quant:<6} {mib:>6.0f} {exported:>8.0f} {agree:>9}/{len(PROMPTS)} {ppl:>10.3f} "
               f"{ppl / ours['perplexity'] - 1:>+8.2%}")
-    if not args.no_lora and "f16" in args.quants.split(","):
-        print(f"\nstop LoRA, {HELD_OUT} held-out prompts, greedy, at most {STOP_TOKENS} tokens:")
-        print(f"{'run':<32} {'stopped':>8} {'mean tokens':>11}")
-        for label, rate, mean in lora_side(engine, args.adapter, out, args.llama_python,
-                                           out / f"{DEFAULT_MODEL}-f16.gguf"):
-            print(f"{label:<32} {rate:>8.0%} {mean:>11.1f}")
 
 
 if __name__ == "__main__":
