@@ -150,9 +150,12 @@ def extract_lora(tuned: str, base: str, name: str, *, rank: int = 16, force: boo
     return _lora.extract_lora(tuned, base, rank, name, progress, force=force)
 
 
-def export(ref: str, output: str | Path, *, base: str | None = None, progress: Progress | None = None) -> Path:
-    """A standalone Hugging Face folder (an adapter merged into its base)."""
-    return export_model(ref, Path(output), base=base, progress=progress)
+def export(ref: str, output: str | Path, *, base: str | None = None, progress: Progress | None = None,
+           format: str = "hf", quant: str | None = None) -> Path:
+    """`ref` as a standalone Hugging Face folder (`hf`, an adapter merged into its base), a
+    GGUF file (`gguf`), a folder for Ollama (`ollama`: GGUF + Modelfile of the build) or a
+    GGUF LoRA (`gguf-lora`); `quant` f16 | q8_0 | q4_1 for the GGUF formats."""
+    return export_model(ref, Path(output), base=base, progress=progress, format=format, quant=quant)
 
 
 def perplexity(ref: str, files: list[str | Path], *, max_length: int = 512) -> tuple[float, int]:

@@ -92,6 +92,24 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+@contextmanager
+def atomic_file(final: Path) -> Iterator[Path]:
+    """Yield a temporary path to write a file at; it becomes `final` (replacing any
+    file there) only when the block succeeds, and is removed otherwise."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale_temps(final.parent)
+    tmp = _temp_sibling(final)
+    try:
+        yield tmp
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, final)
+        _fsync_dir(final.parent)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def remove_dir_atomic(path: Path) -> None:
     """Rename, then delete: a crash mid-delete leaves a hidden temporary (swept
     later), never half of an artifact under its real name."""

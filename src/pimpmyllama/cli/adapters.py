@@ -57,13 +57,17 @@ def rm(name: str = typer.Argument(..., help="adapter name")):
 
 
 def export(
-    name: str = typer.Argument(..., help="a model, MODEL+ADAPTER, or an adapter (merged into its base)"),
-    output: Path = typer.Option(..., "--output", "-o", help="folder to write the standalone model into"),
+    name: str = typer.Argument(..., help="a model, MODEL+ADAPTER, a build, or an adapter (merged into its base)"),
+    output: Path = typer.Option(..., "--output", "-o", help="folder (hf, ollama) or file (gguf, gguf-lora) to write"),
     base: str = typer.Option(None, "--base", help="base model for the adapter (default: the one it was trained on)"),
+    format: str = typer.Option("hf", "--format", help="hf: a Hugging Face folder; gguf: one GGUF file for "
+                               "llama.cpp; ollama: a folder with the GGUF and a Modelfile of the build; "
+                               "gguf-lora: the adapter as a GGUF LoRA (llama.cpp --lora)"),
+    quant: str = typer.Option(None, "--quant", help="GGUF tensor type: f16 (default), q8_0 or q4_1"),
 ):
-    """Write a standalone Hugging Face model: an adapter merged into its base weights."""
+    """Write a model, MODEL+ADAPTER or build for Hugging Face, llama.cpp (GGUF) or Ollama."""
     from pimpmyllama.merging.export import export_model
 
     with progress_reporter(f"Exporting {name}") as report:
-        path = export_model(name, output, base=base, progress=report)
+        path = export_model(name, output, base=base, progress=report, format=format, quant=quant)
     out.print(f"wrote {path}", markup=False)
