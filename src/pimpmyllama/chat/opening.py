@@ -40,8 +40,11 @@ def knowledge_for(build: Build, db) -> KnowledgeStore | None:
 
 
 def load_build_engine(build: Build, progress: Progress | None = None) -> Engine:
-    """The engine a build runs on: its model, adapter and precision."""
-    return load_engine(build.from_, progress, adapter=build.adapter, precision=build.precision)
+    """The engine a build runs on: its model, adapter, precision and rope scaling (with
+    the KV cache checked for its num_ctx, when it sets one)."""
+    p = build.parameters
+    return load_engine(build.from_, progress, adapter=build.adapter, precision=build.precision,
+                       rope_scaling=p.rope_scaling, num_ctx=p.num_ctx if "num_ctx" in p.model_fields_set else None)
 
 
 def open_build(build: Build, progress: Progress | None = None, engine: Engine | None = None) -> Conversation:
