@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from pimpmyllama.errors import InvalidInputError
 
-GIB = 1 << 30
+MIB, GIB = 1 << 20, 1 << 30
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class KVCacheSize:
         return 2 * self.layers * self.kv_heads * self.head_dim * self.bytes_per_value * self.num_ctx
 
     def describe(self) -> str:
-        return (f"KV cache for num_ctx {self.num_ctx}: {self.bytes / GIB:.2f} GiB (keys and values × {self.layers} "
+        return (f"KV cache for num_ctx {self.num_ctx}: {self.bytes / MIB:,.1f} MiB (keys and values × {self.layers} "
                 f"layers × {self.kv_heads} kv heads × head_dim {self.head_dim} × {self.bytes_per_value} bytes)")
 
 
