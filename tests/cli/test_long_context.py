@@ -4,9 +4,9 @@
 import math
 
 import pytest
-import torch
 
 from cli_run import assert_one_line_error, pml
+from rope_reference import hf_token_losses
 
 TEXT = " ".join(["The post office opens at 9am and closes at 5pm, the pool at noon."] * 40)
 
@@ -77,19 +77,6 @@ def test_eval_ppl_refuses_bad_long_context_options(pml_home, stored_tiny, tmp_pa
     assert_one_line_error(pml("eval", "ppl", "tiny", str(text), *options, home=pml_home), fragment)
 
 
-def hf_window_losses(folder, ids: list[int], scaling: dict | None) -> torch.Tensor:
-    from transformers import AutoConfig, LlamaForCausalLM
-
-    config = AutoConfig.from_pretrained(str(folder))
-    if scaling:
-        config.rope_parameters = {"rope_type": scaling["type"], "rope_theta": config.rope_parameters["rope_theta"],
-                                  "factor": scaling["factor"]}
-    model = LlamaForCausalLM.from_pretrained(str(folder), config=config, dtype=torch.float32)
-    with torch.no_grad():
-        logits = model(torch.tensor([ids])).logits[0, :-1]
-    return -torch.log_softmax(logits, -1).gather(1, torch.tensor(ids[1:])[:, None])[:, 0]
-
-
 def test_eval_ppl_scores_non_overlapping_windows_with_the_scaling(pml_home, stored_tiny, tiny_model, tmp_path):
     from pimpmyllama.prompting.tokenizer import Tokenizer
 
@@ -100,7 +87,7 @@ def test_eval_ppl_scores_non_overlapping_windows_with_the_scaling(pml_home, stor
     assert result.returncode == 0, result.stderr
     ids = Tokenizer(tiny_model).encode(TEXT)
     assert len(ids) >= 1180  # two windows' worth: --windows 1 scored only the first
-    expected = math.exp(float(hf_window_losses(tiny_model, ids[:590], {"type": "yarn", "factor": 2.0}).mean()))
+    expected = math.exp(float(hf_token_losses(tiny_model, {"type": "yarn", "factor": 2.0}, ids[:590]).mean()))
     assert result.stdout.strip() == (f"perplexity {expected:.3f} over 589 tokens (1 windows of 590, "
                                      "rope yarn × 2)")
     assert result.stderr.strip().splitlines()[0] == ("KV cache for num_ctx 590: 0.3 MiB (keys and values × 2 layers "

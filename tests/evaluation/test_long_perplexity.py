@@ -7,20 +7,9 @@ import torch
 
 import pimpmyllama as pml
 from pimpmyllama.errors import InvalidInputError
+from rope_reference import hf_token_losses
 
 TEXT = " ".join(["Yesterday evening I ate ravioli with my friends at the post office square."] * 30)
-
-
-def hf_losses(folder, ids: list[int], scaling: dict) -> torch.Tensor:
-    from transformers import AutoConfig, LlamaForCausalLM
-
-    config = AutoConfig.from_pretrained(str(folder))
-    config.rope_parameters = {"rope_type": scaling["type"], "rope_theta": config.rope_parameters["rope_theta"],
-                              "factor": scaling["factor"]}
-    model = LlamaForCausalLM.from_pretrained(str(folder), config=config, dtype=torch.float32)
-    with torch.no_grad():
-        logits = model(torch.tensor([ids])).logits[0, :-1]
-    return -torch.log_softmax(logits, -1).gather(1, torch.tensor(ids[1:])[:, None])[:, 0]
 
 
 def test_windows_do_not_overlap_and_each_starts_from_an_empty_cache(pml_home, stored_tiny, tiny_model, tmp_path):
@@ -32,7 +21,7 @@ def test_windows_do_not_overlap_and_each_starts_from_an_empty_cache(pml_home, st
     n = len(ids) // 2  # two windows
     scaling = {"type": "linear", "factor": 2.0}
     result = pml.long_perplexity("tiny", [text], n, rope_scaling=scaling, precision="fp32")
-    losses = torch.cat([hf_losses(tiny_model, ids[:n], scaling), hf_losses(tiny_model, ids[n : 2 * n], scaling)])
+    losses = torch.cat([hf_token_losses(tiny_model, scaling, ids[:n]), hf_token_losses(tiny_model, scaling, ids[n : 2 * n])])
     assert (result.windows, result.tokens, result.num_ctx) == (2, 2 * (n - 1), n)
     assert result.perplexity == pytest.approx(math.exp(float(losses.mean())), rel=1e-4)
 

@@ -10,6 +10,7 @@ import torch
 from pimpmyllama.generation.engine import Engine
 from pimpmyllama.generation.rope import attention_factor, inverse_frequencies, rope_parameters, scaled_config
 from pimpmyllama.prompting.build import ROPE_SCALING_TYPES, RopeScaling
+from rope_reference import hf_scaled_logits
 from tiny import make_tiny_model
 
 TRAINED = 16  # the tiny model's trained length: every test sequence goes past it
@@ -74,17 +75,6 @@ def test_the_build_types_are_the_engines():
 def short_model(tmp_path_factory):
     """A tiny model trained (nominally) for 16 positions."""
     return make_tiny_model(tmp_path_factory.mktemp("short") / "m", seed=5, max_position_embeddings=TRAINED)
-
-
-def hf_scaled_logits(folder, scaling: dict, ids: list[int]) -> torch.Tensor:
-    from transformers import AutoConfig, LlamaForCausalLM
-
-    config = AutoConfig.from_pretrained(str(folder))
-    config.rope_parameters = {"rope_type": scaling["type"], "rope_theta": config.rope_parameters["rope_theta"],
-                              **{k: v for k, v in scaling.items() if k != "type"}}
-    model = LlamaForCausalLM.from_pretrained(str(folder), config=config, dtype=torch.float32)
-    with torch.no_grad():  # one pass, no cache: transformers' dynamic base is that of len(ids)
-        return model(torch.tensor([ids])).logits[0]
 
 
 IDS = [5, 17, 42, 99, 3, 250, 7, 64, 128, 11, 300, 2, 9, 33, 71, 150, 201, 8, 19, 77, 260, 4, 90, 12,
