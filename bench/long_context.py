@@ -11,7 +11,7 @@ tokens of T (the same tokens in every cell, each seeing num_ctx − 4096 or more
 before it) and over the whole window. Cells are appended to a JSON-lines file as
 they finish (a run can stop and resume).
 
-    nice python bench/long_context.py [--out bench/long_context.jsonl] [--precision int4]
+    nice python bench/long_context.py [--out bench/long_context.jsonl] [--precision int4] [--only 16384:yarn ...]
 """
 
 import argparse
@@ -73,11 +73,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/long_context.jsonl"))
     parser.add_argument("--precision", default="int4")
     parser.add_argument("--max-ctx", type=int, default=32768, help="skip cells longer than this")
+    parser.add_argument("--only", nargs="*", help="run only these cells, as NUM_CTX:ROPE (e.g. 16384:yarn)")
     args = parser.parse_args()
     name, folder = resolve_model_folder(DEFAULT_MODEL)
     done = [json.loads(line) for line in args.out.read_text().splitlines()] if args.out.exists() else []
     for num_ctx, kind in CELLS:
         if num_ctx > args.max_ctx or any(r["num_ctx"] == num_ctx and r["rope"] == (kind or "none") for r in done):
+            continue
+        if args.only and f"{num_ctx}:{kind or 'none'}" not in args.only:
             continue
         row = run_cell(name, folder, args.precision, num_ctx, kind)
         done.append(row)

@@ -111,7 +111,7 @@ class Engine:
         if num_ctx is not None:
             check_kv_fits(kv_cache)
         tokenizer = Tokenizer(folder)
-        backend = load_backend(folder, precision, adapter, config)
+        backend = load_backend(folder, precision, adapter, config if rope_scaling else None)
         if adapter is not None:
             name = f"{name}+{adapter.name}"
         return cls(name, folder, backend, tokenizer, context_length, sampling_defaults(folder), kv_cache)
