@@ -68,7 +68,7 @@ def test_a_kv_cache_that_does_not_fit_is_refused_with_its_numbers(pml_home, tiny
     (["--num-ctx", "64", "--rope-scaling", "yarn"], "--rope-scaling and --rope-factor go together"),
     (["--rope-scaling", "yarn", "--rope-factor", "2"], "need --num-ctx"),
     (["--num-ctx", "400000000", "--rope-scaling", "yarn", "--rope-factor", "1000000"],
-     "KV cache for num_ctx 400000000: 97,656.2 MiB (keys and values × 2 layers × 2 kv heads × head_dim 16 × 4 bytes) "
+     "KV cache for num_ctx 400000000: 195,312.5 MiB (keys and values × 2 layers × 2 kv heads × head_dim 16 × 4 bytes) "
      "does not fit"),
 ])
 def test_eval_ppl_refuses_bad_long_context_options(pml_home, stored_tiny, tmp_path, options, fragment):
