@@ -64,5 +64,5 @@ def patch_load_engine(monkeypatch, engine: FakeEngine) -> FakeEngine:
     """Every conversation opened from now on (chat, ask, compare) runs on `engine`."""
     import pimpmyllama.chat.opening as opening
 
-    monkeypatch.setattr(opening, "load_engine", lambda ref, progress=None, adapter=None, precision=None: engine)
+    monkeypatch.setattr(opening, "load_engine", lambda ref, progress=None, **options: engine)
     return engine

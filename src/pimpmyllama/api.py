@@ -26,7 +26,13 @@ from pathlib import Path
 
 from pimpmyllama.chat.conversation import Conversation
 from pimpmyllama.chat.opening import open_conversation
+from pimpmyllama.config_files import validate
 from pimpmyllama.errors import InvalidInputError
+from pimpmyllama.evaluation.long_perplexity import (
+    WindowPerplexity,
+    plan_window_perplexity,
+    window_perplexity,
+)
 from pimpmyllama.evaluation.results import ComparisonResults
 from pimpmyllama.evaluation.runner import default_output, run_comparison
 from pimpmyllama.generation.checks import check_model_runs
@@ -38,7 +44,7 @@ from pimpmyllama.models.adapters import AdapterStore
 from pimpmyllama.models.store import Listed, ModelStore
 from pimpmyllama.names import check_name
 from pimpmyllama.progress import Progress
-from pimpmyllama.prompting.build import Build, load_build_file
+from pimpmyllama.prompting.build import Build, RopeScaling, load_build_file
 from pimpmyllama.prompting.builds import BuildStore
 from pimpmyllama.prompting.check import check_build
 from pimpmyllama.training.config import TrainConfig
@@ -49,7 +55,7 @@ from pimpmyllama.training.recipe import train as _train
 __all__ = [
     "open_chat", "ask", "list_models", "list_adapters", "import_model", "create_build", "knowledge_base",
     "create_knowledge_base", "list_knowledge_bases", "train", "merge", "merge_lora", "extract_lora", "export", "perplexity",
-    "compare",
+    "compare", "long_perplexity",
 ]
 
 
@@ -161,6 +167,17 @@ def export(ref: str, output: str | Path, *, base: str | None = None, progress: P
 def perplexity(ref: str, files: list[str | Path], *, max_length: int = 512) -> tuple[float, int]:
     """(perplexity, scored tokens) of a model, MODEL+ADAPTER or build on text files or datasets."""
     return model_perplexity(ref, [Path(f) for f in files], max_length=max_length)
+
+
+def long_perplexity(ref: str, files: list[str | Path], num_ctx: int, *, rope_scaling: dict | None = None,
+                    precision: str | None = None, windows: int | None = None) -> WindowPerplexity:
+    """Perplexity over non-overlapping windows of `num_ctx` tokens on our engine, with
+    `rope_scaling` ({"type": "yarn", "factor": 2}; default: the build's) — what a longer
+    context costs. Refused before loading when num_ctx exceeds the stretched context or
+    the KV cache (`plan_window_perplexity(...).kv_cache`) does not fit in memory."""
+    scaling = validate(RopeScaling, rope_scaling, "rope_scaling") if rope_scaling is not None else None
+    plan = plan_window_perplexity(ref, num_ctx, scaling, precision)
+    return window_perplexity(plan, [Path(f) for f in files], windows)
 
 
 def compare(spec: str | Path, out: str | Path | None = None, *, progress: Progress | None = None) -> ComparisonResults:

@@ -93,9 +93,12 @@ def test_positions_beyond_the_cache_are_refused(tiny_model):
 
 def test_unsupported_configs_fall_back_to_transformers(tmp_path):
     assert lean_unsupported_reason({"model_type": "gpt2"}) == "architecture 'gpt2'"
-    assert lean_unsupported_reason({"model_type": "llama", "rope_scaling": {"rope_type": "yarn", "factor": 2}}) == (
-        "rope type 'yarn'"
+    assert lean_unsupported_reason({"model_type": "llama", "rope_scaling": {"rope_type": "longrope", "factor": 2}}) == (
+        "rope type 'longrope'"
     )
+    assert lean_unsupported_reason({"model_type": "llama", "rope_scaling": {"rope_type": "yarn", "factor": 2}}) is None
+    assert lean_unsupported_reason({"model_type": "llama", "rope_scaling": {"rope_type": "yarn", "factor": 2,
+                                                                            "mscale": 1.0}}) == "yarn with mscale"
     assert lean_unsupported_reason({"model_type": "mistral", "sliding_window": 4096}) == "sliding-window attention"
     assert lean_unsupported_reason({"model_type": "llama"}) is None
 

@@ -42,14 +42,19 @@ def knowledge_for(build: Build, db) -> KnowledgeStore | None:
 
 
 def load_build_engine(build: Build, progress: Progress | None = None) -> Engine:
-    """The engine a build runs on: its model, adapter and precision; or the remote engine
-    of a model on an endpoint (asked for its context size now: an unreachable one fails here)."""
+    """The engine a build runs on: its model, adapter, precision and rope scaling (with
+    the KV cache checked for its num_ctx, when it sets one); or the remote engine of a
+    model on an endpoint (asked for its context size now: an unreachable one fails here)."""
+    p = build.parameters
     if isinstance(build.from_, RemoteModel):
         for name in ("adapter", "precision"):
             if getattr(build, name):
                 raise InvalidInputError(f"{name} needs a local model; {build.from_.label} runs elsewhere")
+        if p.rope_scaling is not None:
+            raise InvalidInputError(f"rope_scaling needs a local model; {build.from_.label} runs elsewhere")
         return RemoteEngine(build.from_)
-    return load_engine(build.from_, progress, adapter=build.adapter, precision=build.precision)
+    return load_engine(build.from_, progress, adapter=build.adapter, precision=build.precision,
+                       rope_scaling=p.rope_scaling, num_ctx=p.num_ctx if "num_ctx" in p.model_fields_set else None)
 
 
 def open_build(build: Build, progress: Progress | None = None, engine: Engine | None = None) -> Conversation:

@@ -11,12 +11,17 @@ from pathlib import Path
 
 import torch
 
-from pimpmyllama.errors import ContextOverflowError
+from pimpmyllama.errors import ContextOverflowError, InvalidInputError
+from pimpmyllama.generation.kv_memory import KVCacheSize, check_kv_fits, kv_cache_size
 from pimpmyllama.generation.loading import load_backend
 from pimpmyllama.generation.logprobs import TokenLogprob, prompt_logprobs, worth_sending
+from pimpmyllama.generation.rope import scaled_config
 from pimpmyllama.generation.params import Completion, GenerationParams, Usage  # noqa: F401 (re-exported)
 from pimpmyllama.generation.sequence import PREFILL_CHUNK, Sequence, prefill
 from pimpmyllama.models.info import read_config
+from pimpmyllama.progress import Progress, no_progress
+from pimpmyllama.prompting.build import RopeScaling
+from pimpmyllama.prompting.check import context_limit
 from pimpmyllama.prompting.format import ChatFormat
 from pimpmyllama.prompting.tokenizer import Tokenizer
 
@@ -70,8 +75,11 @@ def sampling_defaults(folder: Path) -> dict:
 
 class Engine:
     def __init__(self, name: str, folder: Path, backend, tokenizer: Tokenizer, context_length: int,
-                 sampling_defaults: dict | None = None):
+                 sampling_defaults: dict | None = None, kv_cache: KVCacheSize | None = None):
+        """`context_length`: the longest num_ctx it runs (the trained length, or that
+        times a rope scaling's factor); `kv_cache`: the cache it was checked for at load."""
         self.name = name
+        self.kv_cache = kv_cache
         self.folder = folder
         self.backend = backend
         self.tokenizer = tokenizer
@@ -80,16 +88,33 @@ class Engine:
         self._cache = None
 
     @classmethod
-    def load(cls, name: str, folder: Path, adapter: Path | None = None, precision: str | None = None) -> "Engine":
+    def load(cls, name: str, folder: Path, adapter: Path | None = None, precision: str | None = None,
+             rope_scaling: RopeScaling | None = None, num_ctx: int | None = None,
+             progress: Progress | None = None) -> "Engine":
         """`precision` None: the model's default one (precision.default_precision), or fp32 for a model
-        that only transformers runs."""
+        that only transformers runs. `rope_scaling` stretches the context to factor × the trained
+        length (a `dynamic` base is computed for `num_ctx`). Before any weight is read, the KV
+        cache for `num_ctx` (None: the whole context) is stated through `progress` and refused
+        with its numbers if it does not fit in the memory available."""
         config = read_config(folder)
+        trained = int(config.get("max_position_embeddings", 2048))
+        context_length = rope_scaling.context_length(trained) if rope_scaling else trained
+        if num_ctx is not None and num_ctx > context_length:
+            raise InvalidInputError(f"num_ctx {num_ctx} exceeds {context_limit(name, trained, rope_scaling)}")
+        if rope_scaling is not None:
+            try:
+                config = scaled_config(config, rope_scaling.model_dump(), num_ctx)
+            except ValueError as exc:
+                raise InvalidInputError(f"{name}: {exc}; rope_scaling applies to models with plain ones") from None
+        kv_cache = kv_cache_size(config, num_ctx or context_length)
+        (progress or no_progress)(kv_cache.describe(), 0, None)
+        if num_ctx is not None:
+            check_kv_fits(kv_cache)
         tokenizer = Tokenizer(folder)
-        backend = load_backend(folder, precision, adapter)
+        backend = load_backend(folder, precision, adapter, config if rope_scaling else None)
         if adapter is not None:
             name = f"{name}+{adapter.name}"
-        return cls(name, folder, backend, tokenizer, int(config.get("max_position_embeddings", 2048)),
-                   sampling_defaults(folder))
+        return cls(name, folder, backend, tokenizer, context_length, sampling_defaults(folder), kv_cache)
 
     def chat_format(self, template: str | None = None) -> ChatFormat:
         return ChatFormat(self.tokenizer, template, model_name=self.name)

@@ -17,11 +17,16 @@ class _HFCache:
 
 
 class HFBackend:
-    def __init__(self, folder: Path, dtype=torch.float32, adapter=None):
-        from transformers import AutoModelForCausalLM
+    def __init__(self, folder: Path, dtype=torch.float32, adapter=None, rope: dict | None = None):
+        """`rope`: rope parameters to run with instead of the stored ones (rope.scaled_config);
+        transformers recomputes a `dynamic` base as the sequence grows."""
+        from transformers import AutoConfig, AutoModelForCausalLM
 
         quiet_transformers()
-        self.model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype)
+        config = AutoConfig.from_pretrained(str(folder))
+        if rope is not None:
+            config.rope_parameters = {k: v for k, v in rope.items() if k != "context_length"}
+        self.model = AutoModelForCausalLM.from_pretrained(str(folder), config=config, dtype=dtype)
         self.model.eval()
         self.dtype = dtype
         if adapter is not None:

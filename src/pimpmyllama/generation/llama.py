@@ -85,9 +85,13 @@ def lean_unsupported_reason(config: dict) -> str | None:
         return f"architecture {kind!r}"
     if config.get("hidden_act", "silu") != "silu":
         return f"activation {config['hidden_act']!r}"
-    rope_type = rope_parameters(config)["rope_type"]
-    if rope_type not in SUPPORTED_ROPE_TYPES:
-        return f"rope type {rope_type!r}"
+    rope = rope_parameters(config)
+    if rope["rope_type"] not in SUPPORTED_ROPE_TYPES:
+        return f"rope type {rope['rope_type']!r}"
+    if rope["rope_type"] == "yarn" and (rope.get("mscale") or rope.get("mscale_all_dim")):
+        return "yarn with mscale"  # DeepSeek's variant of the attention factor
+    if rope["rope_type"] == "yarn" and rope.get("truncate") is False:
+        return "yarn without truncation"
     if config.get("sliding_window") and config.get("use_sliding_window", True):
         return "sliding-window attention"
     return None

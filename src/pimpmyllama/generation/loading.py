@@ -19,17 +19,20 @@ def _made_by(folder: Path) -> str | None:
     return manifest.made_by if manifest else None
 
 
-def load_backend(folder: Path, precision: str | None = None, adapter: Path | None = None):
+def load_backend(folder: Path, precision: str | None = None, adapter: Path | None = None, config: dict | None = None):
     """The lean Llama forward where it applies, transformers otherwise; a LoRA adapter,
     if given, is merged into the weights as they load (before any quantization), or
     at int4 runs beside them.
     `precision` None is the model's default on the lean forward (precision.default_precision:
-    int4, or int8 for a model made by fine-tuning or merging), fp32 on transformers."""
+    int4, or int8 for a model made by fine-tuning or merging), fp32 on transformers.
+    `config`: the model's config.json as it should run (rope.scaled_config), when not
+    as stored."""
 
     config_path = folder / "config.json"
     if not config_path.exists():
         raise InvalidInputError(f"{folder} has no config.json")
-    config = json.loads(config_path.read_text())
+    stored = json.loads(config_path.read_text())
+    config = config or stored
     reason = lean_unsupported_reason(config)
     chosen = check_precision(precision or ("fp32" if reason else default_precision(_made_by(folder))))
     dtype = chosen.dtype
@@ -40,7 +43,7 @@ def load_backend(folder: Path, precision: str | None = None, adapter: Path | Non
         if chosen.weight_bits:
             raise InvalidInputError(f"precision {precision} needs the lean engine, which does not run {reason}; "
                                     "use fp32 or bf16")
-        return HFBackend(folder, dtype, applied)
+        return HFBackend(folder, dtype, applied, config.get("rope_parameters") if config is not stored else None)
     spec = LlamaSpec.from_config(config)
     merge = chosen.merge_adapters
     with freed_memory_returned(), open_tensors(folder) as reader:

@@ -20,6 +20,38 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+ROPE_SCALING_TYPES = ("linear", "dynamic", "yarn")  # generation/rope.py implements each
+
+
+class RopeScaling(_Strict):
+    """Stretching the model's rotary position embeddings past the length it was trained
+    for; names as transformers' `rope_scaling`. num_ctx may then reach factor × that
+    length (docs/builds-and-context.md says what each type costs)."""
+
+    type: Literal["linear", "dynamic", "yarn"] = Field(description="linear: positions divided by the factor; "
+                                                       "dynamic: NTK base for the build's num_ctx; yarn: YaRN")
+    factor: float = Field(ge=1, description="how many times the trained length num_ctx may reach")
+    original_max_position_embeddings: int | None = Field(
+        None, ge=1, description="the length the model was trained for (default: its config's max_position_embeddings)")
+    beta_fast: float | None = Field(None, gt=0, description="yarn: frequencies turning more often than this over "
+                                                            "the trained length are kept (default 32)")
+    beta_slow: float | None = Field(None, gt=0, description="yarn: frequencies turning less often than this are "
+                                                            "divided by the factor (default 1)")
+    attention_factor: float | None = Field(None, gt=0, description="yarn: multiplies queries and keys "
+                                                                   "(default 0.1 ln(factor) + 1)")
+
+    @model_validator(mode="after")
+    def _yarn_only(self):
+        for name in ("beta_fast", "beta_slow", "attention_factor"):
+            if getattr(self, name) is not None and self.type != "yarn":
+                raise ValueError(f"{name} applies to rope_scaling type yarn only")
+        return self
+
+    def context_length(self, trained_length: int) -> int:
+        """The longest num_ctx this scaling allows a model trained for `trained_length`."""
+        return int(self.factor * (self.original_max_position_embeddings or trained_length))
+
+
 class Parameters(_Strict):
     """Generation parameters; names and defaults follow Ollama's Modelfile."""
 
@@ -36,6 +68,8 @@ class Parameters(_Strict):
                                                                    "time the reply used it (OpenAI's)")
     seed: int | None = Field(None, description="random seed for reproducible sampling")
     stop: list[str] = Field(default_factory=list, description="strings that end the reply")
+    rope_scaling: RopeScaling | None = Field(None, description="stretch the context past the trained length: "
+                                             "{type: linear | dynamic | yarn, factor: F}")
 
     @field_validator("stop", mode="before")
     @classmethod

@@ -1,4 +1,4 @@
-"""The server's engines: one per model (model, adapter, precision), loaded on first
+"""The server's engines: one per model (model, adapter, precision, rope scaling), loaded on first
 use (or at start, `preload`) and kept, each behind a continuous batcher
 (generation/batching.py): concurrent requests to a model decode together, up to
 `max_batch` at once, `max_queue` more wait, and beyond that a request is refused
@@ -19,7 +19,9 @@ class EnginePool:
         self._pending = 0  # loads in progress (for /health)
 
     def get(self, build: Build) -> Batcher:
-        key = (build.from_, build.adapter, build.precision)
+        p = build.parameters
+        scaling = p.rope_scaling.model_dump_json() if p.rope_scaling else None
+        key = (build.from_, build.adapter, build.precision, scaling, p.num_ctx if scaling else None)
         with self._loading:
             if key not in self._loaded:
                 self._pending += 1
