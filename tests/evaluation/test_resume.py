@@ -28,7 +28,7 @@ KILLER = textwrap.dedent("""
             return super().generate(prompt_ids, params, num_ctx)
 
     engine = Killed(Path({model!r}), {replies!r})
-    opening.load_engine = lambda ref, progress=None, adapter=None, precision=None: engine
+    opening.load_engine = lambda ref, progress=None, **options: engine
     run_comparison(Path({spec!r}), Path({out!r}))
 """)
 
