@@ -10,7 +10,7 @@ engine at fp32, in the same run:
     does not.
 Both sides get the same token ids, so tokenization is not what is compared.
 
-    python bench/export_gguf.py [--llama-python /work/llama-venv/bin/python] [--out DIR]
+    python bench/export_gguf.py [--llama-python VENV/bin/python] [--out DIR]
                                 [--quants f16,q8_0,q4_1] [--tokens 2048] [--no-lora] [--adapter NAME]
 
 llama-cpp-python runs in the interpreter given by --llama-python (default: this one, if

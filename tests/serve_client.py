@@ -61,3 +61,28 @@ def serve_in_thread(app):
         thread.join(timeout=30)
 
     return f"http://127.0.0.1:{server.config.port}", stop
+
+
+def serve_in_process(home, app_args: str = ""):
+    """`pimpmyllama.serving.app.create_app(<app_args>)` under uvicorn in a process of its
+    own with PML_HOME=`home`, on a free port: yields its URL, stops it afterwards."""
+    import contextlib
+    import os
+    import subprocess
+    import sys
+
+    @contextlib.contextmanager
+    def running():
+        port = free_port()
+        code = ("import uvicorn; from pimpmyllama.serving.app import create_app; "
+                f"uvicorn.run(create_app({app_args}), host='127.0.0.1', port={port}, log_level='warning')")
+        process = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "PML_HOME": str(home)})
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_until_healthy(url, process)
+            yield url
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+    return running()

@@ -13,7 +13,8 @@ from serve_client import free_port
 
 from pimpmyllama.chat.opening import open_conversation
 
-LLAMA_SERVER = Path(os.environ.get("PML_LLAMA_SERVER", "/work/llama-build/bin/llama-server"))
+# where `make bench-serve` builds it, or PML_LLAMA_SERVER
+LLAMA_SERVER = Path(os.environ.get("PML_LLAMA_SERVER", Path(__file__).parents[2] / ".bench/llama.cpp/build/bin/llama-server"))
 
 
 def _gguf() -> Path | None:

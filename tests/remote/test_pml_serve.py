@@ -5,14 +5,11 @@ gets the system prompt and the knowledge, the packer counts with the remote's ow
 and a remote variant in one report."""
 
 import json
-import os
-import subprocess
-import sys
 
 import httpx
 import pytest
 from remote_stub import Stub
-from serve_client import free_port, wait_until_healthy
+from serve_client import serve_in_process
 
 from pimpmyllama.chat.opening import open_conversation
 
@@ -25,17 +22,8 @@ def server(tmp_path_factory, tiny_model):
         from pimpmyllama.models.store import ModelStore
 
         ModelStore().import_model(tiny_model, "tiny")
-    port = free_port()
-    code = ("import uvicorn; from pimpmyllama.serving.app import create_app; "
-            f"uvicorn.run(create_app(), host='127.0.0.1', port={port}, log_level='warning')")
-    process = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "PML_HOME": str(home)})
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(url, process)
+    with serve_in_process(home) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 @pytest.fixture

@@ -2,14 +2,11 @@
 a store holding the tiny model): what a client sees, fields and errors alike."""
 
 import json
-import os
 import re
-import subprocess
-import sys
 
 import jsonschema
 import pytest
-from serve_client import free_port, wait_until_healthy
+from serve_client import serve_in_process
 
 openai = pytest.importorskip("openai")
 
@@ -33,17 +30,8 @@ def server(tmp_path_factory, tiny_model):
         ModelStore().import_model(tiny_model, "tiny")
         # no repeat penalty: a greedy reply is then the argmax at every step
         BuildStore().save("plain", Build.model_validate({"from": "tiny", "parameters": {"repeat_penalty": 1.0}}))
-    port = free_port()
-    code = ("import uvicorn; from pimpmyllama.serving.app import create_app; "
-            f"uvicorn.run(create_app(api_key={KEY!r}), host='127.0.0.1', port={port}, log_level='warning')")
-    process = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "PML_HOME": str(home)})
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(url, process)
+    with serve_in_process(home, f"api_key={KEY!r}") as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")

@@ -125,6 +125,29 @@ void q8_block_rows(const uint8_t* block, const Row* const* x, int64_t groups, fl
   for (int t = 0; t < T; ++t) _mm512_storeu_ps(out[t], total[t]);
 }
 
+// A block's kernel for a tile of 1 to kTile rows, by its size.
+template <typename Kernel>
+struct Tiles {
+  void operator()(const uint8_t* block, const Row* const* tile, int64_t size, int64_t groups, float (*out)[kRows]) const {
+    switch (size) {
+      case 4: Kernel::template run<4>(block, tile, groups, out); break;
+      case 3: Kernel::template run<3>(block, tile, groups, out); break;
+      case 2: Kernel::template run<2>(block, tile, groups, out); break;
+      default: Kernel::template run<1>(block, tile, groups, out); break;
+    }
+  }
+};
+
+struct Q4Kernel {
+  template <int T>
+  static void run(const uint8_t* b, const Row* const* x, int64_t g, float (*o)[kRows]) { block_rows<T>(b, x, g, o); }
+};
+
+struct Q8Kernel {
+  template <int T>
+  static void run(const uint8_t* b, const Row* const* x, int64_t g, float (*o)[kRows]) { q8_block_rows<T>(b, x, g, o); }
+};
+
 // y [rows, n] from the rows of x through `tile(block, rows of a tile, count, out)` for
 // each block of 16 weight rows (blocks shared among ATen's threads, a block's weights
 // kept in L1 while the tiles of x pass).
@@ -164,14 +187,7 @@ at::Tensor q8_blocks_gemv(const at::Tensor& x, const at::Tensor& packed, int64_t
               "q8_blocks_gemv: x, packed and n do not match");
   const auto pc = packed.contiguous();
   return by_blocks(x, pc.data_ptr<uint8_t>(), blocks, kQ8BlockBytes, n,
-                   [](const uint8_t* block, const Row* const* tile, int64_t size, int64_t groups, float (*out)[kRows]) {
-                     switch (size) {
-                       case 4: q8_block_rows<4>(block, tile, groups, out); break;
-                       case 3: q8_block_rows<3>(block, tile, groups, out); break;
-                       case 2: q8_block_rows<2>(block, tile, groups, out); break;
-                       default: q8_block_rows<1>(block, tile, groups, out); break;
-                     }
-                   });
+                   Tiles<Q8Kernel>());
 }
 
 at::Tensor q4_blocks_gemv(const at::Tensor& x, const at::Tensor& packed, int64_t n) {
@@ -183,14 +199,7 @@ at::Tensor q4_blocks_gemv(const at::Tensor& x, const at::Tensor& packed, int64_t
               "q4_blocks_gemv: x, packed and n do not match");
   const auto pc = packed.contiguous();
   return by_blocks(x, pc.data_ptr<uint8_t>(), blocks, kBlockBytes, n,
-                   [](const uint8_t* block, const Row* const* tile, int64_t size, int64_t groups, float (*out)[kRows]) {
-                     switch (size) {
-                       case 4: block_rows<4>(block, tile, groups, out); break;
-                       case 3: block_rows<3>(block, tile, groups, out); break;
-                       case 2: block_rows<2>(block, tile, groups, out); break;
-                       default: block_rows<1>(block, tile, groups, out); break;
-                     }
-                   });
+                   Tiles<Q4Kernel>());
 }
 
 // The bf16 weights [n, k] (for prompts, whose many rows run faster as a dense
