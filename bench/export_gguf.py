@@ -153,14 +153,18 @@ def lora_side(adapter: str, out: Path, python: str, base_gguf: Path) -> list[tup
     prompts = [ours_tuned.tokenizer.encode(r["prompt"], add_special_tokens=True) for r in held]
     params = GenerationParams(max_new_tokens=STOP_TOKENS, sampling=SamplingParams(temperature=0, repeat_penalty=1.0))
     ours = [ours_tuned.generate(p, params, 512).run().tokens for p in prompts]
+    ours_base_engine = Engine.load(name, folder, precision="fp32")
+    ours_base = [ours_base_engine.generate(p, params, 512).run().tokens for p in prompts]
     if not base_gguf.exists():
         api.export(DEFAULT_MODEL, base_gguf, format="gguf")
     job = {"gguf": str(base_gguf), "prompts": prompts, "ends": sorted(ours_tuned.tokenizer.end_token_ids),
            "new_tokens": STOP_TOKENS}
     base = run_llama(python, job)["greedy"]
     with_lora = run_llama(python, {**job, "lora": str(lora)})["greedy"]
-    return [("ours fp32 + adapter", *stop_rate(ours)), ("llama.cpp f16 GGUF", *stop_rate(base)),
-            ("llama.cpp f16 GGUF + GGUF LoRA", *stop_rate(with_lora))]
+    same = sum(a == b for a, b in zip(ours, with_lora))
+    print(f"  replies identical, ours + adapter vs llama.cpp + GGUF LoRA: {same} of {len(prompts)}", flush=True)
+    return [("ours fp32 base", *stop_rate(ours_base)), ("ours fp32 + adapter", *stop_rate(ours)),
+            ("llama.cpp f16 GGUF", *stop_rate(base)), ("llama.cpp f16 GGUF + GGUF LoRA", *stop_rate(with_lora))]
 
 
 def main() -> None:

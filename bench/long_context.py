@@ -11,7 +11,8 @@ tokens of T (the same tokens in every cell, each seeing num_ctx − 4096 or more
 before it) and over the whole window. Cells are appended to a JSON-lines file as
 they finish (a run can stop and resume).
 
-    nice python bench/long_context.py [--out bench/long_context.jsonl] [--precision int4] [--only 16384:yarn ...]
+    nice python bench/long_context.py [--out bench/long_context.jsonl] [--precision int4] [--threads N]
+                                      [--only 16384:yarn ...]
 """
 
 import argparse
@@ -36,6 +37,8 @@ def text_ids(tokenizer) -> list[int]:
 
 
 def run_cell(name, folder, precision, num_ctx, kind) -> dict:
+    import torch
+
     from pimpmyllama.generation.engine import Engine
     from pimpmyllama.generation.windows import token_losses
     from pimpmyllama.prompting.build import RopeScaling
@@ -52,7 +55,7 @@ def run_cell(name, folder, precision, num_ctx, kind) -> dict:
             "ppl_last": math.exp(float(losses[-SCORED:].mean())), "ppl_window": math.exp(float(losses.mean())),
             "seconds": round(time.perf_counter() - t0, 1),
             "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
-            "precision": precision, "date": time.strftime("%Y-%m-%d")}
+            "precision": precision, "threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d")}
 
 
 def table(rows: list[dict]) -> str:
@@ -74,7 +77,12 @@ def main() -> None:
     parser.add_argument("--precision", default="int4")
     parser.add_argument("--max-ctx", type=int, default=32768, help="skip cells longer than this")
     parser.add_argument("--only", nargs="*", help="run only these cells, as NUM_CTX:ROPE (e.g. 16384:yarn)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     name, folder = resolve_model_folder(DEFAULT_MODEL)
     done = [json.loads(line) for line in args.out.read_text().splitlines()] if args.out.exists() else []
     for num_ctx, kind in CELLS:

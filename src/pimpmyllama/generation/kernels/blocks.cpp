@@ -22,8 +22,9 @@
 // the group's integer sum of x is taken back, exactly), then the 16 rows' d.
 //
 // A batch's rows (decoding sequences) go through each block a tile at a time, the
-// weights unpacked once per tile; each row's arithmetic is the same in any tile, so
-// every row gets exactly the numbers it would get alone.
+// weights unpacked once per tile (up to 8 rows for q4, 4 for q8, whose unpacked block
+// leaves fewer registers: measured on the default model); each row's arithmetic is the
+// same in any tile, so every row gets exactly the numbers it would get alone.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <immintrin.h>
@@ -36,37 +37,45 @@
 
 namespace {
 
-constexpr int64_t kGroup = 32, kRows = 16, kBlockBytes = 320, kQ8BlockBytes = 544, kTile = 4;
+constexpr int64_t kGroup = 32, kRows = 16, kBlockBytes = 320, kQ8BlockBytes = 544, kTile = 8;
+constexpr int64_t kQ4Tile = 8, kQ8Tile = 4;  // rows per tile, at most kTile
 
-// One row of activations: int8 values in their natural order, and each group's
-// scale, exact sum and the sum of its int8 values.
+// The rows of activations, as the kernels read them: int8 values in their natural
+// order, and each group's scale, sum and the sum of its int8 values. `Row` is one
+// row's view into them.
 struct Row {
+  const int8_t* q;
+  const float *scale, *sum;
+  const int32_t* qsum;
+};
+
+struct Prepared {
   std::vector<int8_t> q;
   std::vector<float> scale, sum;
   std::vector<int32_t> qsum;
+  std::vector<Row> rows;
 };
 
-Row prepare(const float* x, int64_t groups) {
-  Row a{std::vector<int8_t>(groups * kGroup), std::vector<float>(groups), std::vector<float>(groups),
-        std::vector<int32_t>(groups)};
-  for (int64_t g = 0; g < groups; ++g) {
-    const float* xg = x + g * kGroup;
-    float amax = 0.f, sum = 0.f;
-    for (int j = 0; j < kGroup; ++j) {
-      amax = std::fmax(amax, std::fabs(xg[j]));
-      sum += xg[j];
-    }
+// x [rows, groups * 32] rounded to int8 per group (scale max|x| / 127, to the nearest
+// even integer as std::nearbyint rounds), two vectors per group.
+Prepared prepare(const float* x, int64_t rows, int64_t groups) {
+  Prepared a{std::vector<int8_t>(rows * groups * kGroup), std::vector<float>(rows * groups),
+             std::vector<float>(rows * groups), std::vector<int32_t>(rows * groups), std::vector<Row>(rows)};
+  for (int64_t i = 0; i < rows * groups; ++i) {
+    const __m512 lo = _mm512_loadu_ps(x + i * kGroup), hi = _mm512_loadu_ps(x + i * kGroup + 16);
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(lo), _mm512_abs_ps(hi)));
     const float scale = amax / 127.f;
-    const float inverse = scale > 0.f ? 1.f / scale : 0.f;
-    int32_t qsum = 0;
-    for (int j = 0; j < kGroup; ++j) {
-      a.q[g * kGroup + j] = static_cast<int8_t>(std::nearbyint(xg[j] * inverse));
-      qsum += a.q[g * kGroup + j];
-    }
-    a.qsum[g] = qsum;
-    a.scale[g] = scale;
-    a.sum[g] = sum;
+    const __m512 inverse = _mm512_set1_ps(scale > 0.f ? 1.f / scale : 0.f);
+    const __m512i qlo = _mm512_cvtps_epi32(_mm512_mul_ps(lo, inverse)), qhi = _mm512_cvtps_epi32(_mm512_mul_ps(hi, inverse));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(a.q.data() + i * kGroup), _mm512_cvtepi32_epi8(qlo));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(a.q.data() + i * kGroup + 16), _mm512_cvtepi32_epi8(qhi));
+    a.qsum[i] = _mm512_reduce_add_epi32(_mm512_add_epi32(qlo, qhi));
+    a.scale[i] = scale;
+    a.sum[i] = _mm512_reduce_add_ps(_mm512_add_ps(lo, hi));
   }
+  for (int64_t r = 0; r < rows; ++r)
+    a.rows[r] = Row{a.q.data() + r * groups * kGroup, a.scale.data() + r * groups, a.sum.data() + r * groups,
+                    a.qsum.data() + r * groups};
   return a;
 }
 
@@ -88,7 +97,7 @@ void block_rows(const uint8_t* block, const Row* const* x, int64_t groups, float
     const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 256)));
     const __m512 m = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 288)));
     for (int t = 0; t < T; ++t) {
-      const int8_t* q = x[t]->q.data() + g * kGroup;
+      const int8_t* q = x[t]->q + g * kGroup;
       __m512i even = _mm512_setzero_si512(), odd = _mm512_setzero_si512();  // two chains; integer sums are exact
       for (int c = 0; c < 4; ++c) {
         even = _mm512_dpbusd_epi32(even, low[c], four(q + 4 * c));
@@ -112,7 +121,7 @@ void q8_block_rows(const uint8_t* block, const Row* const* x, int64_t groups, fl
     for (int c = 0; c < 8; ++c) w[c] = _mm512_loadu_si512(block + 64 * c);
     const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 512)));
     for (int t = 0; t < T; ++t) {
-      const int8_t* q = x[t]->q.data() + g * kGroup;
+      const int8_t* q = x[t]->q + g * kGroup;
       __m512i even = _mm512_setzero_si512(), odd = _mm512_setzero_si512();  // two chains; integer sums are exact
       for (int c = 0; c < 8; c += 2) {
         even = _mm512_dpbusd_epi32(even, w[c], four(q + 4 * c));
@@ -130,6 +139,10 @@ template <typename Kernel>
 struct Tiles {
   void operator()(const uint8_t* block, const Row* const* tile, int64_t size, int64_t groups, float (*out)[kRows]) const {
     switch (size) {
+      case 8: Kernel::template run<8>(block, tile, groups, out); break;
+      case 7: Kernel::template run<7>(block, tile, groups, out); break;
+      case 6: Kernel::template run<6>(block, tile, groups, out); break;
+      case 5: Kernel::template run<5>(block, tile, groups, out); break;
       case 4: Kernel::template run<4>(block, tile, groups, out); break;
       case 3: Kernel::template run<3>(block, tile, groups, out); break;
       case 2: Kernel::template run<2>(block, tile, groups, out); break;
@@ -153,12 +166,10 @@ struct Q8Kernel {
 // kept in L1 while the tiles of x pass).
 template <typename Tile>
 at::Tensor by_blocks(const at::Tensor& x, const uint8_t* blocks, int64_t count, int64_t block_bytes, int64_t n,
-                     Tile tile) {
+                     Tile tile, int64_t tile_rows) {
   const int64_t rows = x.size(0), k = x.size(1), groups = k / kGroup;
   const auto xc = x.contiguous();
-  std::vector<Row> prepared;
-  prepared.reserve(rows);
-  for (int64_t i = 0; i < rows; ++i) prepared.push_back(prepare(xc.data_ptr<float>() + i * k, groups));
+  const Prepared prepared = prepare(xc.data_ptr<float>(), rows, groups);
   auto y = at::empty({rows, n}, x.options());
   float* yp = y.data_ptr<float>();
   at::parallel_for(0, count, 4, [&](int64_t begin, int64_t end) {
@@ -167,9 +178,9 @@ at::Tensor by_blocks(const at::Tensor& x, const uint8_t* blocks, int64_t count, 
     for (int64_t b = begin; b < end; ++b) {
       const uint8_t* block = blocks + b * groups * block_bytes;
       const int64_t width = std::min(kRows, n - b * kRows);
-      for (int64_t i = 0; i < rows; i += kTile) {
-        const int64_t size = std::min(kTile, rows - i);
-        for (int64_t t = 0; t < size; ++t) rows_of_tile[t] = &prepared[i + t];
+      for (int64_t i = 0; i < rows; i += tile_rows) {
+        const int64_t size = std::min(tile_rows, rows - i);
+        for (int64_t t = 0; t < size; ++t) rows_of_tile[t] = &prepared.rows[i + t];
         tile(block, rows_of_tile, size, groups, out);
         for (int64_t t = 0; t < size; ++t) std::copy(out[t], out[t] + width, yp + (i + t) * n + b * kRows);
       }
@@ -187,7 +198,7 @@ at::Tensor q8_blocks_gemv(const at::Tensor& x, const at::Tensor& packed, int64_t
               "q8_blocks_gemv: x, packed and n do not match");
   const auto pc = packed.contiguous();
   return by_blocks(x, pc.data_ptr<uint8_t>(), blocks, kQ8BlockBytes, n,
-                   Tiles<Q8Kernel>());
+                   Tiles<Q8Kernel>(), kQ8Tile);
 }
 
 at::Tensor q4_blocks_gemv(const at::Tensor& x, const at::Tensor& packed, int64_t n) {
@@ -199,7 +210,7 @@ at::Tensor q4_blocks_gemv(const at::Tensor& x, const at::Tensor& packed, int64_t
               "q4_blocks_gemv: x, packed and n do not match");
   const auto pc = packed.contiguous();
   return by_blocks(x, pc.data_ptr<uint8_t>(), blocks, kBlockBytes, n,
-                   Tiles<Q4Kernel>());
+                   Tiles<Q4Kernel>(), kQ4Tile);
 }
 
 // The bf16 weights [n, k] (for prompts, whose many rows run faster as a dense

@@ -106,11 +106,14 @@ void rotate(const float* in, const float* rotation, float* out, int64_t hd) {
 // One token's attention (see the top of this file) over one kv head's cache slices:
 // `in` its fused projection, `q` its rotated queries, kh/vh that kv head's keys and
 // values (row stride ks1/vs1; the token's own row, end - 1, already written), `out`
-// the attended values of the head's query group.
-void attend_kv_head(const float* q, const float* kh, int64_t ks1, const float* vh, int64_t vs1, int64_t end,
-                    int64_t group, int64_t hd, float* out, std::vector<float>& p) {
+// the attended values of the head's query group. G and C, when not 0, fix the group
+// size and hd / 16 at compile time, so that the keys, values and accumulators stay in
+// registers (the same operations in the same order as with G = C = 0).
+template <int G, int C>
+void attend_kv_head_as(const float* q, const float* kh, int64_t ks1, const float* vh, int64_t vs1, int64_t end,
+                       int64_t group_given, int64_t hd_given, float* out, std::vector<float>& p) {
+  const int64_t group = G ? G : group_given, chunks = C ? C : hd_given / 16, hd = 16 * chunks;
   const float scale = 1.f / std::sqrt(static_cast<float>(hd));
-  const int64_t chunks = hd / 16;
   p.resize(group * end);
   // scores: each key row is read once for all the group's queries
   for (int64_t t = 0; t < end; ++t) {
@@ -154,6 +157,32 @@ void attend_kv_head(const float* q, const float* kh, int64_t ks1, const float* v
   for (int64_t j = 0; j < group; ++j)
     for (int64_t c = 0; c < chunks; ++c)
       _mm512_mask_storeu_ps(out + j * hd + 16 * c, tail_mask(hd - 16 * c), _mm512_mul_ps(acc[j][c], _mm512_set1_ps(inverse[j])));
+}
+
+using AttendKvHead = void (*)(const float*, const float*, int64_t, const float*, int64_t, int64_t, int64_t, int64_t,
+                              float*, std::vector<float>&);
+
+template <int C>
+AttendKvHead attend_kv_head_for_group(int64_t group) {
+  switch (group) {
+    case 1: return &attend_kv_head_as<1, C>;
+    case 2: return &attend_kv_head_as<2, C>;
+    case 3: return &attend_kv_head_as<3, C>;
+    case 4: return &attend_kv_head_as<4, C>;
+    case 5: return &attend_kv_head_as<5, C>;
+    case 6: return &attend_kv_head_as<6, C>;
+    case 7: return &attend_kv_head_as<7, C>;
+    case 8: return &attend_kv_head_as<8, C>;
+    default: return &attend_kv_head_as<0, 0>;
+  }
+}
+
+// attend_kv_head_as for a model's heads: compiled for them where head_dim is 64 or 128
+// and a kv head has up to 8 query heads (most Llama-family models), else the general one.
+AttendKvHead attend_kv_head_for(int64_t group, int64_t hd) {
+  if (hd == 64) return attend_kv_head_for_group<4>(group);
+  if (hd == 128) return attend_kv_head_for_group<8>(group);
+  return &attend_kv_head_as<0, 0>;
 }
 
 // One token of one sequence, up to the attention proper: rotates its queries into
@@ -200,6 +229,7 @@ at::Tensor attend_one(const at::Tensor& qkv, const at::Tensor& rotation, at::Ten
   const int64_t group = heads / kv_heads;
   // a kv head and its queries are ~4 * group * end * hd flops: only long caches are worth a second thread
   const int64_t grain = group * end * hd >= (1 << 16) ? 1 : kv_heads;
+  const AttendKvHead attend_kv_head = attend_kv_head_for(group, hd);
   at::parallel_for(0, kv_heads, grain, [&](int64_t begin, int64_t stop) {
     std::vector<float> p;
     for (int64_t g = begin; g < stop; ++g)
@@ -241,6 +271,7 @@ at::Tensor attend_rows(const at::Tensor& qkv, const at::Tensor& rotations, at::T
     rotate_and_store(in + b * qkv.size(1), rot + b * hd, cache(keys, b), keys[b].stride(1), keys[b].stride(2),
                      cache(values, b), values[b].stride(1), values[b].stride(2), ends[b], heads, kv_heads, hd,
                      q.data() + b * heads * hd);
+  const AttendKvHead attend_kv_head = attend_kv_head_for(group, hd);
   at::parallel_for(0, rows * kv_heads, 1, [&](int64_t begin, int64_t stop) {
     std::vector<float> p;
     for (int64_t i = begin; i < stop; ++i) {
