@@ -45,6 +45,19 @@ def test_a_build_may_reach_factor_times_the_trained_length(pml_home, stored_tiny
     assert conversation.engine.backend.spec.rope["rope_type"] == "yarn"
 
 
+def test_ask_on_a_stretched_build_states_its_kv_cache_for_good(pml_home, stored_tiny, tmp_path):
+    build = tmp_path / "b.yml"
+    build.write_text("from: tiny\nparameters: {num_ctx: 1024, max_new_tokens: 4, rope_scaling: {type: yarn, factor: 2}}\n")
+    assert pml("create", "long", "-f", str(build), home=pml_home).returncode == 0
+    result = pml("ask", "long", "hello", home=pml_home)
+    assert result.returncode == 0, result.stderr
+    assert "KV cache for num_ctx 1024: 0.5 MiB (keys and values × 2 layers × 2 kv heads × head_dim 16 × 4 bytes)" \
+        in result.stderr
+    # a build that does not stretch its context says nothing of it
+    plain = pml("ask", "tiny", "hello", home=pml_home)
+    assert plain.returncode == 0 and "KV cache" not in plain.stderr
+
+
 def test_a_kv_cache_that_does_not_fit_is_refused_with_its_numbers(pml_home, tiny_model, monkeypatch):
     from pimpmyllama.errors import InvalidInputError
     from pimpmyllama.generation import kv_memory

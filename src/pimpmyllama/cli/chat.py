@@ -27,7 +27,12 @@ def open_conversation(build_ref: str | None, session_name: str | None, style: li
 
     styles = [parse_style_option(s) for s in style or []]
     with progress_reporter("Loading") as report:
-        return open_(build_ref, session_name, progress=report, styles=styles, **options)
+        conversation, resolved = open_(build_ref, session_name, progress=report, styles=styles, **options)
+    kv_cache = getattr(conversation.engine, "kv_cache", None)
+    if conversation.build.parameters.rope_scaling is not None and kv_cache is not None:
+        # a stretched context's memory, stated for good (the progress line goes away)
+        err.print(kv_cache.describe(), markup=False, soft_wrap=True)
+    return conversation, resolved
 
 
 def chat(
