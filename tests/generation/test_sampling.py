@@ -11,6 +11,19 @@ def test_repeat_penalty_divides_positive_and_multiplies_negative_logits():
     assert logits.tolist() == [2.0, -2.0, 1.0, 0.5]  # the input is left alone
 
 
+def test_repeat_penalty_is_the_float32_formula_to_the_bit_on_a_real_sized_row():
+    logits = torch.randn(49152, generator=torch.Generator().manual_seed(0)) * 8
+    recent = [5, 17, 17, 40000, 123, 49151]
+    ids = torch.tensor(sorted(set(recent)))
+    expected = logits.clone()
+    expected[ids] = torch.where(logits[ids] > 0, logits[ids] / 1.1, logits[ids] * 1.1)
+    assert torch.equal(apply_repeat_penalty(logits, recent, 1.1), expected)
+
+
+def test_greedy_takes_the_first_of_tied_maxima():
+    assert Sampler(SamplingParams(temperature=0, repeat_penalty=1.0))(torch.tensor([0.5, 2.0, 1.0, 2.0]), []) == 1
+
+
 def test_top_k_then_top_p_keeps_the_smallest_nucleus():
     logits = torch.log(torch.tensor([0.05, 0.5, 0.3, 0.15]))
     values, ids = filter_top_k_top_p(logits, top_k=3, top_p=0.75)

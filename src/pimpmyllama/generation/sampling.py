@@ -8,6 +8,7 @@ probability reaches top-p, and draw. A temperature of 0 is greedy decoding.
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from pimpmyllama.prompting.build import Parameters
@@ -34,11 +35,13 @@ def apply_repeat_penalty(logits: torch.Tensor, recent: list[int], penalty: float
     negative ones."""
     if penalty == 1.0 or not recent:
         return logits
-    ids = torch.tensor(sorted(set(recent)), dtype=torch.long)
-    seen = logits[ids]
-    logits = logits.clone()
-    logits[ids] = torch.where(seen > 0, seen / penalty, seen * penalty)
-    return logits
+    # in numpy: a handful of torch operations on one row cost more in dispatch than in
+    # arithmetic (the same float32 operations, to the bit)
+    values = logits.numpy().copy()
+    ids = np.fromiter(set(recent), dtype=np.int64)
+    seen = values[ids]
+    values[ids] = np.where(seen > 0, seen / np.float32(penalty), seen * np.float32(penalty))
+    return torch.from_numpy(values)
 
 
 def apply_presence_frequency(logits: torch.Tensor, generated: list[int], presence: float,
@@ -79,13 +82,13 @@ class Sampler:
         penalty over the prompt too (llama.cpp's and transformers' choice) pushes the
         model away from the very facts its system prompt or documents state."""
         p = self.params
-        logits = logits.float()
+        logits = logits.detach().float()
         if p.repeat_last_n != 0:
             recent = generated_ids if p.repeat_last_n < 0 else generated_ids[-p.repeat_last_n :]
             logits = apply_repeat_penalty(logits, recent, p.repeat_penalty)
         logits = apply_presence_frequency(logits, generated_ids, p.presence_penalty, p.frequency_penalty)
-        if p.temperature <= 0:
-            return int(torch.argmax(logits))
+        if p.temperature <= 0:  # numpy's argmax: the same first maximum, ~10x faster than torch's on one row
+            return int(logits.numpy().argmax())
         values, ids = filter_top_k_top_p(logits / p.temperature, p.top_k, p.top_p)
         choice = torch.multinomial(torch.softmax(values, dim=-1), 1, generator=self._generator)
         return int(ids[choice])
