@@ -65,14 +65,14 @@ def passages(limit: int) -> list[dict]:
     return out
 
 
-def cached_passages(limit: int) -> list[dict]:
-    path = OUT / "passages.jsonl"
+def cached_passages(limit: int, folder: Path = OUT) -> list[dict]:
+    path = folder / "passages.jsonl"
     if path.exists():
         rows = [json.loads(line) for line in path.read_text().splitlines()]
         if len(rows) >= limit:
             return rows[:limit]
     rows = passages(limit)
-    OUT.mkdir(exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     return rows
 

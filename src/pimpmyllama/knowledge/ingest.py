@@ -150,5 +150,6 @@ def ingest(store: KnowledgeStore, kb: KnowledgeBase, embedder, paths: list[str],
         if sum(len(p.chunks) for p in pending) >= batch_chunks:
             flush()
     flush()
+    store.save_index(kb)
     report.seconds = time.perf_counter() - started
     return report

@@ -174,6 +174,7 @@ class KnowledgeStore:
             ]
             vectors_table.add(ids, kb.id, vectors)
             self.db.execute("UPDATE knowledge_bases SET updated_at = ? WHERE id = ?", (utc_now(), kb.id))
+        vectors_table.sync_index(kb.id)
         return "updated" if old else "added"
 
     def _delete_documents(self, doc_ids: list[int], vectors_table: VectorTable) -> None:
@@ -186,9 +187,15 @@ class KnowledgeStore:
     def remove_documents(self, kb: KnowledgeBase, pattern: str) -> list[str]:
         """Remove the documents whose source matches `pattern` (a path or a glob)."""
         docs = [d for d in self.documents(kb) if d.source == pattern or source_matches(d.source, pattern)]
+        vectors_table = vector_table(self.db, "chunks", kb.dim)
         with self.db.transaction():
-            self._delete_documents([d.id for d in docs], vector_table(self.db, "chunks", kb.dim))
+            self._delete_documents([d.id for d in docs], vectors_table)
+        vectors_table.sync_index(kb.id, save=True)
         return [d.source for d in docs]
+
+    def save_index(self, kb: KnowledgeBase) -> None:
+        """Write the base's approximate index out now (the end of an ingestion), where it has one."""
+        vector_table(self.db, "chunks", kb.dim).sync_index(kb.id, save=True)
 
     # chunks ---------------------------------------------------------------------
     def chunks(self, ids: list[int]) -> list[StoredChunk]:
@@ -265,4 +272,5 @@ class KnowledgeStore:
             table.ensure_index(kb.id)
             self.db.execute("UPDATE knowledge_bases SET embedder = ?, dim = ?, updated_at = ? WHERE id = ?",
                             (embedder, dim, utc_now(), kb.id))
+        table.sync_index(kb.id, save=True)
         return self.get(kb.name)

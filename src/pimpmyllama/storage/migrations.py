@@ -143,6 +143,29 @@ MIGRATIONS: list[Migration] = [
         );
         """,
     ),
+    Migration(
+        4,
+        "vector_indexes",
+        "",
+        per_engine={
+            # SQLite only: the approximate index files beside the database (storage/ann_parts.py);
+            # existing knowledge bases are indexed from now on.
+            "sqlite": """
+            CREATE TABLE vector_indexes (
+                name TEXT NOT NULL,
+                part INTEGER NOT NULL,
+                uid TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                row_count INTEGER NOT NULL,
+                PRIMARY KEY (name, part)
+            );
+            INSERT INTO vector_indexes (name, part, uid, version, row_count)
+            SELECT 'vec_chunks_' || k.dim, k.id, lower(hex(randomblob(16))), 0,
+                   (SELECT COUNT(*) FROM chunks c WHERE c.kb_id = k.id)
+            FROM knowledge_bases k;
+            """,
+        },
+    ),
 ]
 
 

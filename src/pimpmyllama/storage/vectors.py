@@ -1,10 +1,12 @@
 """Vector tables: one per kind of owner (chunks, memories) and dimension.
 
 SQLite: a sqlite-vec `vec0` table (exact search, partitioned by knowledge base or
-session). PostgreSQL: a pgvector column with an HNSW index per partition (a partial
-index, so one base's search never has to filter out another's rows). A search
-restricted to a set of ids (metadata filters) is exact on both engines, and the
-restriction is applied before ranking, never after.
+session), and for a large indexed partition an HNSW index file beside the database,
+kept consistent with it (storage/ann_parts.py). PostgreSQL: a pgvector column with
+an HNSW index per partition (a partial index, so one base's search never has to
+filter out another's rows). A search restricted to a set of ids (metadata filters)
+ranks only those ids: exactly on PostgreSQL and for small sets on SQLite, through
+the index for large ones on SQLite (with exact search as its fallback).
 
 `vector_table(db, kind, dim)` gives the engine's class; each class holds all of its
 engine's SQL.
@@ -14,6 +16,7 @@ import json
 
 import numpy as np
 
+from pimpmyllama.storage.ann_parts import PartIndex
 from pimpmyllama.storage.db import Database
 
 KINDS = ("chunks", "memories")
@@ -38,6 +41,10 @@ class VectorTable:
 
     def ensure_index(self, part: int) -> None:
         """Index one partition for approximate search, where the engine has such an index."""
+
+    def sync_index(self, part: int, save: bool = False) -> None:
+        """After a write's commit: bring the partition's approximate index up to date (and
+        write it out when `save`), where the engine keeps one outside the database."""
 
     def add(self, ids: list[int], part: int, vectors: np.ndarray) -> None:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -93,6 +100,32 @@ class SQLiteVectorTable(VectorTable):
             f"part INTEGER PARTITION KEY, embedding float[{self.dim}] distance_metric=cosine)"
         )
 
+    def _part_index(self, part: int) -> PartIndex:
+        return PartIndex(self.db, self.name, self.dim, part)
+
+    def ensure_index(self, part: int) -> None:
+        self._part_index(part).create()
+
+    def sync_index(self, part: int, save: bool = False) -> None:
+        self._part_index(part).sync(save)
+
+    def add(self, ids: list[int], part: int, vectors: np.ndarray) -> None:
+        super().add(ids, part, vectors)
+        self._part_index(part).changed(len(ids))
+
+    def delete(self, ids: list[int]) -> None:
+        for start in range(0, len(ids), _BATCH):
+            batch = [int(i) for i in ids[start : start + _BATCH]]
+            counts = self.db.query(f"SELECT part, COUNT(*) AS n FROM {self.name} "
+                                   f"WHERE rowid IN ({','.join('?' * len(batch))}) GROUP BY part", batch)
+            super().delete(batch)
+            for row in counts:
+                self._part_index(row["part"]).changed(-row["n"])
+
+    def delete_part(self, part: int) -> None:
+        super().delete_part(part)
+        self._part_index(part).drop()
+
     def _encode(self, vector):
         return vector.tobytes()
 
@@ -100,6 +133,10 @@ class SQLiteVectorTable(VectorTable):
         return np.frombuffer(stored, dtype=np.float32)
 
     def _nearest(self, part, query, k, among):
+        rows = self._part_index(part).search(query, k, among)
+        return rows if rows is not None else self._exact(part, query, k, among)
+
+    def _exact(self, part, query, k, among):
         sql = f"SELECT rowid AS id, distance FROM {self.name} WHERE embedding MATCH ? AND k = ? AND part = ?"
         params = [query.tobytes(), k, part]
         if among is not None:
