@@ -24,7 +24,8 @@ CONNECTIVITY, EXPANSION_ADD, EXPANSION_SEARCH = 16, 64, 400
 
 
 class AnnIndex:
-    """Cosine HNSW over float32 vectors keyed by row id."""
+    """Cosine HNSW over float32 vectors keyed by row id; the same rows added in the same
+    order give the same index."""
 
     def __init__(self, dim: int, image: bytes | None = None):
         from usearch.index import Index
@@ -47,7 +48,11 @@ class AnnIndex:
             present = ids[self._index.contains(ids)]
             if len(present):
                 self._index.remove(present)  # a re-added id takes its new vector
-            self._index.add(ids, np.ascontiguousarray(vectors, dtype=np.float32))
+            # One thread: usearch's concurrent inserts can leave a row stored but unreachable
+            # by any search (unum-cloud/USearch#735; here 1 build in 10 of 1,000 rows lost one),
+            # and their graph differs run to run. On one thread a row is always reachable and
+            # the same rows give the same index; the build was no slower here (10k rows).
+            self._index.add(ids, np.ascontiguousarray(vectors, dtype=np.float32), threads=1)
 
     def remove(self, ids) -> None:
         ids = np.asarray(ids, dtype=np.uint64)
