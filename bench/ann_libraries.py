@@ -27,6 +27,23 @@ from rag import widen  # noqa: E402
 M, EF_CONSTRUCTION, QUERIES, K = 16, 64, 200, 10
 
 
+def add_vector_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cache", type=Path, default=OUT)
+    parser.add_argument("--real", type=int, default=4000)
+    parser.add_argument("--n", type=int, default=20_000)
+    parser.add_argument("--noise", type=float, default=0.02)
+
+
+def load_vectors(args) -> tuple[np.ndarray, np.ndarray]:
+    """(--n vectors: the first --real cached passages, then noisy repeats; the QUERIES passages after them)."""
+    cache, real, n, noise = args.cache, args.real, args.n, args.noise
+    blocks = sorted((cache / "embeddings").glob("*-1000.npy"))[: (real + QUERIES + 999) // 1000]
+    data = np.concatenate([np.load(b) for b in blocks]).astype(np.float32)
+    data /= np.linalg.norm(data, axis=1, keepdims=True)
+    _, matrix = widen([""] * real, data[:real], n, noise)
+    return matrix, data[real : real + QUERIES]
+
+
 def exact_top(matrix, queries, k=K):
     scores = queries @ matrix.T
     return [set(np.argpartition(-s, k)[:k].tolist()) for s in scores]
@@ -97,17 +114,10 @@ def run_faiss(matrix, queries, ef, folder):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cache", type=Path, default=OUT)
-    parser.add_argument("--real", type=int, default=4000)
-    parser.add_argument("--n", type=int, default=20_000)
-    parser.add_argument("--noise", type=float, default=0.02)
+    add_vector_arguments(parser)
     parser.add_argument("--ef", type=int, default=100)
     args = parser.parse_args()
-    blocks = sorted((args.cache / "embeddings").glob("*-1000.npy"))[: (args.real + QUERIES + 999) // 1000]
-    data = np.concatenate([np.load(b) for b in blocks]).astype(np.float32)
-    data /= np.linalg.norm(data, axis=1, keepdims=True)
-    queries = data[args.real : args.real + QUERIES]
-    _, matrix = widen([""] * args.real, data[: args.real], args.n, args.noise)
+    matrix, queries = load_vectors(args)
     truth = exact_top(matrix, queries)
     exact_p50, _ = timed_queries(lambda q: np.argpartition(-(matrix @ q), K)[:K], queries)
     print(f"{args.n} vectors of {matrix.shape[1]} dims, {QUERIES} queries, k={K}, ef_search={args.ef}, "
