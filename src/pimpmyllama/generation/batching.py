@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pimpmyllama.errors import BusyError
 from pimpmyllama.generation.engine import Engine, Generation
 from pimpmyllama.generation.logprobs import worth_sending
-from pimpmyllama.generation.outbox import Outbox
+from pimpmyllama.generation.outbox import Outbox, Wakeups
 from pimpmyllama.generation.params import Completion, GenerationParams
 from pimpmyllama.generation.sequence import Sequence, prefill_chunks, shared_prefix
 
@@ -267,18 +267,20 @@ class Batcher:
             logits = [self.engine.backend.forward([r.sequence.token], r.cache, r.sequence.position) for r in decoding]
         self.stats.steps += 1
         self.stats.rows += len(decoding)
+        wakeups = Wakeups()  # the step's consumers woken together, once the step's tokens are all out
         for running, token, row in zip(decoding, tokens, logits):
             running.cache.ids.append(token)
-            self._deliver(running, row)
+            self._deliver(running, row, wakeups)
+        wakeups.send()
 
-    def _deliver(self, running: _Running, logits) -> None:
+    def _deliver(self, running: _Running, logits, wakeups: Wakeups | None = None) -> None:
         delta = running.sequence.accept(logits)
         if worth_sending(delta):
-            running.outbox.put(delta)
+            running.outbox.put(delta, wakeups)
         if running.sequence.done:
-            self._leave(running)
+            self._leave(running, wakeups)
 
-    def _leave(self, running: _Running) -> None:
+    def _leave(self, running: _Running, wakeups: Wakeups | None = None) -> None:
         """Out of the batch: its cache kept for reuse, its completion sent."""
         with self._wake:
             if running in self._running:
@@ -290,5 +292,5 @@ class Batcher:
         completion = running.sequence.completion()
         self.stats.completion_tokens += completion.usage.completion_tokens
         self.stats.finished[completion.finish_reason] = self.stats.finished.get(completion.finish_reason, 0) + 1
-        running.outbox.put(completion)
+        running.outbox.put(completion, wakeups)
 
