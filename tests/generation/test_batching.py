@@ -84,6 +84,29 @@ def test_a_short_prompt_gives_exactly_what_decoding_it_token_by_token_gives(engi
     assert torch.equal(logits, last)
 
 
+def test_a_prompt_riding_a_batched_step_gets_what_forward_gives_it(engine):
+    model = engine.backend
+    assert model.prompt_rows_batch == (model.fused and model.layers[0].qkv.product.bits == 4)
+    if not model.prompt_rows_batch:
+        pytest.skip("only int4 layers on our kernels take a prompt row by row")
+    first, second, prompt = prompts(engine, 3)
+    caches, alone = [], []
+    for n, ids in enumerate((first, second)):
+        single, batched = model.new_cache(128), model.new_cache(128)
+        model.forward(ids, single, 0)
+        model.forward(ids, batched, 0)
+        alone.append(model.forward([10 + n], single, len(ids)))
+        caches.append(batched)
+    by_itself, riding = model.new_cache(128), model.new_cache(128)
+    expected = model.forward(prompt, by_itself, 0)
+    rows = model.forward_batch([10, 11, *prompt], [*caches, *[riding] * len(prompt)],
+                               [len(first), len(second), *range(len(prompt))], [0, 1, 1 + len(prompt)])
+    assert rows.shape == (3, engine.tokenizer.vocab_size)
+    assert torch.equal(rows[0], alone[0]) and torch.equal(rows[1], alone[1])
+    assert torch.equal(rows[2], expected)
+    assert torch.equal(riding.k[:, :, : len(prompt)], by_itself.k[:, :, : len(prompt)])
+
+
 def test_replies_decoded_together_equal_the_same_replies_alone(engine):
     params = GenerationParams(max_new_tokens=12, sampling=GREEDY)
     asked = prompts(engine, 6)
@@ -98,6 +121,9 @@ def test_replies_decoded_together_equal_the_same_replies_alone(engine):
     assert [c.text for c in together] == [c.text for c in alone]
     assert sum(c.usage.completion_tokens for c in together) == stats.completion_tokens
     assert stats.rows > stats.steps  # several sequences per step: it batched
+    assert stats.prompt_tokens + stats.cached_tokens == sum(len(ids) for ids in asked)
+    # int4 on our kernels: the prompts that came while others decoded rode along their steps
+    assert (stats.prompt_tokens_in_steps > 0) == engine.backend.prompt_rows_batch
     assert stats.running == 0 and stats.waiting == 0
 
 

@@ -26,7 +26,10 @@ from pimpmyllama.generation.engine import Engine, Generation
 from pimpmyllama.generation.logprobs import worth_sending
 from pimpmyllama.generation.outbox import Outbox, Wakeups
 from pimpmyllama.generation.params import Completion, GenerationParams
+from pimpmyllama.generation.products import SHORT_PROMPT_ROWS
 from pimpmyllama.generation.sequence import Sequence, prefill_chunks, shared_prefix
+
+RIDING_ROWS = 64  # prompt rows that ride along one decoding step: a long prompt rides several
 
 
 @dataclass
@@ -98,6 +101,7 @@ class BatchStats:
     steps: int = 0  # batched decoding steps
     rows: int = 0  # sequences advanced, summed over steps (rows / steps: the mean batch)
     prompt_tokens: int = 0  # computed, not reused from a cache
+    prompt_tokens_in_steps: int = 0  # of which computed in decoding steps, beside the sequences' new tokens
     cached_tokens: int = 0
     completion_tokens: int = 0
     finished: dict = field(default_factory=dict)  # finish reason -> count
@@ -233,36 +237,68 @@ class Batcher:
             running.outbox.put(running.sequence.completion())
 
     def _advance(self) -> None:
-        """One turn: drop the abandoned, compute one prompt chunk, decode one step."""
+        """One turn: drop the abandoned, compute one prompt chunk, decode one step. A
+        short prompt's chunk rides along the decoding step instead (the weights read
+        once for both), where the model gives its rows the same numbers either way."""
         for running in [r for r in self._running if r.cancelled]:
             running.sequence.stop()
             self._leave(running)
         prefilling = [r for r in self._running if r.cache is None or len(r.cache.ids) < len(r.sequence.prompt)]
-        if prefilling:
-            self._prefill_chunk(prefilling[0])
         decoding = [r for r in self._running if r.sequence.token is not None and not r.sequence.done]
-        if decoding:
-            self._step(decoding)
+        riding = None
+        if prefilling:
+            self._open(prefilling[0])
+            if decoding and self._can_ride(prefilling[0]):
+                riding = prefilling[0]
+            else:
+                self._prefill_chunk(prefilling[0])
+                decoding = [r for r in self._running if r.sequence.token is not None and not r.sequence.done]
+        if decoding or riding:
+            self._step(decoding, riding)
+
+    def _open(self, running: _Running) -> None:
+        """Give a new sequence the kept cache sharing most of its prompt."""
+        if running.cache is None:
+            prompt = running.sequence.prompt
+            running.cache = self._caches.take(prompt, running.sequence.num_ctx)
+            running.reused = shared_prefix(running.cache.ids, prompt)
+            running.cache.ids = running.cache.ids[: running.reused]
+            self.stats.cached_tokens += running.reused
+
+    def _can_ride(self, running: _Running) -> bool:
+        left = len(running.sequence.prompt) - len(running.cache.ids)
+        return (self._batched and running.chunks is None and left <= SHORT_PROMPT_ROWS
+                and getattr(self.engine.backend, "prompt_rows_batch", False))
 
     def _prefill_chunk(self, running: _Running) -> None:
         prompt = running.sequence.prompt
-        if running.cache is None:
-            running.cache = self._caches.take(prompt, running.sequence.num_ctx)
-            running.reused = shared_prefix(running.cache.ids, prompt)
-            running.chunks = prefill_chunks(self.engine.backend, running.cache, prompt, running.reused)
-            self.stats.cached_tokens += running.reused
+        if running.chunks is None:
+            running.chunks = prefill_chunks(self.engine.backend, running.cache, prompt, len(running.cache.ids))
         before = len(running.cache.ids)
         logits = next(running.chunks)
         self.stats.prompt_tokens += len(running.cache.ids) - before
         if len(running.cache.ids) == len(prompt):
-            running.sequence.prefilled(running.reused)
-            self._deliver(running, logits)
+            self._prefilled(running, logits)
 
-    def _step(self, decoding: list[_Running]) -> None:
+    def _prefilled(self, running: _Running, logits, wakeups: Wakeups | None = None) -> None:
+        running.sequence.prefilled(running.reused)
+        self._deliver(running, logits, wakeups)
+
+    def _step(self, decoding: list[_Running], riding: _Running | None = None) -> None:
+        """One token for each decoding sequence, and with them up to RIDING_ROWS of
+        `riding`'s prompt (its rows at their positions in its cache)."""
         tokens = [r.sequence.token for r in decoding]
-        if self._batched and len(decoding) > 1:
+        if riding is not None or (self._batched and len(decoding) > 1):
             caches = [r.cache for r in decoding]
-            logits = self.engine.backend.forward_batch(tokens, caches, [r.sequence.position for r in decoding])
+            positions = [r.sequence.position for r in decoding]
+            wanted = None
+            if riding is not None:
+                begin = len(riding.cache.ids)
+                piece = riding.sequence.prompt[begin : begin + RIDING_ROWS]
+                caches += [riding.cache] * len(piece)
+                positions += range(begin, begin + len(piece))
+                wanted = [*range(len(decoding)), len(decoding) + len(piece) - 1]
+            logits = self.engine.backend.forward_batch(tokens + (piece if riding else []), caches, positions, wanted)
         else:
             logits = [self.engine.backend.forward([r.sequence.token], r.cache, r.sequence.position) for r in decoding]
         self.stats.steps += 1
@@ -271,6 +307,12 @@ class Batcher:
         for running, token, row in zip(decoding, tokens, logits):
             running.cache.ids.append(token)
             self._deliver(running, row, wakeups)
+        if riding is not None:
+            riding.cache.ids = riding.sequence.prompt[: begin + len(piece)]
+            self.stats.prompt_tokens += len(piece)
+            self.stats.prompt_tokens_in_steps += len(piece)
+            if len(riding.cache.ids) == len(riding.sequence.prompt):
+                self._prefilled(riding, logits[-1], wakeups)
         wakeups.send()
 
     def _deliver(self, running: _Running, logits, wakeups: Wakeups | None = None) -> None:

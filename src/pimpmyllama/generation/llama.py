@@ -172,6 +172,13 @@ class LlamaModel:
         self._heads = (spec.num_heads, spec.num_kv_heads, spec.head_dim)
         # our kernels for the step's small operations, where they built and the shapes fit
         self.fused = kernels.load() and FusedOneQueryAttention.fits(self._heads)
+        # A short prompt's rows can then join a batched step (forward_batch) and get exactly
+        # what `forward` gives them: both go row by row through the same kernels, where every
+        # layer is our int4 product (an int8 or dense layer takes a prompt as one dense
+        # product) with no unmerged LoRA.
+        self.prompt_rows_batch = self.fused and all(
+            linear.product.bits == 4 and linear.product.ours and linear.low_rank is None
+            for block in blocks for linear in (block.qkv, block.out, block.gate_up, block.down))
         self._rotations = torch.empty(0, dtype=torch.complex64)
         self._step = None  # the traced single-token step, made on first use
 
@@ -186,13 +193,16 @@ class LlamaModel:
         return self._rotations[pos0:end]
 
     def _logits(self, x: torch.Tensor, attention: Attention, ops: SmallOps, last_only: bool,
-                rowwise: bool = False) -> torch.Tensor:
+                rowwise: bool = False, rows: list[int] | None = None) -> torch.Tensor:
         """x [T, hidden] fp32 through every layer, then the output head: fp32 logits
-        [T, vocab] ([1, vocab] when `last_only`); `rowwise` as in products.Linear."""
+        [T, vocab] ([1, vocab] when `last_only`, [len(rows), vocab] for `rows` only);
+        `rowwise` as in products.Linear."""
         for block in self.layers:
             x = block(x, attention, ops, rowwise)
         if last_only:
             x = x[-1:]
+        elif rows is not None:
+            x = x[rows]
         return fp32(self.head(ops.rms_norm(x, self.norm), rowwise))
 
     @torch.inference_mode()
@@ -223,11 +233,15 @@ class LlamaModel:
         return logits if all_logits else logits[0]
 
     @torch.inference_mode()
-    def forward_batch(self, tokens: list[int], caches: list[KVCache], positions: list[int]) -> torch.Tensor:
+    def forward_batch(self, tokens: list[int], caches: list[KVCache], positions: list[int],
+                      logits_of: list[int] | None = None) -> torch.Tensor:
         """Logits [B, vocab] for one new token of each of B sequences: `tokens[b]` sits
         at `positions[b]` of the sequence held in `caches[b]`. One pass through the
         layers for all of them (each weight read once per step), and each row gets the
-        logits it would get alone: the single-token step's kernels, row by row."""
+        logits it would get alone: the single-token step's kernels, row by row.
+        Where `prompt_rows_batch`, consecutive rows may be one sequence's prompt tokens
+        (the same cache, consecutive positions): each gets what `forward` gives it.
+        `logits_of`: the rows whose logits are wanted ([len(logits_of), vocab]); all by default."""
         for cache, pos in zip(caches, positions):
             if pos >= cache.max_len:
                 raise ValueError(f"position {pos} does not fit a cache of {cache.max_len}")
@@ -241,7 +255,7 @@ class LlamaModel:
                                         for c, pos, rotation in zip(caches, positions, rotations)])
         x = self.embed[torch.tensor(tokens, dtype=torch.long)].float()
         ops = KernelOps(self.spec.rms_norm_eps) if self.fused else TorchOps(self.spec.hidden_size, self.spec.rms_norm_eps)
-        return self._logits(x, attention, ops, last_only=False, rowwise=True)
+        return self._logits(x, attention, ops, last_only=False, rowwise=True, rows=logits_of)
 
     def _one_token(self, x: torch.Tensor, rotation: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
                    position: torch.Tensor) -> torch.Tensor:
