@@ -130,9 +130,11 @@ def load() -> bool:
     """Whether our kernels (torch.ops.pml.*) are there to use, building them if needed:
     the library `chosen()` names, the only one this process loads (both define the
     same ops)."""
-    library = chosen()
+    library, wanted = chosen(), os.environ.get("PML_KERNELS", "1")
     if library is None:
-        return False  # PyTorch's kernels serve this CPU, or were asked for; nothing to say
+        if wanted in LIBRARIES:
+            sys.stderr.write(f"pimpmyllama: using PyTorch's kernels (this CPU cannot run PML_KERNELS={wanted})\n")
+        return False  # PyTorch's kernels serve this CPU, or were asked for
     target = _library_path(library)
     try:
         if not target.exists():
