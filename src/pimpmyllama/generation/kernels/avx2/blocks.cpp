@@ -31,7 +31,7 @@ namespace {
 using namespace pml_avx2;
 
 constexpr int64_t kGroup = 32, kRows = 16, kBlockBytes = 320, kQ8BlockBytes = 544;
-constexpr int64_t kTile = 2;  // rows of x per pass over a block: two rows' accumulators fit the registers
+constexpr int64_t kTile = 4;  // rows of x per pass over a block, at most (measured on the default model's layers)
 
 struct Row {
   const int8_t* q;
@@ -73,29 +73,37 @@ Prepared prepare(const float* x, int64_t rows, int64_t groups) {
 
 inline __m256i four(const int8_t* q) { return _mm256_set1_epi32(*reinterpret_cast<const int32_t*>(q)); }
 
-// T rows of x against one q4 block of 16 weight rows: out[t][r].
+// T rows of x against one q4 block of 16 weight rows: out[t][r]. A chunk's two
+// halves are unpacked once for the tile, and each row's four activations once for
+// both halves.
 template <int T>
 void q4_block_rows(const uint8_t* block, const Row* const* x, int64_t groups, float (*out)[kRows]) {
   const __m256i low4 = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
   __m256 total[T][2];
   for (int t = 0; t < T; ++t) total[t][0] = total[t][1] = _mm256_setzero_ps();
   for (int64_t g = 0; g < groups; ++g, block += kBlockBytes) {
-    for (int h = 0; h < 2; ++h) {  // rows 8 h .. 8 h + 7
-      __m256i pairs[T];
-      for (int t = 0; t < T; ++t) pairs[t] = _mm256_setzero_si256();
-      for (int c = 0; c < 4; ++c) {
+    __m256i pairs[T][2];
+    for (int t = 0; t < T; ++t) pairs[t][0] = pairs[t][1] = _mm256_setzero_si256();
+    for (int c = 0; c < 4; ++c) {
+      __m256i low[2], high[2];  // rows 0..7, rows 8..15
+      for (int h = 0; h < 2; ++h) {
         const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 64 * c + 32 * h));
-        const __m256i low = _mm256_and_si256(bytes, low4), high = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low4);
-        for (int t = 0; t < T; ++t) {
-          const int8_t* q = x[t]->q + g * kGroup;
-          pairs[t] = _mm256_add_epi16(pairs[t], _mm256_add_epi16(_mm256_maddubs_epi16(low, four(q + 4 * c)),
-                                                                 _mm256_maddubs_epi16(high, four(q + 16 + 4 * c))));
-        }
+        low[h] = _mm256_and_si256(bytes, low4);
+        high[h] = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low4);
       }
+      for (int t = 0; t < T; ++t) {
+        const int8_t* q = x[t]->q + g * kGroup;
+        const __m256i first = four(q + 4 * c), second = four(q + 16 + 4 * c);
+        for (int h = 0; h < 2; ++h)
+          pairs[t][h] = _mm256_add_epi16(pairs[t][h], _mm256_add_epi16(_mm256_maddubs_epi16(low[h], first),
+                                                                       _mm256_maddubs_epi16(high[h], second)));
+      }
+    }
+    for (int h = 0; h < 2; ++h) {
       const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 256 + 16 * h)));
       const __m256 m = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 288 + 16 * h)));
       for (int t = 0; t < T; ++t) {
-        const __m256 dot = _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs[t], ones));
+        const __m256 dot = _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs[t][h], ones));
         total[t][h] = _mm256_fmadd_ps(dot, _mm256_mul_ps(d, _mm256_set1_ps(x[t]->scale[g])), total[t][h]);
         total[t][h] = _mm256_fmadd_ps(m, _mm256_set1_ps(x[t]->sum[g]), total[t][h]);
       }
@@ -105,27 +113,34 @@ void q4_block_rows(const uint8_t* block, const Row* const* x, int64_t groups, fl
     for (int h = 0; h < 2; ++h) _mm256_storeu_ps(out[t] + 8 * h, total[t][h]);
 }
 
-// T rows of x against one q8 block of 16 weight rows: out[t][r].
+// T rows of x against one q8 block of 16 weight rows: out[t][r]. A chunk's two
+// halves are made signed once for the tile, each row's activations broadcast once
+// for both halves.
 template <int T>
 void q8_block_rows(const uint8_t* block, const Row* const* x, int64_t groups, float (*out)[kRows]) {
   const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80)), ones = _mm256_set1_epi16(1);
   __m256 total[T][2];
   for (int t = 0; t < T; ++t) total[t][0] = total[t][1] = _mm256_setzero_ps();
   for (int64_t g = 0; g < groups; ++g, block += kQ8BlockBytes) {
-    for (int h = 0; h < 2; ++h) {
-      __m256i dots[T];
-      for (int t = 0; t < T; ++t) dots[t] = _mm256_setzero_si256();
-      for (int c = 0; c < 8; ++c) {
-        const __m256i w = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 64 * c + 32 * h)), flip);
-        const __m256i size = _mm256_abs_epi8(w);  // -128 becomes the unsigned 128
-        for (int t = 0; t < T; ++t) {
-          const __m256i signed_x = _mm256_sign_epi8(four(x[t]->q + g * kGroup + 4 * c), w);
-          dots[t] = _mm256_add_epi32(dots[t], _mm256_madd_epi16(_mm256_maddubs_epi16(size, signed_x), ones));
-        }
+    __m256i dots[T][2];
+    for (int t = 0; t < T; ++t) dots[t][0] = dots[t][1] = _mm256_setzero_si256();
+    for (int c = 0; c < 8; ++c) {
+      __m256i w[2], size[2];  // rows 0..7, rows 8..15
+      for (int h = 0; h < 2; ++h) {
+        w[h] = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 64 * c + 32 * h)), flip);
+        size[h] = _mm256_abs_epi8(w[h]);  // -128 becomes the unsigned 128
       }
+      for (int t = 0; t < T; ++t) {
+        const __m256i xq = four(x[t]->q + g * kGroup + 4 * c);
+        for (int h = 0; h < 2; ++h)
+          dots[t][h] = _mm256_add_epi32(
+              dots[t][h], _mm256_madd_epi16(_mm256_maddubs_epi16(size[h], _mm256_sign_epi8(xq, w[h])), ones));
+      }
+    }
+    for (int h = 0; h < 2; ++h) {
       const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 512 + 16 * h)));
       for (int t = 0; t < T; ++t)
-        total[t][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots[t]), _mm256_mul_ps(d, _mm256_set1_ps(x[t]->scale[g])),
+        total[t][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots[t][h]), _mm256_mul_ps(d, _mm256_set1_ps(x[t]->scale[g])),
                                       total[t][h]);
     }
   }
@@ -172,13 +187,13 @@ void check(const at::Tensor& x, const at::Tensor& packed, int64_t n, int64_t blo
 
 at::Tensor q4_blocks_gemv(const at::Tensor& x, const at::Tensor& packed, int64_t n) {
   check(x, packed, n, kBlockBytes, "q4_blocks_gemv");
-  static const BlockKernel kernels[kTile] = {&q4_block_rows<1>, &q4_block_rows<2>};
+  static const BlockKernel kernels[kTile] = {&q4_block_rows<1>, &q4_block_rows<2>, &q4_block_rows<3>, &q4_block_rows<4>};
   return by_blocks(x, packed, n, kBlockBytes, kernels);
 }
 
 at::Tensor q8_blocks_gemv(const at::Tensor& x, const at::Tensor& packed, int64_t n) {
   check(x, packed, n, kQ8BlockBytes, "q8_blocks_gemv");
-  static const BlockKernel kernels[kTile] = {&q8_block_rows<1>, &q8_block_rows<2>};
+  static const BlockKernel kernels[kTile] = {&q8_block_rows<1>, &q8_block_rows<2>, &q8_block_rows<3>, &q8_block_rows<4>};
   return by_blocks(x, packed, n, kQ8BlockBytes, kernels);
 }
 
