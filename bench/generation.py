@@ -257,10 +257,10 @@ def main() -> None:
     names = list(results)
     print(f"\nmodel {args.model} · {args.new_tokens} new tokens · best of {args.repeats} runs × {args.rounds} rounds"
           f" · ratio = how many times better than {reference}\n")
-    print(f"{'measure':<30}" + "".join(f"{n:>19}" for n in names))
+    print(f"{'measure':<30}" + "".join(f"{n:>22}" for n in names))
     for key, label, better in measures:
         cells = [f"{results[n][key]:>10.2f} ({ratio(key, better, n, reference):4.2f}×)" for n in names]
-        print(f"{label:<30}" + "".join(f"{c:>19}" for c in cells))
+        print(f"{label:<30}" + "".join(f"{c:>22}" for c in cells))
     pairs = [(ours, theirs) for ours, theirs in PAIRS if ours in results and theirs in results]
     if pairs:
         print("\ncomparable precisions, ours / llama.cpp (> 1 = ours better)")
