@@ -228,8 +228,11 @@ def main() -> None:
     for contender in [c for c in contenders if c.startswith("llama.cpp")]:
         python = python_for(contender, args)
         if python not in imports:
-            imports[python] = bool(python) and subprocess.run([python, "-c", "import llama_cpp"],
-                                                              capture_output=True).returncode == 0
+            try:
+                imports[python] = bool(python) and subprocess.run([python, "-c", "import llama_cpp"],
+                                                                  capture_output=True).returncode == 0
+            except OSError:  # no such Python
+                imports[python] = False
         if not imports[python]:
             hint = "give --llama-avx2-python" if "avx2" in contender else "`make bench` installs it, or give --llama-python"
             print(f"{contender}: skipped (no llama_cpp to import; {hint})")
