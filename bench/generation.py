@@ -245,6 +245,8 @@ def main() -> None:
                 runs[contender].append(result)
         print(f"round {round_} of {args.rounds} done", flush=True)
     results = {c: best_of(r) for c, r in runs.items() if r}
+    if not results:
+        sys.exit("no contender ran")
 
     reference = next((r for r in ("llama.cpp-Q4_1", "transformers-fp32") if r in results), next(iter(results)))
     measures = [("load", "cold load (s)", "lower")]
