@@ -36,7 +36,19 @@ test-fast: install
 bench: install
 	CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_AVX512=ON" $(PIP) install llama-cpp-python \
 		|| echo "llama-cpp-python did not build: the comparison leaves llama.cpp out"
-	$(PY) bench/generation.py
+	$(MAKE) $(LLAMA_AVX2_STAMP) || echo "the AVX2-only llama-cpp-python did not build: the AVX2 columns leave it out"
+	$(PY) bench/generation.py --llama-avx2-python $(LLAMA_AVX2)/bin/python
+
+# The AVX2 columns' baseline: llama-cpp-python built for AVX2 only (no AVX-512, no VNNI), in an
+# environment of its own (.bench/llama-avx2), since an environment holds one build of it.
+LLAMA_AVX2 := .bench/llama-avx2
+LLAMA_AVX2_STAMP := $(LLAMA_AVX2)/.installed
+LLAMA_AVX2_CMAKE := -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_AVX512=OFF -DGGML_AVX512_VNNI=OFF -DGGML_AVX_VNNI=OFF
+
+$(LLAMA_AVX2_STAMP):
+	$(PYTHON) -m venv $(LLAMA_AVX2)
+	CMAKE_ARGS="$(LLAMA_AVX2_CMAKE)" nice $(LLAMA_AVX2)/bin/pip install -q llama-cpp-python==$(LLAMA_CPP_PYTHON)
+	touch $(LLAMA_AVX2_STAMP)
 
 # llama.cpp's own llama-server, the baseline of bench/serve.py: built once from the sources in
 # the llama-cpp-python sdist (vendor/llama.cpp), only that target, into .bench/llama.cpp.

@@ -1,5 +1,7 @@
 """Our CPU kernels (generation/kernels) against the same arithmetic written in torch."""
 
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -183,7 +185,7 @@ def test_q8_dequant_gives_the_bf16_weights_torch_computes():
 def test_without_the_cpu_flags_or_when_turned_off_pytorchs_kernels_serve(monkeypatch):
     monkeypatch.setattr(kernels, "cpu_flags", lambda: {"avx2", "fma"})
     assert kernels.load.__wrapped__() is False
-    monkeypatch.setattr(kernels, "cpu_flags", lambda: set(kernels.NEEDED_FLAGS))
+    monkeypatch.setattr(kernels, "cpu_flags", lambda: set(kernels.LIBRARIES["avx512"].needed_flags))
     monkeypatch.setenv("PML_KERNELS", "0")
     assert kernels.load.__wrapped__() is False
 
@@ -192,7 +194,8 @@ def test_a_failed_build_says_so_in_one_line_and_leaves_no_library(monkeypatch, t
     broken = tmp_path / "broken.cpp"
     broken.write_text("this is not C++\n")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr(kernels, "SOURCES", [broken])
+    library = dataclasses.replace(kernels.chosen(), sources=(broken,))
+    monkeypatch.setattr(kernels, "chosen", lambda: library)
     assert kernels.load.__wrapped__() is False
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines[0].startswith("pimpmyllama: building") and len(lines) == 2
