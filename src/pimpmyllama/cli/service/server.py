@@ -48,6 +48,7 @@ class Service:
         self._listener: socket.socket | None = None
         self._run_lock = None
         self._stopping = False
+        self.answered = 0  # requests run (ask, search), whatever their outcome
 
     # Lifecycle -------------------------------------------------------------------
 
@@ -59,6 +60,9 @@ class Service:
         except BlockingIOError:
             lock.close()
             raise PmlError(f"a pml service already runs for this PML_HOME ({self.place.socket})") from None
+        lock.truncate(0)
+        lock.write(f"{os.getpid()}\n")  # who holds it, for `pml service status` and for tests
+        lock.flush()
         self._run_lock = lock
         # Bound under a temporary name, made private, then renamed over the final one: a
         # client never sees a socket others could reach, and a stale one is replaced whole.
@@ -118,13 +122,15 @@ class Service:
         with conn:
             try:
                 conn.settimeout(READ_TIMEOUT)
+                # The request is read before the peer is judged: a reply to a client whose
+                # words were left unread could be lost to the connection's reset.
+                message = next(wire.lines(conn), None)
+                conn.settimeout(None)
                 uid = peer_uid(conn)
                 if uid is not None and uid != os.getuid():
                     log.warning("refused a connection from uid %d", uid)
                     wire.send(conn, {"error": f"the pml service of uid {os.getuid()} refuses a process of uid {uid}"})
                     return
-                message = next(wire.lines(conn), None)
-                conn.settimeout(None)
                 if message is not None:
                     self._run(conn, message)
             except (OSError, ValueError) as exc:  # the client went away: nothing to tell it
@@ -134,6 +140,7 @@ class Service:
         from pimpmyllama.cli.terminal import remote_terminal
 
         command = message.get("command")
+        log.info("%s requested", command)
         if message.get("version") != __version__ or message.get("env") != service_env():
             wire.send(conn, {"fallback": "this service runs another version or other settings"})
             return
@@ -145,7 +152,7 @@ class Service:
             return
         if command == "status":
             wire.send(conn, {"out": f"pml service pid {os.getpid()} on {self.place.socket}, "
-                                    f"{len(self.engines)} engine(s) loaded\n"})
+                                    f"{len(self.engines)} engine(s) loaded, {self.answered} request(s) answered\n"})
             wire.send(conn, {"exit": 0})
             return
         handler = self._handlers().get(command)
@@ -156,6 +163,7 @@ class Service:
                                lambda text: wire.send(conn, {"err": text}))
         os.chdir(message["cwd"])
         started = time.perf_counter()
+        self.answered += 1
         try:
             handler(message["request"], term)
         except PmlError as exc:

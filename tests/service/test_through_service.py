@@ -1,0 +1,128 @@
+"""`pml ask` and `pml kb search` through a service running in this process's thread:
+the same output as in-process, the same stored turns, the same one-line errors."""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from fakes import FakeEngine, patch_load_engine
+from seed_data import QUERY, write_seed
+
+from pimpmyllama.cli.service import server
+from pimpmyllama.cli.service.client import ask_service
+from pimpmyllama.errors import PmlError
+from pimpmyllama.memory.sessions import SessionStore
+from pimpmyllama.storage.db import open_database
+
+
+def client(*args):
+    """`pml ARGS` in its own process (with `-X ...` options first, for Python)."""
+    options = [a for a in args[:2] if a.startswith("-X") or a == "importtime"]
+    env = {k: v for k, v in os.environ.items() if k != "PML_NO_SERVICE"}
+    return subprocess.Popen([sys.executable, *options, "-m", "pimpmyllama", *args[len(options):]], env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def pml(*args):
+    from pimpmyllama.cli.main import app
+
+    return CliRunner().invoke(app, list(args))
+
+
+@pytest.fixture
+def fake(monkeypatch, stored_tiny, tiny_model):
+    return patch_load_engine(monkeypatch, FakeEngine(tiny_model))
+
+
+def test_ask_prints_and_stores_what_it_does_in_process(service_thread, fake):
+    fake.replies.extend(["Paris is [bold]the[/] capital."] * 4)
+    here = pml("ask", "--no-service", "--session", "a", "tiny", "Capital of France?")
+    there = pml("ask", "--session", "b", "tiny", "Capital of France?")
+    assert here.exit_code == there.exit_code == 0, there.output
+    # stdout alike (in-process, stderr also holds the "Loading" bar's end, which the service does not draw)
+    assert there.stdout == here.stdout == "Paris is [bold]the[/] capital.\n"
+    assert service_thread.engines  # the service answered, with its own kept engine
+    here = json.loads(pml("ask", "--no-service", "--json", "--show-context", "tiny", "Again?").stdout)
+    there = json.loads(pml("ask", "--json", "--show-context", "tiny", "Again?").stdout)
+    assert there == here and there["reply"] == "Paris is [bold]the[/] capital."
+    assert there["context"]["sections"][0]["name"] == "system"
+    sessions = SessionStore(open_database())
+    turns = {name: [(t.user, t.reply, t.status) for t in sessions.turns(sessions.find(name))] for name in ("a", "b")}
+    assert turns["a"] == turns["b"] == [("Capital of France?", "Paris is [bold]the[/] capital.", turns["a"][0][2])]
+
+
+def test_an_error_in_the_service_is_the_same_one_line(service_thread, fake):
+    here = pml("ask", "--no-service", "nobuild", "hello")
+    there = pml("ask", "nobuild", "hello")
+    assert here.exit_code == there.exit_code == 2
+    assert there.stderr == here.stderr.lstrip("\n") and there.stderr.startswith("error: unknown build or model 'nobuild'")
+    assert there.stderr.count("\n") == 1 and there.stdout == ""
+    assert not service_thread.engines
+
+
+def test_kb_search_through_the_service(service_thread, tmp_path):
+    assert pml("kb", "create", "seed").exit_code == 0
+    assert pml("kb", "add", "seed", str(write_seed(tmp_path / "seed"))).exit_code == 0
+    for extra in ([], ["--json", "--filter", "source=pi*"]):
+        here = pml("kb", "search", "--no-service", "seed", QUERY, "-k", "2", *extra)
+        there = pml("kb", "search", "seed", QUERY, "-k", "2", *extra)
+        assert there.exit_code == 0 and there.stdout == here.stdout
+    assert [h["source"].rsplit("/", 1)[1] for h in json.loads(there.stdout)] == ["piscine.txt"]
+    assert pml("kb", "search", "nope", "x").stderr == "error: unknown knowledge base 'nope' (known: seed; create one with `pml kb create`)\n"
+    assert service_thread.answered == 3
+
+
+def test_another_users_process_is_refused(service_thread, fake, monkeypatch):
+    monkeypatch.setattr(server, "peer_uid", lambda conn: os.getuid() + 1)
+    with pytest.raises(PmlError, match=f"refuses a process of uid {os.getuid() + 1}"):
+        ask_service("status", {}, {}, start=False)
+    result = pml("ask", "tiny", "hello")
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1 and "refuses a process of uid" in result.stderr
+    assert fake.prompts == []  # nothing ran for it
+
+
+def test_a_request_while_the_model_loads_waits(service_thread, fake, monkeypatch):
+    from pimpmyllama.chat import opening
+
+    loading = threading.Event()
+    real = opening.load_build_engine
+
+    def slow_load(build, progress=None):
+        loading.set()
+        time.sleep(0.5)
+        return real(build, progress)
+
+    monkeypatch.setattr(opening, "load_build_engine", slow_load)
+    fake.replies.extend(["first", "second"])
+    first = client("ask", "tiny", "one?")
+    assert loading.wait(30)
+    second = client("ask", "tiny", "two?")  # sent while the first request is still loading
+    assert first.communicate(timeout=60) == ("first\n", "")
+    assert second.communicate(timeout=60) == ("second\n", "")
+    assert len(service_thread.engines) == 1
+
+
+def test_a_warm_ask_imports_no_model_library(service_thread, fake):
+    fake.replies.append("Paris.")
+    stdout, stderr = client("-X", "importtime", "ask", "tiny", "Capital?").communicate(timeout=60)
+    assert stdout == "Paris.\n", stderr[-2000:]
+    imported = {line.split("|")[-1].strip() for line in stderr.splitlines() if line.startswith("import time:")}
+    heavy = {"torch", "transformers", "sentence_transformers", "numpy", "pimpmyllama.generation.engine",
+             "pimpmyllama.chat.conversation"}
+    assert "pimpmyllama.cli.service.client" in imported
+    assert heavy & imported == set()
+
+
+def test_a_service_that_cannot_start_leaves_the_command_in_process(service_on, fake, monkeypatch):
+    from pimpmyllama.cli.service import client
+
+    monkeypatch.setattr(client, "spawn", lambda place: subprocess.Popen([sys.executable, "-c", "raise SystemExit(1)"]))
+    fake.replies.append("in-process")
+    result = pml("ask", "tiny", "hello")
+    assert result.exit_code == 0 and result.stdout == "in-process\n"
