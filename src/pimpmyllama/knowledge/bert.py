@@ -83,7 +83,7 @@ class LeanBert:
         return result.numpy() if convert_to_numpy else result
 
     def _pooled(self, ids, types, mask):
-        torch, F, w, eps = self._torch, self._torch.nn.functional, self.weights, self.eps
+        F, w, eps = self._torch.nn.functional, self.weights, self.eps
         batch, length = ids.shape
         hidden = w["embeddings.word_embeddings.weight"].shape[1]
 
