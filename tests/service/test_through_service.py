@@ -126,3 +126,11 @@ def test_a_service_that_cannot_start_leaves_the_command_in_process(service_on, f
     fake.replies.append("in-process")
     result = pml("ask", "tiny", "hello")
     assert result.exit_code == 0 and result.stdout == "in-process\n"
+
+
+def test_a_client_with_other_settings_answers_itself(service_thread, fake, monkeypatch):
+    monkeypatch.setenv("PML_DB_CONNECT_TIMEOUT", "5")  # not what the service started with
+    fake.replies.append("in-process")
+    result = pml("ask", "tiny", "hello")
+    assert result.exit_code == 0 and result.stdout == "in-process\n"
+    assert service_thread.answered == 0

@@ -49,6 +49,7 @@ class Service:
         self._run_lock = None
         self._stopping = False
         self.answered = 0  # requests run (ask, search), whatever their outcome
+        self.env = service_env()  # the settings it answers with, fixed at its start
 
     # Lifecycle -------------------------------------------------------------------
 
@@ -141,7 +142,7 @@ class Service:
 
         command = message.get("command")
         log.info("%s requested", command)
-        if message.get("version") != __version__ or message.get("env") != service_env():
+        if message.get("version") != __version__ or message.get("env") != self.env:
             wire.send(conn, {"fallback": "this service runs another version or other settings"})
             return
         if "keep_alive" in message:
