@@ -134,3 +134,18 @@ def test_a_client_with_other_settings_answers_itself(service_thread, fake, monke
     result = pml("ask", "tiny", "hello")
     assert result.exit_code == 0 and result.stdout == "in-process\n"
     assert service_thread.answered == 0
+
+
+def test_a_model_imported_again_is_loaded_again(service_thread, fake, tiny_model, monkeypatch):
+    from pimpmyllama.chat import opening
+    from pimpmyllama.models.store import ModelStore
+
+    loads = []
+    real = opening.load_build_engine
+    monkeypatch.setattr(opening, "load_build_engine", lambda build, progress=None: loads.append(1) or real(build))
+    fake.replies.extend(["one", "two", "three"])
+    assert [pml("ask", "tiny", "q?").stdout for _ in range(2)] == ["one\n", "two\n"]
+    assert len(loads) == 1
+    ModelStore().import_model(tiny_model, "tiny", force=True)
+    assert pml("ask", "tiny", "q?").stdout == "three\n"
+    assert len(loads) == 2 and len(service_thread.engines) == 1  # the new copy's engine, in place of the old one's

@@ -15,6 +15,7 @@ import socket
 import struct
 import time
 import traceback
+from pathlib import Path
 
 from pimpmyllama import __version__
 from pimpmyllama.cli.service import wire
@@ -34,10 +35,27 @@ def peer_uid(conn: socket.socket) -> int | None:
     return uid
 
 
+def _stamp(resolve) -> tuple | None:
+    """Which copy of a model or adapter folder is there now: a re-import or a retrained
+    adapter is written as a new folder (atomic rename), so its inode and time change."""
+    try:
+        info = Path(resolve()).stat()
+    except Exception:  # an unresolvable reference fails in the load itself, with its own message
+        return None
+    return info.st_ino, info.st_mtime_ns
+
+
 def _engine_key(build) -> tuple:
+    from pimpmyllama.models.refs import resolve_adapter, resolve_model_folder, split_adapter
+
     p = build.parameters
     scaling = p.rope_scaling.model_dump_json() if p.rope_scaling else None
-    return (repr(build.from_), build.adapter, build.precision, scaling, p.num_ctx if scaling else None)
+    files = ()
+    if isinstance(build.from_, str):
+        model, adapter = split_adapter(build.from_) if "+" in build.from_ else (build.from_, None)
+        files = tuple(_stamp(lambda a=a: resolve_adapter(a)) for a in (adapter, build.adapter) if a)
+        files = (_stamp(lambda: resolve_model_folder(model)[1]), *files)
+    return (repr(build.from_), build.adapter, build.precision, scaling, p.num_ctx if scaling else None, files)
 
 
 class Service:
@@ -188,11 +206,14 @@ class Service:
                 "kb_search": run_search}
 
     def engine_for(self, build, progress=None):
-        """The build's engine, loaded on first use and kept (by model, adapter, precision, rope scaling)."""
+        """The build's engine, loaded on first use and kept (by model, adapter, precision,
+        rope scaling, and the copy of the model's and adapter's folders on disk)."""
         from pimpmyllama.chat import opening
 
         key = _engine_key(build)
         if key not in self.engines:
+            for stale in [k for k in self.engines if k[:-1] == key[:-1]]:  # an older copy of the same files
+                del self.engines[stale]
             self.engines[key] = opening.load_build_engine(build, progress)
         return self.engines[key]
 
