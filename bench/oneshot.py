@@ -40,6 +40,27 @@ print(out["choices"][0]["message"]["content"].strip())
 """
 
 
+STAGES = """
+import json, sys, time
+t = [time.perf_counter()]
+import torch
+t.append(time.perf_counter())
+from pimpmyllama.chat.opening import open_conversation
+t.append(time.perf_counter())
+conversation, _ = open_conversation(sys.argv[1], None, new_session=False)
+t.append(time.perf_counter())
+reply = iter(conversation.send(sys.argv[2]))
+next(reply)
+t.append(time.perf_counter())
+for _ in reply:
+    pass
+t.append(time.perf_counter())
+print(json.dumps([b - a for a, b in zip(t, t[1:])]))
+"""
+STAGE_NAMES = ["import torch", "import the engine, chat, storage", "load: resolve, weights, quantize",
+               "prompt to first token (prefill, first steps)", "the other tokens"]
+
+
 def timed(command: list[str], env: dict) -> tuple[float, float, str]:
     """(seconds, peak RSS MiB, stdout) of one whole process, its peak RSS from GNU time."""
     with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss:
@@ -118,6 +139,7 @@ def main() -> None:
         rows.setdefault(name, []).append((result[0], result[1], service_rss))
         answers[name] = result[2].strip()
 
+    stages: list[list[float]] = []
     stop_service()
     for round_ in range(1, args.rounds + 1):
         record("llama.cpp ask", timed([args.llama_python, "-c", LLAMA, gguf(), QUESTION], env))
@@ -129,6 +151,8 @@ def main() -> None:
         record("pml kb search, cold service", timed(pml + search, env), service_peak_mib(home))
         record("pml kb search, warm service", timed(pml + search, env), service_peak_mib(home))
         stop_service()
+        bare = timed([sys.executable, "-c", "pass"], env)[0]
+        stages.append([bare, *json.loads(timed([sys.executable, "-c", STAGES, str(build), QUESTION], in_process)[2])])
         print(f"round {round_} of {args.rounds} done", flush=True)
 
     reference = statistics.median(s for s, _, _ in rows["llama.cpp ask"])
@@ -141,6 +165,10 @@ def main() -> None:
         service = [x for _, _, x in runs if x is not None]
         service_cell = f"{statistics.median(service):.0f}" if service else "–"
         print(f"| {name} | {seconds:.2f} | {seconds / reference:.2f}× | {rss:.0f} | {service_cell} |")
+    print("\nwhere an in-process `pml ask` spends its time (median seconds; a Python process of its own)\n")
+    print("| stage | seconds |\n|---|---:|")
+    for i, name in enumerate(["start Python", *STAGE_NAMES]):
+        print(f"| {name} | {statistics.median(row[i] for row in stages):.2f} |")
     print("\nanswers:", json.dumps({k: v[:80] for k, v in answers.items() if "ask" in k}, ensure_ascii=False))
 
 

@@ -180,7 +180,11 @@ class Service:
             return
         term = remote_terminal(message["terminal"], lambda text: wire.send(conn, {"out": text}),
                                lambda text: wire.send(conn, {"err": text}))
-        os.chdir(message["cwd"])
+        try:
+            os.chdir(message["cwd"])  # relative paths (build files, --db) are the client's
+        except OSError:
+            wire.send(conn, {"fallback": f"the service cannot enter {message['cwd']}"})
+            return
         started = time.perf_counter()
         self.answered += 1
         try:
