@@ -92,3 +92,13 @@ def test_a_service_killed_mid_request_is_one_line_and_writes_nothing(service_on,
     from pimpmyllama.storage.db import open_database
 
     assert SessionStore(open_database()).find("s") is None
+
+
+def test_keep_alive_zero_answers_the_starting_command_then_stops(service_on, stored_tiny):
+    asking = pml("ask", "tiny", "hello", env={"PML_KEEP_ALIVE": "0"})
+    out, err = asking.communicate(timeout=120)
+    assert asking.returncode == 0, err
+    log = (service_on / "service" / "service.log").read_text()
+    assert "ask answered in" in log
+    assert wait_until(lambda: "stopped" in (service_on / "service" / "service.log").read_text(), timeout=30)
+    assert not service_place().socket.exists()

@@ -24,6 +24,7 @@ from pimpmyllama.errors import PmlError
 
 log = logging.getLogger("pimpmyllama.service")
 READ_TIMEOUT = 10.0  # seconds a connected client has to send its request
+FIRST_REQUEST_GRACE = 10.0  # seconds a new service waits for its first request, even with a shorter keep-alive
 
 
 def peer_uid(conn: socket.socket) -> int | None:
@@ -97,12 +98,14 @@ class Service:
 
     def serve(self) -> None:
         """Answer requests until idle for `keep_alive` seconds or asked to stop."""
-        last = time.monotonic()
+        last, first = time.monotonic(), True
         while not self._stopping:
             if self.keep_alive is None:
                 self._listener.settimeout(None)
             else:
-                remaining = last + self.keep_alive - time.monotonic()
+                # the command that started the service gets time to connect, whatever the keep-alive
+                idle = max(self.keep_alive, FIRST_REQUEST_GRACE) if first else self.keep_alive
+                remaining = last + idle - time.monotonic()
                 if remaining <= 0:
                     break
                 self._listener.settimeout(remaining)
@@ -111,7 +114,7 @@ class Service:
             except TimeoutError:
                 continue
             self._answer(conn)
-            last = time.monotonic()
+            last, first = time.monotonic(), False
         self.close()
 
     def close(self) -> None:
