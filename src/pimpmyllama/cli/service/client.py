@@ -17,6 +17,7 @@ from pimpmyllama.cli.service.place import Place, parse_keep_alive, service_env, 
 from pimpmyllama.errors import PmlError
 
 START_TIMEOUT = 120.0  # seconds a new service may take to listen before the command runs in-process
+LOG_LIMIT = 1 << 20
 _GONE = (errno.ENOENT, errno.ECONNREFUSED, errno.ENOTSOCK, errno.EACCES, errno.EPERM)
 
 
@@ -35,7 +36,10 @@ def connect(place: Place) -> socket.socket | None:
 
 
 def spawn(place: Place) -> subprocess.Popen:
-    """A detached `pml service run` (its own session: a Ctrl-C at the terminal does not reach it)."""
+    """A detached `pml service run` (its own session: a Ctrl-C at the terminal does not reach it),
+    its output appended to the log (the previous megabyte kept as service.log.1)."""
+    if place.log.exists() and place.log.stat().st_size > LOG_LIMIT:
+        os.replace(place.log, place.log.with_name(place.log.name + ".1"))
     with open(place.log, "ab") as log:
         return subprocess.Popen([sys.executable, "-m", "pimpmyllama", "service", "run"], stdin=subprocess.DEVNULL,
                                 stdout=log, stderr=log, start_new_session=True, close_fds=True)
@@ -59,8 +63,8 @@ def connect_or_start(place: Place) -> socket.socket | None:
             conn = connect(place)
             if conn is not None:
                 return conn
-            if process.poll() is not None:
-                return None
+            if process.poll() is not None:  # it could not start (or another one had, meanwhile)
+                return connect(place)
             time.sleep(0.01)
     return None
 
