@@ -149,3 +149,12 @@ def test_a_model_imported_again_is_loaded_again(service_thread, fake, tiny_model
     ModelStore().import_model(tiny_model, "tiny", force=True)
     assert pml("ask", "tiny", "q?").stdout == "three\n"
     assert len(loads) == 2 and len(service_thread.engines) == 1  # the new copy's engine, in place of the old one's
+
+
+def test_the_client_side_imports_no_model_library():
+    # what a warm ask may import, whichever way its arguments go (a piped one-argument
+    # ask checks whether the argument names a build)
+    code = ("import sys, pimpmyllama.cli.main, pimpmyllama.prompting.refs, pimpmyllama.cli.service.client; "
+            "print(sorted(m for m in ('torch', 'numpy', 'transformers', 'sentence_transformers') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout == "[]\n", done.stderr
