@@ -158,3 +158,16 @@ def test_the_client_side_imports_no_model_library():
             "print(sorted(m for m in ('torch', 'numpy', 'transformers', 'sentence_transformers') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout == "[]\n", done.stderr
+
+
+def test_ask_with_a_knowledge_base_and_a_style_sends_the_same_prompt(service_thread, fake, tmp_path):
+    assert pml("kb", "create", "seed").exit_code == 0
+    assert pml("kb", "add", "seed", str(write_seed(tmp_path / "seed"))).exit_code == 0
+    fake.replies.extend(["La poste ouvre à 9h."] * 2)
+    args = ["ask", "--kb", "seed", "--style", "brief", "--show-context", "tiny", QUERY]
+    here, there = pml(*args, "--no-service"), pml(*args)
+    assert there.exit_code == 0 and there.stdout == here.stdout
+    assert there.stdout.startswith("La poste ouvre à 9h.\n") and "poste.txt" in there.stdout  # the sources
+    assert fake.prompts[0] == fake.prompts[1] and "Le bureau de poste ouvre à 9h." in fake.prompts[1]
+    assert "knowledge" in there.stderr and there.stderr == here.stderr.lstrip("\n")  # the context table and usage
+    assert service_thread.answered == 1
