@@ -4,8 +4,9 @@ the service renders with consoles set to the client's width, colours and tty-nes
 """
 
 from collections.abc import Callable
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from functools import partial
 
 from rich.console import Console
 
@@ -42,16 +43,12 @@ class _Stream:
         pass
 
 
-@contextmanager
-def _no_progress(title: str):
-    # Progress bars stay in-process: over the socket a command's output is its result.
-    yield lambda stage, completed, total: None
-
-
 def remote_terminal(spec: dict, send_out: Callable[[str], None], send_err: Callable[[str], None]) -> Terminal:
     def console(s: dict, send) -> Console:
         return Console(file=_Stream(send), width=s["width"], color_system=s["color_system"],
                        force_terminal=s["is_terminal"], no_color=s["no_color"], highlight=False,
                        legacy_windows=False)
 
-    return Terminal(console(spec["out"], send_out), console(spec["err"], send_err), send_out, _no_progress)
+    err_console = console(spec["err"], send_err)
+    # the "Loading" bar drawn for the client's stderr, as in-process (a refresh thread writes it while the model loads)
+    return Terminal(console(spec["out"], send_out), err_console, send_out, partial(progress_reporter, console=err_console))

@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 import struct
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -181,8 +182,15 @@ class Service:
         if handler is None:
             wire.send(conn, {"error": f"the pml service does not know the command {command!r}"})
             return
-        term = remote_terminal(message["terminal"], lambda text: wire.send(conn, {"out": text}),
-                               lambda text: wire.send(conn, {"err": text}))
+        sending = threading.Lock()  # a progress bar's refresh thread writes too
+
+        def send(stream: str):
+            def write(text: str) -> None:
+                with sending:
+                    wire.send(conn, {stream: text})
+            return write
+
+        term = remote_terminal(message["terminal"], send("out"), send("err"))
         try:
             os.chdir(message["cwd"])  # relative paths (build files, --db) are the client's
         except OSError:
