@@ -141,19 +141,22 @@ def main() -> None:
 
     stages: list[list[float]] = []
     stop_service()
-    for round_ in range(1, args.rounds + 1):
-        record("llama.cpp ask", timed([args.llama_python, "-c", LLAMA, gguf(), QUESTION], env))
-        record("pml ask, in-process", timed(pml + ask, in_process))
-        record("pml ask, cold service", timed(pml + ask, env), service_peak_mib(home))
-        record("pml ask, warm service", timed(pml + ask, env), service_peak_mib(home))
-        stop_service()
-        record("pml kb search, in-process", timed(pml + search, in_process))
-        record("pml kb search, cold service", timed(pml + search, env), service_peak_mib(home))
-        record("pml kb search, warm service", timed(pml + search, env), service_peak_mib(home))
-        stop_service()
-        bare = timed([sys.executable, "-c", "pass"], env)[0]
-        stages.append([bare, *json.loads(timed([sys.executable, "-c", STAGES, str(build), QUESTION], in_process)[2])])
-        print(f"round {round_} of {args.rounds} done", flush=True)
+    try:
+        for round_ in range(1, args.rounds + 1):
+            record("llama.cpp ask", timed([args.llama_python, "-c", LLAMA, gguf(), QUESTION], env))
+            record("pml ask, in-process", timed(pml + ask, in_process))
+            record("pml ask, cold service", timed(pml + ask, env), service_peak_mib(home))
+            record("pml ask, warm service", timed(pml + ask, env), service_peak_mib(home))
+            stop_service()
+            record("pml kb search, in-process", timed(pml + search, in_process))
+            record("pml kb search, cold service", timed(pml + search, env), service_peak_mib(home))
+            record("pml kb search, warm service", timed(pml + search, env), service_peak_mib(home))
+            stop_service()
+            bare = timed([sys.executable, "-c", "pass"], env)[0]
+            stages.append([bare, *json.loads(timed([sys.executable, "-c", STAGES, str(build), QUESTION], in_process)[2])])
+            print(f"round {round_} of {args.rounds} done", flush=True)
+    finally:
+        stop_service()  # never left running, whatever failed
 
     reference = statistics.median(s for s, _, _ in rows["llama.cpp ask"])
     print(f"\nwhole processes, median of {args.rounds} rounds taking turns; ratio = time / llama.cpp's one-shot ask\n")
