@@ -172,3 +172,17 @@ def test_ask_with_a_knowledge_base_and_a_style_sends_the_same_prompt(service_thr
     assert fake.prompts[0] == fake.prompts[1] and "Le bureau de poste ouvre à 9h." in fake.prompts[1]
     assert "knowledge" in there.stderr and there.stderr == here.stderr  # the context table and usage
     assert service_thread.answered == 1
+
+
+def test_a_malformed_request_leaves_the_service_answering(service_thread, monkeypatch):
+    import socket
+
+    for garbage in (b"not json\n", b"[1, 2]\n", b'{"command": "ask"}\n', b"\n"):
+        with socket.socket(socket.AF_UNIX) as raw:
+            raw.connect(str(service_thread.place.socket))
+            raw.sendall(garbage)
+            raw.recv(4096)
+    monkeypatch.setenv("PML_DB_CONNECT_TIMEOUT", "5")  # other settings: status and stop still reach it
+    result = pml("service", "status")
+    assert result.stdout.startswith(f"pml service pid {os.getpid()} ") and "0 request(s) answered" in result.stdout
+    assert pml("service", "stop").stdout == "stopped the pml service\n"

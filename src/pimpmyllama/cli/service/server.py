@@ -158,17 +158,14 @@ class Service:
                     self._run(conn, message)
             except (OSError, ValueError) as exc:  # the client went away: nothing to tell it
                 log.info("client gone: %s", exc)
+            except Exception:  # a request not of the wire's form: the service goes on
+                log.error("bad request:\n%s", traceback.format_exc())
 
     def _run(self, conn: socket.socket, message: dict) -> None:
         from pimpmyllama.cli.terminal import remote_terminal
 
         command = message.get("command")
         log.info("%s requested", command)
-        if message.get("version") != __version__ or message.get("env") != self.env:
-            wire.send(conn, {"fallback": "this service runs another version or other settings"})
-            return
-        if "keep_alive" in message:
-            self.keep_alive = message["keep_alive"]
         if command == "stop":
             self._stopping = True
             wire.send(conn, {"exit": 0})
@@ -178,6 +175,11 @@ class Service:
                                     f"{len(self.engines)} engine(s) loaded, {self.answered} request(s) answered\n"})
             wire.send(conn, {"exit": 0})
             return
+        if message.get("version") != __version__ or message.get("env") != self.env:
+            wire.send(conn, {"fallback": "this service runs another version or other settings"})
+            return
+        if "keep_alive" in message:
+            self.keep_alive = message["keep_alive"]
         handler = self._handlers().get(command)
         if handler is None:
             wire.send(conn, {"error": f"the pml service does not know the command {command!r}"})
