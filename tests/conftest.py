@@ -8,6 +8,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 from tiny import make_tiny_model  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def _no_background_service(monkeypatch):
+    """Commands answer in-process in tests (the service's own tests turn it back on):
+    a test never leaves a background process behind."""
+    monkeypatch.setenv("PML_NO_SERVICE", "1")
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """A 2-layer Llama (hidden 64, 4 heads, 2 key/value heads, tied embeddings)."""

@@ -2,6 +2,7 @@
 load the engine, and only then open (or create) the session — so a request that
 fails leaves no session, turn or row behind."""
 
+from collections.abc import Callable
 from datetime import datetime
 
 from pimpmyllama.chat.conversation import Conversation
@@ -69,11 +70,14 @@ def open_conversation(build_ref: str | None = None, session_name: str | None = N
                       continue_latest: bool = False, new_session: bool = True,
                       knowledge: list[str] | None = None, adapter: str | None = None,
                       precision: str | None = None, styles: list[StyleSpec] | None = None,
-                      progress: Progress | None = None, sessions: SessionStore | None = None) -> tuple[Conversation, ResolvedBuild]:
+                      progress: Progress | None = None, sessions: SessionStore | None = None,
+                      engine_for: Callable[[Build, Progress | None], Engine] = load_build_engine,
+                      ) -> tuple[Conversation, ResolvedBuild]:
     """A conversation with `build_ref` (a build, build file or model reference; by
     default the named session's build, else the bundled model). With `new_session`,
     a session is created when none is named; `session_name` names one to resume or
-    create. `styles` are added to the build's (one of the same name replaces it)."""
+    create. `styles` are added to the build's (one of the same name replaces it).
+    `engine_for`: how the build's engine is had (a process that keeps engines passes its own)."""
     if session_name is not None:
         check_name(session_name, "session")
     sessions = sessions or SessionStore(open_database())
@@ -99,7 +103,7 @@ def open_conversation(build_ref: str | None = None, session_name: str | None = N
         build = build.model_copy(update={"styles": merge_styles(build.styles, styles)})
     resolve_styles(build.styles)  # an unknown style or a missing parameter fails now
     store = knowledge_for(build, sessions.db)
-    engine = load_build_engine(build, progress)
+    engine = engine_for(build, progress)
     # Everything is known to be valid: only now is anything written.
     if session is None and (session_name or new_session):
         session = sessions.create(session_name or new_session_name(sessions), resolved.ref)

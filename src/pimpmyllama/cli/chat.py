@@ -5,9 +5,9 @@ import sys
 
 import typer
 
-from pimpmyllama.chat.context_report import context_dict
-from pimpmyllama.cli.console import err, out, progress_reporter, read_stdin, write_stream
-from pimpmyllama.cli.render import render_context, render_sources, usage_line
+from pimpmyllama.cli.console import read_stdin
+from pimpmyllama.cli.oneshot import NO_SERVICE, one_shot
+from pimpmyllama.cli.terminal import Terminal, local_terminal
 from pimpmyllama.errors import InvalidInputError, PmlError
 from pimpmyllama.text import check_text
 
@@ -21,17 +21,18 @@ STYLE = typer.Option(None, "--style", help="add a prompt style: brief, expert, e
 
 
 def open_conversation(build_ref: str | None, session_name: str | None, style: list[str] | None = None,
-                      **options):
+                      term: Terminal | None = None, **options):
     from pimpmyllama.chat.opening import open_conversation as open_
     from pimpmyllama.prompting.styles import parse_style_option
 
+    term = term or local_terminal()
     styles = [parse_style_option(s) for s in style or []]
-    with progress_reporter("Loading") as report:
+    with term.progress("Loading") as report:
         conversation, resolved = open_(build_ref, session_name, progress=report, styles=styles, **options)
     kv_cache = getattr(conversation.engine, "kv_cache", None)
     if conversation.build.parameters.rope_scaling is not None and kv_cache is not None:
         # a stretched context's memory, stated for good (the progress line goes away)
-        err.print(kv_cache.describe(), markup=False, soft_wrap=True)
+        term.err.print(kv_cache.describe(), markup=False, soft_wrap=True)
     return conversation, resolved
 
 
@@ -89,16 +90,33 @@ def ask(
     adapter: str = ADAPTER,
     precision: str = PRECISION,
     style: list[str] = STYLE,
+    no_service: bool = NO_SERVICE,
 ):
-    """Ask one question and print the reply (for scripts)."""
+    """Ask one question and print the reply (for scripts). The model stays loaded in a
+    background service between calls (see docs/serving.md)."""
     build, question = _split_ask_args(args or [])
-    conversation, resolved = open_conversation(build, session, new_session=False, knowledge=kb, adapter=adapter,
-                                               precision=precision, style=style)
+    request = {"build": build, "question": question, "session": session, "json": as_json,
+               "show_context": show_context, "kb": kb or [], "adapter": adapter, "precision": precision,
+               "style": style or []}
+    one_shot("ask", request, no_service, run_ask)
+
+
+def run_ask(request: dict, term: Terminal, engine_for=None) -> None:
+    """`pml ask` once its arguments are read, printing on `term`; `engine_for` (build,
+    progress) -> engine, for a process that keeps its engines (the service)."""
+    from pimpmyllama.chat.context_report import context_dict
+    from pimpmyllama.cli.render import render_context, render_sources, usage_line
+
+    r = request
+    options = {"engine_for": engine_for} if engine_for else {}
+    conversation, resolved = open_conversation(r["build"], r["session"], new_session=False, knowledge=r["kb"],
+                                               adapter=r["adapter"], precision=r["precision"], style=r["style"],
+                                               term=term, **options)
     evicted = conversation.evicted_turns()
-    reply = conversation.send(question)
-    if show_context and not as_json:
-        render_context(err, reply.context, evicted)
-    if as_json:
+    reply = conversation.send(r["question"])
+    if r["show_context"] and not r["json"]:
+        render_context(term.err, reply.context, evicted)
+    if r["json"]:
         text = reply.text()
         c = reply.completion
         payload = {
@@ -110,14 +128,13 @@ def ask(
             "usage": c.usage.as_dict(),
             "sources": [{"label": p.label, "source": p.source, "score": p.score} for p in reply.context.knowledge],
         }
-        if show_context:
+        if r["show_context"]:
             payload["context"] = context_dict(reply.context, evicted)
-        print(json.dumps(payload, ensure_ascii=False))
+        term.write(json.dumps(payload, ensure_ascii=False) + "\n")
         return
     for delta in reply:
-        write_stream(delta)
-    write_stream("\n")
-    render_sources(out, reply.context)
-    if show_context:
-        err.print(f"[dim]{usage_line(reply.completion, reply.context)}[/]")
-
+        term.write(delta)
+    term.write("\n")
+    render_sources(term.out, reply.context)
+    if r["show_context"]:
+        term.err.print(f"[dim]{usage_line(reply.completion, reply.context)}[/]")

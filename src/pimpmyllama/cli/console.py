@@ -37,14 +37,14 @@ def human_count(n: int) -> str:
 
 
 @contextmanager
-def progress_reporter(title: str):
-    """A progress callback (stage, completed, total) drawn as one rich bar on stderr."""
+def progress_reporter(title: str, console: Console | None = None):
+    """A progress callback (stage, completed, total) drawn as one rich bar on stderr (or `console`)."""
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         TaskProgressColumn(),
         TimeElapsedColumn(),
-        console=err,
+        console=console or err,
         transient=True,
     ) as progress:
         task = progress.add_task(escape(title), total=None)

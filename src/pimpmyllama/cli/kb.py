@@ -8,6 +8,8 @@ from rich.table import Table
 
 from pimpmyllama.cli.app import new_app
 from pimpmyllama.cli.console import cells, err, escape, human_size, out, progress_reporter
+from pimpmyllama.cli.oneshot import NO_SERVICE, one_shot
+from pimpmyllama.cli.terminal import Terminal
 from pimpmyllama.knowledge import defaults
 
 app = new_app("Knowledge bases (RAG): documents the model can look things up in.")
@@ -120,26 +122,38 @@ def search(
     embedder: str = typer.Option(None, "--embedder", help="embed the query with this embedder (default: the base's)"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
     db: str = DB,
+    no_service: bool = NO_SERVICE,
 ):
-    """Print the passages nearest a query, with source, position and score."""
-    from pimpmyllama.knowledge.bases import open_base
+    """Print the passages nearest a query, with source, position and score. The
+    embedder stays loaded in a background service between calls (see docs/serving.md)."""
     from pimpmyllama.text import check_text
 
     check_text(query, "the query")  # before the database opens and the embedder loads
-    hits = open_base(name, db).search(query, k, mode=mode, filters=filters, mmr=mmr, embedder=embedder)
-    if as_json:
-        print(json.dumps([
+    request = {"name": name, "query": query, "k": k, "filters": filters or [], "mode": mode, "mmr": mmr,
+               "embedder": embedder, "json": as_json, "db": db}
+    one_shot("kb_search", request, no_service, run_search)
+
+
+def run_search(request: dict, term: Terminal) -> None:
+    """`pml kb search` once its arguments are read, printing on `term`."""
+    from pimpmyllama.knowledge.bases import open_base
+
+    r = request
+    hits = open_base(r["name"], r["db"]).search(r["query"], r["k"], mode=r["mode"], filters=r["filters"],
+                                                mmr=r["mmr"], embedder=r["embedder"])
+    if r["json"]:
+        term.write(json.dumps([
             {"source": h.chunk.source, "position": h.chunk.position, "heading": h.chunk.heading,
              "page": h.chunk.page, "score": h.score, "similarity": h.similarity, "text": h.chunk.text}
-            for h in hits], ensure_ascii=False))
+            for h in hits], ensure_ascii=False) + "\n")
         return
     for i, hit in enumerate(hits, start=1):
         c = hit.chunk
         where = f"{c.source}#{c.position}" + (f" p.{c.page}" if c.page else "") + (f" · {c.heading}" if c.heading else "")
         sim = f" · cosine {hit.similarity:.3f}" if hit.similarity is not None else ""
-        out.print(f"[bold]\\[{i}][/] {escape(where)} [dim](score {hit.score:.4f}{sim})[/]", soft_wrap=True)
-        out.print(c.text, markup=False, soft_wrap=True)
-        out.print()
+        term.out.print(f"[bold]\\[{i}][/] {escape(where)} [dim](score {hit.score:.4f}{sim})[/]", soft_wrap=True)
+        term.out.print(c.text, markup=False, soft_wrap=True)
+        term.out.print()
 
 
 @app.command("reindex")

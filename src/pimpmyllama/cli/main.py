@@ -26,6 +26,8 @@ app.command()(merge.merge)
 app.command("extract-lora")(merge.extract_lora)
 app.command()(compare.compare)
 app.command()(serve.serve)
+app.add_typer(lazy_typer("pimpmyllama.cli.service.commands:app", "The background service that keeps models "
+                         "loaded for pml ask and pml kb search: start, status, stop."), name="service")
 
 
 @app.callback()

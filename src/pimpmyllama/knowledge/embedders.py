@@ -50,10 +50,14 @@ class Embedder:
             # Local folders only: nothing may be fetched from a hub at run time.
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-            quiet_transformers()
-            from sentence_transformers import SentenceTransformer
+            from pimpmyllama.knowledge.bert import lean_bert
 
-            self._model = SentenceTransformer(str(self.folder), device="cpu")
+            self._model = lean_bert(self.folder)  # the bundled form, without importing sentence-transformers
+            if self._model is None:
+                quiet_transformers()
+                from sentence_transformers import SentenceTransformer
+
+                self._model = SentenceTransformer(str(self.folder), device="cpu")
         return self._model
 
     @property

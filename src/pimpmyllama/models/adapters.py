@@ -8,19 +8,23 @@ that shortens replies from 12.9 to 3.5 tokens gave 10.4 once merged at int4), so
 there the base is quantized alone and the adapter runs beside it, unmerged.
 """
 
+from __future__ import annotations
+
 import hashlib
 import json
 import re
 from collections.abc import Callable
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from pimpmyllama.errors import InvalidInputError
 from pimpmyllama.models.manifest import Manifest, read_manifest
 from pimpmyllama.models.shelf import Shelf
 from pimpmyllama.models.weights import open_tensors, tensor_shapes
 from pimpmyllama.paths import adapters_dir
+
+if TYPE_CHECKING:  # torch loads with the weights, not with the store (a one-shot client needs the store)
+    import torch
 
 META = "pml-adapter.json"
 _KEY = re.compile(r"^(?:base_model\.model\.)?(?P<module>.+)\.lora_(?P<which>[AB])(?:\.[^.]+)?\.weight$")
@@ -142,6 +146,8 @@ class Adapter:
         if name in self.replacements:
             return self.replacements[name].to(tensor.dtype)
         if name in self.factors:
+            import torch
+
             a, b = self.factors[name]
             return torch.addmm(tensor.float(), b, a).to(tensor.dtype)
         return tensor
@@ -166,6 +172,8 @@ class Adapter:
 
     def apply_to_module(self, module: torch.nn.Module) -> None:
         """Merge into a loaded transformers model, in place."""
+        import torch
+
         with torch.no_grad():
             for name, param in module.named_parameters():
                 if name in self.factors or name in self.replacements:
@@ -174,6 +182,8 @@ class Adapter:
 
 def check_adapter_files(folder: Path) -> None:
     """Every LoRA tensor present, finite, and paired."""
+    import torch
+
     factors, replacements = read_factors(folder)
     for name, tensor in [*((n, b @ a) for n, (a, b) in factors.items()), *replacements.items()]:
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
