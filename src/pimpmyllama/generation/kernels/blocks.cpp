@@ -71,7 +71,9 @@ Prepared prepare(const float* x, int64_t rows, int64_t groups) {
     _mm_storeu_si128(reinterpret_cast<__m128i*>(a.q.data() + i * kGroup + 16), _mm512_cvtepi32_epi8(qhi));
     a.qsum[i] = _mm512_reduce_add_epi32(_mm512_add_epi32(qlo, qhi));
     a.scale[i] = scale;
-    a.sum[i] = _mm512_reduce_add_ps(_mm512_add_ps(lo, hi));
+    float sum = 0.f;  // in order, one value after another: the arithmetic the kernel states
+    for (int j = 0; j < kGroup; ++j) sum += x[i * kGroup + j];
+    a.sum[i] = sum;
   }
   for (int64_t r = 0; r < rows; ++r)
     a.rows[r] = Row{a.q.data() + r * groups * kGroup, a.scale.data() + r * groups, a.sum.data() + r * groups,

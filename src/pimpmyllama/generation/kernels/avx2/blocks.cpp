@@ -12,9 +12,8 @@
 //       sign moved onto the activation (_mm256_sign_epi8): pairs of at most
 //       2 * 128 * 127 = 32512, exact.
 // Each group's dot product is thus the same integer as vpdpbusd's, and the fp32
-// steps after it (and the activations' rounding, and their sums in the order of
-// _mm512_reduce_add_ps) are the AVX-512 kernel's per lane: the results are bit for
-// bit the same.
+// steps after it (and the activations' rounding, and their sums, in order) are the
+// AVX-512 kernel's per lane: the results are bit for bit the same.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <immintrin.h>
@@ -64,7 +63,9 @@ Prepared prepare(const float* x, int64_t rows, int64_t groups) {
     const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(a.q.data() + i * kGroup), _mm256_permutevar8x32_epi32(bytes, order));
     a.scale[i] = scale;
-    a.sum[i] = sum16(_mm256_add_ps(v[0], v[2]), _mm256_add_ps(v[1], v[3]));  // lanes l and l + 16 first
+    float sum = 0.f;  // in order, one value after another, as ../blocks.cpp sums them
+    for (int j = 0; j < kGroup; ++j) sum += x[i * kGroup + j];
+    a.sum[i] = sum;
   }
   for (int64_t r = 0; r < rows; ++r)
     a.rows[r] = Row{a.q.data() + r * groups * kGroup, a.scale.data() + r * groups, a.sum.data() + r * groups};
