@@ -1,7 +1,8 @@
 """One-shot commands as whole processes: `pml ask` and `pml kb search`, cold and warm,
 against llama.cpp answering the same question in a process of its own.
 
-    python bench/oneshot.py [--rounds 5] [--llama-python /work/llama-venv/bin/python]
+    python bench/oneshot.py [--rounds 5] [--llama-python PATH]   (a Python that imports llama_cpp;
+                                                              default: this one, as `make bench` installs it)
 
 Contenders, taking turns round after round (the median of the rounds is shown):
   - llama.cpp: a Python process that loads the bundled Q4_1 GGUF through llama-cpp-python
@@ -110,7 +111,7 @@ def gguf() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--llama-python", default="/work/llama-venv/bin/python")
+    parser.add_argument("--llama-python", default=sys.executable, help="a Python that imports llama_cpp")
     parser.add_argument("--home", type=Path, default=Path(tempfile.gettempdir()) / "pml-bench-oneshot")
     args = parser.parse_args()
     home = args.home
