@@ -101,10 +101,9 @@ def run_llama(python: str, job: dict) -> dict:
 # --- our side ---
 
 def our_side(tokens: int):
-    sys.path.insert(0, str(Path(__file__).parent))
-    from precision import decode_path_perplexity, greedy_tokens
-
-    from pimpmyllama.generation.engine import Engine
+    from pimpmyllama.generation.engine import Engine, GenerationParams
+    from pimpmyllama.generation.guard import decode_pass
+    from pimpmyllama.generation.sampling import SamplingParams
     from pimpmyllama.models.defaults import DEFAULT_MODEL
     from pimpmyllama.models.refs import resolve_model_folder
     from pimpmyllama.training.perplexity import default_general_text
@@ -113,9 +112,10 @@ def our_side(tokens: int):
     engine = Engine.load(name, folder, precision="fp32")
     reference = engine.tokenizer.encode(default_general_text().read_text(encoding="utf-8"))[:tokens + 1]
     prompts = [engine.chat_format().encode([{"role": "user", "content": p}]) for p in PROMPTS]
-    greedy = [greedy_tokens(engine, p, AGREE_TOKENS) for p in PROMPTS]
+    params = GenerationParams(max_new_tokens=AGREE_TOKENS, sampling=SamplingParams(temperature=0, repeat_penalty=1.0))
+    greedy = [engine.generate(ids, params, 512).run().tokens for ids in prompts]
     return engine, {"reference": reference, "prompts": prompts, "greedy": greedy,
-                    "perplexity": decode_path_perplexity(engine.backend, reference, WINDOW),
+                    "perplexity": decode_pass(engine.backend, reference, WINDOW).perplexity,
                     "ends": sorted(engine.tokenizer.end_token_ids)}
 
 
