@@ -13,7 +13,8 @@ import torch
 
 from pimpmyllama.generation.layer import Block
 from pimpmyllama.generation.llama import LlamaModel, LlamaSpec
-from pimpmyllama.generation.products import Linear
+from pimpmyllama.generation.prepared import PreparedProducts
+from pimpmyllama.generation.products import Linear, product_for
 from pimpmyllama.generation.rope import interleave_heads
 
 Getter = Callable[[str], torch.Tensor | None]
@@ -54,10 +55,12 @@ class _Reader:
             return tensor
         return interleave_heads(tensor, self.spec.head_dim)
 
-    def fused(self, prefixes: list[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The weights and biases of these projections stacked into one (rows in order)."""
-        weight = _stack([self.rotary(self.need(p + "weight"), p) for p in prefixes])
-        return weight, _stack_optional([self.rotary(self.maybe(p + "bias"), p) for p in prefixes])
+    def fused(self, prefixes: list[str]) -> torch.Tensor:
+        """The weights of these projections stacked into one (rows in order)."""
+        return _stack([self.rotary(self.need(p + "weight"), p) for p in prefixes])
+
+    def fused_bias(self, prefixes: list[str]) -> torch.Tensor | None:
+        return _stack_optional([self.rotary(self.maybe(p + "bias"), p) for p in prefixes])
 
     def factors(self, prefixes: list[str], rows: list[int]) -> tuple[torch.Tensor, torch.Tensor] | None:
         """One LoRA (A, B) for the fused projection: the parts' A stacked, their B block-diagonal."""
@@ -76,18 +79,24 @@ class _Reader:
 
 
 def build_llama(spec: LlamaSpec, get: Getter, dtype: torch.dtype = torch.float32, bits: int | None = None,
-                head_bits: int | None = None, low_rank: LowRank | None = None, traced: bool = True) -> LlamaModel:
+                head_bits: int | None = None, low_rank: LowRank | None = None, traced: bool = True,
+                prepared: PreparedProducts | None = None) -> LlamaModel:
     """The model from a tensor getter (Hugging Face names -> tensor or None; KeyError
     for a missing one). `bits` (8 or 4) quantizes every linear layer, the output head
     included (at `head_bits` when given); `dtype` is that of the unquantized weights
     and of the products. `low_rank` (weight name -> LoRA factors (A, scale * B) or
     None) adds an unmerged adapter beside the layers. The residual stream, norms,
-    attention and cache stay fp32 at every precision."""
+    attention and cache stay fp32 at every precision. `prepared`: products kept from an
+    earlier load of these weights at this precision (found there, their weights are not
+    read), and where this load's are kept."""
     read = _Reader(spec, get, low_rank)
 
+    def product(prefixes: list[str], make):
+        return prepared.product(prefixes[0].rstrip("."), make) if prepared else make()
+
     def linear(prefixes: list[str], rows: list[int]) -> Linear:
-        weight, bias = read.fused(prefixes)
-        return Linear(weight, bias, dtype, bits, read.factors(prefixes, rows))
+        made = product(prefixes, lambda: product_for(read.fused(prefixes), dtype, bits))
+        return Linear.around(made, read.fused_bias(prefixes), read.factors(prefixes, rows))
 
     q_rows, kv_rows = spec.num_heads * spec.head_dim, spec.num_kv_heads * spec.head_dim
     embed = read.need("model.embed_tokens.weight", dtype)
@@ -104,13 +113,15 @@ def build_llama(spec: LlamaSpec, get: Getter, dtype: torch.dtype = torch.float32
             down=linear([p + "mlp.down_proj."], [spec.hidden_size]),
         ))
     norm = read.need("model.norm.weight")
-    untied = None if spec.tie_word_embeddings else get("lm_head.weight")
     # At int4 every product rounds its activations to int8 already; an 8-bit head does
     # too, as llama.cpp computes the Q8_0 head of its Q4_1 files (products.Int8).
     int8_activations = bits == 4 and head_bits == 8
-    if untied is None:  # tied (or no head stored): the embedding matrix, without a LoRA
-        head = Linear(embed, None, dtype, head_bits or bits, int8_activations=int8_activations)
-    else:
-        head = Linear(untied, None, dtype, head_bits or bits, read.factors(["lm_head."], [spec.vocab_size]),
-                      int8_activations=int8_activations)
+
+    def head_weight() -> torch.Tensor:  # tied (or no head stored): the embedding matrix
+        stored = None if spec.tie_word_embeddings else get("lm_head.weight")
+        return embed if stored is None else stored
+
+    made = product(["lm_head."], lambda: product_for(head_weight(), dtype, head_bits or bits, int8_activations))
+    head_lora = None if spec.tie_word_embeddings else read.factors(["lm_head."], [spec.vocab_size])
+    head = Linear.around(made, None, head_lora)
     return LlamaModel(spec, embed, blocks, norm, head, bits, traced)

@@ -8,6 +8,7 @@ from pimpmyllama.generation.building import build_llama
 from pimpmyllama.generation.heap import freed_memory_returned
 from pimpmyllama.generation.hf_backend import HFBackend
 from pimpmyllama.generation.llama import LlamaSpec, lean_unsupported_reason
+from pimpmyllama.generation import kernels, prepared
 from pimpmyllama.generation.precision import check_precision, default_precision
 from pimpmyllama.models.adapters import load_adapter
 from pimpmyllama.models.manifest import MODEL_MANIFEST, read_manifest
@@ -46,12 +47,19 @@ def load_backend(folder: Path, precision: str | None = None, adapter: Path | Non
         return HFBackend(folder, dtype, applied, config.get("rope_parameters") if config is not stored else None)
     spec = LlamaSpec.from_config(config)
     merge = chosen.merge_adapters
+    # quantized products are kept for the next load, unless a LoRA is merged into them
+    kept = (prepared.PreparedProducts(folder, chosen.name, bool(kernels.load()), dtype)
+            if chosen.weight_bits and prepared.enabled() and not (merge and applied) else None)
     with freed_memory_returned(), open_tensors(folder) as reader:
         get = applied.wrap(reader.get, merge) if applied else reader.get
         low_rank = None if merge or applied is None else applied.low_rank
         try:
-            return build_llama(spec, get, dtype, chosen.weight_bits, chosen.head_bits, low_rank=low_rank)
+            model = build_llama(spec, get, dtype, chosen.weight_bits, chosen.head_bits, low_rank=low_rank,
+                                prepared=kept)
         except KeyError as exc:
             raise InvalidInputError(f"{folder.name}: tensor {exc.args[0]} is missing from the weights") from None
         except RuntimeError as exc:  # shape mismatches surface from torch.cat/linear
             raise InvalidInputError(f"{folder.name}: weights do not match config.json ({exc})") from None
+    if kept is not None:
+        kept.save()
+    return model

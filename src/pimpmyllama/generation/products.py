@@ -54,6 +54,13 @@ class Dense:
     def __init__(self, weight: torch.Tensor, dtype: torch.dtype):
         self.weight = weight.to(dtype).contiguous()
 
+    def state(self) -> tuple[dict, dict[str, torch.Tensor]]:
+        return {}, {"weight": self.weight}
+
+    @classmethod
+    def restore(cls, facts: dict, tensors: dict[str, torch.Tensor], dtype: torch.dtype) -> "Dense":
+        return cls(tensors["weight"], dtype)
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(_as(x, self.weight.dtype), self.weight)
 
@@ -76,17 +83,31 @@ class Int8:
         and take integer products (kernels/blocks.cpp, llama.cpp's Q8_0 x Q8_0: 3.8x
         faster at 32 rows, ~0.5 % from the fp32 products)."""
         self.dtype, self.ours = dtype, ours and int8_groups_supported(weight)
-        self.blocks = None
         if self.ours:
-            self.q, self.scales = quantize_int8_groups(weight)  # scales [N, K/32] fp16
-            self._row = self._ours_row
-            if int8_activations:
-                self.blocks = pack_int8_blocks(self.q, self.scales)
-                self._row = self._ours_blocks_row
+            q, scales = quantize_int8_groups(weight)  # scales [N, K/32] fp16
+            self._hold(q, scales, pack_int8_blocks(q, scales) if int8_activations else None)
         else:
-            self.q, scales = quantize_int8(weight)
-            self.scales = scales.to(dtype)  # [N]
+            q, scales = quantize_int8(weight)
+            self._hold(q, scales.to(dtype), None)  # [N]
+
+    def _hold(self, q: torch.Tensor, scales: torch.Tensor, blocks: torch.Tensor | None) -> None:
+        self.q, self.scales, self.blocks = q, scales, blocks
+        if not self.ours:
             self._row = self._pytorch_row
+        else:
+            self._row = self._ours_row if blocks is None else self._ours_blocks_row
+
+    def state(self) -> tuple[dict, dict[str, torch.Tensor]]:
+        tensors = {"q": self.q, "scales": self.scales}
+        return {"ours": self.ours}, tensors if self.blocks is None else {**tensors, "blocks": self.blocks}
+
+    @classmethod
+    def restore(cls, facts: dict, tensors: dict[str, torch.Tensor], dtype: torch.dtype) -> "Int8":
+        """The product `state` described, without quantizing again."""
+        product = cls.__new__(cls)
+        product.dtype, product.ours = dtype, facts["ours"]
+        product._hold(tensors["q"], tensors["scales"], tensors.get("blocks"))
+        return product
 
     def _ours_row(self, x: torch.Tensor) -> torch.Tensor:
         return torch.ops.pml.q8_gemv(_as(x, torch.float32), self.q, self.scales)
@@ -141,19 +162,36 @@ class Int4:
         self.dtype, self.ours = dtype, ours
         self.shape = tuple(weight.shape)
         q, d, m = quantize_int4(weight)
-        self.blocks = self.nibbles = self.d = self.m = self.q = self.scales = None
         if ours:
-            self.blocks = pack_int4_blocks(q, d, m)
-            self._row = self._ours_row
+            self._hold({"blocks": pack_int4_blocks(q, d, m)})
         else:
-            self.nibbles, self.d, self.m = pack_nibbles(q), d, m
-            self._row = self._pytorch_row
-            self.q = torch.ops.aten._convert_weight_to_int4pack_for_cpu(q.int(), 1)
             # PyTorch's kernel computes (q - 8) * scale + zero: zero = minimum + 8 * scale
-            zeros = self.m.float() + 8 * self.d.float()
-            self.scales = torch.stack([self.d.float(), zeros], dim=-1).transpose(0, 1).contiguous().to(dtype)
+            zeros = m.float() + 8 * d.float()
+            self._hold({"nibbles": pack_nibbles(q), "d": d, "m": m,
+                        "q": torch.ops.aten._convert_weight_to_int4pack_for_cpu(q.int(), 1),
+                        "scales": torch.stack([d.float(), zeros], dim=-1).transpose(0, 1).contiguous().to(dtype)})
+
+    _HELD = ("blocks", "nibbles", "d", "m", "q", "scales")
+
+    def _hold(self, tensors: dict[str, torch.Tensor]) -> None:
+        for name in self._HELD:
+            setattr(self, name, tensors.get(name))
+        self._row = self._ours_row if self.ours else self._pytorch_row
         # ours dequantizes to bf16 in one pass, to the same numbers
-        self._dequantize = self._ours_dequantized if ours and dtype == torch.bfloat16 else self._torch_dequantized
+        self._dequantize = (self._ours_dequantized if self.ours and self.dtype == torch.bfloat16
+                            else self._torch_dequantized)
+
+    def state(self) -> tuple[dict, dict[str, torch.Tensor]]:
+        held = {name: getattr(self, name) for name in self._HELD}
+        return {"ours": self.ours, "shape": list(self.shape)}, {k: v for k, v in held.items() if v is not None}
+
+    @classmethod
+    def restore(cls, facts: dict, tensors: dict[str, torch.Tensor], dtype: torch.dtype) -> "Int4":
+        """The product `state` described, without quantizing again."""
+        product = cls.__new__(cls)
+        product.dtype, product.ours, product.shape = dtype, facts["ours"], tuple(facts["shape"])
+        product._hold(tensors)
+        return product
 
     def _ours_row(self, x: torch.Tensor) -> torch.Tensor:
         return torch.ops.pml.q4_blocks_gemv(_as(x, torch.float32), self.blocks, self.shape[0])
@@ -191,6 +229,7 @@ class Int4:
 
 
 Product = Dense | Int8 | Int4
+PRODUCTS = {cls.__name__: cls for cls in (Dense, Int8, Int4)}  # by the names prepared.py keeps
 
 
 def product_for(weight: torch.Tensor, dtype: torch.dtype, bits: int | None, int8_activations: bool = False) -> Product:
@@ -212,7 +251,19 @@ class Linear:
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, dtype: torch.dtype, bits: int | None,
                  low_rank: tuple[torch.Tensor, torch.Tensor] | None = None, int8_activations: bool = False):
         """`low_rank` (A [r, in], B [out, r]): an unmerged LoRA. `int8_activations` as in Int8."""
-        self.product = product_for(weight, dtype, bits, int8_activations)
+        self._hold(product_for(weight, dtype, bits, int8_activations), bias, low_rank)
+
+    @classmethod
+    def around(cls, product: Product, bias: torch.Tensor | None,
+               low_rank: tuple[torch.Tensor, torch.Tensor] | None = None) -> "Linear":
+        """The layer over a product made before (prepared.py keeps them between loads)."""
+        layer = cls.__new__(cls)
+        layer._hold(product, bias, low_rank)
+        return layer
+
+    def _hold(self, product: Product, bias: torch.Tensor | None,
+              low_rank: tuple[torch.Tensor, torch.Tensor] | None) -> None:
+        self.product = product
         self.bias = None if bias is None else bias.float()
         self.low_rank = None if low_rank is None else tuple(t.float().contiguous() for t in low_rank)
 

@@ -17,6 +17,7 @@ from pimpmyllama.models.defaults import DEFAULT_MODEL, DEFAULT_SAMPLING, bundled
 from pimpmyllama.models.importing import add_generation_defaults, import_into, verify_model_folder
 from pimpmyllama.models.info import ModelInfo, read_model_info
 from pimpmyllama.models.manifest import MODEL_MANIFEST, Manifest
+from pimpmyllama.models.prepared_files import forget_prepared
 from pimpmyllama.models.shelf import Draft, Shelf
 from pimpmyllama.names import name_from
 from pimpmyllama.paths import models_dir
@@ -78,7 +79,9 @@ class ModelStore:
         return self.shelf.manifest(name)
 
     def remove(self, name: str) -> None:
+        folder = self.shelf.entry(name).resolve()  # a linked model's own folder, as loads see it
         self.shelf.remove(name)
+        forget_prepared(folder)
 
     def create(self, name: str, *, force: bool = False,
                check: Callable[[Path], None] | None = None) -> AbstractContextManager[Draft]:

@@ -23,7 +23,12 @@ def read_header(path: Path) -> dict:
     return _header_and_data_start(path)[0]
 
 
-def _header_and_data_start(path: Path) -> tuple[dict, int]:
+def read_metadata(path: Path) -> dict[str, str]:
+    """The `__metadata__` strings of a safetensors file (empty if it has none)."""
+    return _header_and_data_start(path)[2]
+
+
+def _header_and_data_start(path: Path) -> tuple[dict, int, dict[str, str]]:
     try:
         with open(path, "rb") as f:
             (size,) = struct.unpack("<Q", f.read(8))
@@ -32,13 +37,13 @@ def _header_and_data_start(path: Path) -> tuple[dict, int]:
             header = json.loads(f.read(size))
     except (OSError, ValueError, struct.error) as exc:
         raise InvalidInputError(f"{path} is not a readable safetensors file ({exc})") from None
-    header.pop("__metadata__", None)
-    return header, 8 + size
+    metadata = header.pop("__metadata__", None) or {}
+    return header, 8 + size, metadata
 
 
 def check_complete(path: Path) -> None:
     """The file holds every byte its header promises (a cut-off copy fails here)."""
-    header, start = _header_and_data_start(path)
+    header, start, _ = _header_and_data_start(path)
     end = start + max((info["data_offsets"][1] for info in header.values()), default=0)
     size = path.stat().st_size
     if size < end:
@@ -74,7 +79,7 @@ class TensorFiles:
     def __init__(self, folder: Path, files: list[Path] | None = None):
         self.index: dict[str, tuple[Path, dict, int]] = {}
         for path in files if files is not None else safetensors_files(folder):
-            header, data_start = _header_and_data_start(path)
+            header, data_start, _ = _header_and_data_start(path)
             for name, info in header.items():
                 self.index[name] = (path, info, data_start)
 
