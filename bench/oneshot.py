@@ -15,7 +15,8 @@ Peak RSS is the command's own process; for the service paths the service's peak 
 shown beside it. pml runs a build of the bundled model with temperature 0 and
 max_new_tokens 12. A scratch PML_HOME holds the model (hard links to ~/.pimpmyllama's
 copy when there is one, else imported from the GGUF once) and a private cache for the
-CPU kernels (built once before timing, so no run pays for their build).
+CPU kernels (built once before timing, so no run pays for their build); the model's prepared
+weights are made by that same first run (a model's first load ever quantizes them, later loads read them).
 """
 
 import argparse
@@ -58,7 +59,7 @@ for _ in reply:
 t.append(time.perf_counter())
 print(json.dumps([b - a for a, b in zip(t, t[1:])]))
 """
-STAGE_NAMES = ["import torch", "import the engine, chat, storage", "load: resolve, weights, quantize",
+STAGE_NAMES = ["import torch", "import the engine, chat, storage", "load: resolve, read the prepared weights",
                "prompt to first token (prefill, first steps)", "the other tokens"]
 
 
@@ -83,7 +84,8 @@ def service_peak_mib(home: Path) -> float:
 
 
 def prepare(home: Path, env: dict) -> Path:
-    """The scratch home: the default model, the `town` base, a greedy 12-token build, built kernels."""
+    """The scratch home: the default model, the `town` base, a greedy 12-token build, built kernels,
+    and the model's prepared weights (its first load ever quantizes them, and keeps them)."""
     pml = [sys.executable, "-m", "pimpmyllama"]
     models = home / "models" / "smollm2-135m-instruct"
     user_copy = Path.home() / ".pimpmyllama" / "models" / "smollm2-135m-instruct"
@@ -97,7 +99,7 @@ def prepare(home: Path, env: dict) -> Path:
         subprocess.run(pml + ["kb", "create", "town"], env=quiet, check=True, capture_output=True)
         subprocess.run(pml + ["kb", "add", "town", str(REPO / "examples" / "town-hall" / "docs")], env=quiet,
                        check=True, capture_output=True)
-    subprocess.run(pml + ["ask", str(build), QUESTION], env=quiet, check=True, capture_output=True)  # kernels
+    subprocess.run(pml + ["ask", str(build), QUESTION], env=quiet, check=True, capture_output=True)  # kernels, prepared weights
     return build
 
 
