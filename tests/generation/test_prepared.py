@@ -121,3 +121,21 @@ def test_removing_a_model_removes_what_was_kept_for_it(stored_tiny):
     assert len(kept_for(folder)) == 1
     store.remove("tiny")
     assert kept_for(folder) == []
+
+
+def test_an_interrupted_save_leaves_no_file(pml_home, tiny_model, monkeypatch):
+    import safetensors.torch
+
+    def interrupted(tensors, path, metadata=None):
+        with open(path, "wb") as f:
+            f.write(b"half a file")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(safetensors.torch, "save_file", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        load_backend(tiny_model, "int4")
+    assert list(prepared_dir().iterdir()) == []  # neither the file nor its temporary
+    monkeypatch.undo()
+    monkeypatch.setenv("PML_HOME", str(pml_home))
+    load_backend(tiny_model, "int4")
+    assert len(kept_for(tiny_model)) == 1
