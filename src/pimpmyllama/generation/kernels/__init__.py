@@ -53,12 +53,15 @@ class Library:
     compile_flags: tuple[str, ...]
 
 
+# the ops around each instruction set's arithmetic (argument checks, threads, tiles, registration), shared by both
+OPS_HEADERS = tuple(HERE / n for n in ("gemv_ops.h", "decode_ops.h", "tiles.h"))
+
 LIBRARIES = {
-    "avx512": Library("avx512", tuple(HERE / n for n in ("gemv.cpp", "blocks.cpp", "decode.cpp")), (HERE / "decode_ops.h",),
+    "avx512": Library("avx512", tuple(HERE / n for n in ("gemv.cpp", "blocks.cpp", "decode.cpp")), OPS_HEADERS,
                       ("avx512f", "avx512bw", "avx512vl", "avx512_vnni", "f16c", "fma"),
                       ("-O3", "-fopenmp", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512vnni", "-mf16c", "-mfma")),
     "avx2": Library("avx2", tuple(HERE / "avx2" / n for n in ("gemv.cpp", "blocks.cpp", "decode.cpp")),
-                    (HERE / "decode_ops.h", HERE / "avx2" / "lanes.h"),
+                    (*OPS_HEADERS, HERE / "avx2" / "lanes.h"),
                     ("avx2", "fma", "f16c"), ("-O3", "-fopenmp", "-mavx2", "-mfma", "-mf16c")),
 }
 
