@@ -54,7 +54,7 @@ class Library:
 
 
 # the ops around each instruction set's arithmetic (argument checks, threads, tiles, registration), shared by both
-OPS_HEADERS = tuple(HERE / n for n in ("gemv_ops.h", "decode_ops.h", "tiles.h"))
+OPS_HEADERS = tuple(HERE / n for n in ("gemv_ops.h", "blocks_ops.h", "decode_ops.h", "tiles.h"))
 
 LIBRARIES = {
     "avx512": Library("avx512", tuple(HERE / n for n in ("gemv.cpp", "blocks.cpp", "decode.cpp")), OPS_HEADERS,
