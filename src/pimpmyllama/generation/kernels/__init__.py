@@ -8,15 +8,19 @@ One library serves a process, chosen by what its CPU has (`LIBRARIES`, best firs
   - avx2: avx2/*.cpp — AVX2 with FMA and F16C (most laptops and desktops since
     2013-2015): the same ops, layouts and results, bit for bit, from 8-lane halves
     and maddubs/madd integer products.
+Each library's sources hold only its arithmetic; the ops around it (argument checks,
+threads, tiles, the op schemas and registration) are the shared *_ops.h headers they
+include (`OPS_HEADERS`).
 Where neither fits, a C++ compiler is missing or the build fails, `load()` says so
 (once, for a failure) and the engine uses PyTorch's own weight-only kernels.
 PML_KERNELS chooses: unset or `1` the best the CPU takes, `avx512` or `avx2` that
 library (if the CPU has its flags), `0` none (for comparisons).
 
 An ARM NEON library would be one more entry of `LIBRARIES` (sources in neon/*.cpp
-with the same op names and packed layouts — vdotq_s32 where the CPU has `asimddp`,
-as vpdpbusd here — and its flags read from the `Features` line of /proc/cpuinfo,
-see `cpu_flags`); it is not written yet, so ARM CPUs use PyTorch's kernels.
+defining the arithmetic the *_ops.h headers name, on the same packed layouts —
+vdotq_s32 where the CPU has `asimddp`, as vpdpbusd here — and its flags read from
+the `Features` line of /proc/cpuinfo, see `cpu_flags`); it is not written yet, so
+ARM CPUs use PyTorch's kernels.
 
 The build is plain g++ against the installed torch's headers (~15 s), written to a
 temporary file and moved into place, so that a killed or concurrent build never
@@ -53,12 +57,15 @@ class Library:
     compile_flags: tuple[str, ...]
 
 
+# the ops around each instruction set's arithmetic (argument checks, threads, tiles, registration), shared by both
+OPS_HEADERS = tuple(HERE / n for n in ("gemv_ops.h", "blocks_ops.h", "decode_ops.h", "tiles.h"))
+
 LIBRARIES = {
-    "avx512": Library("avx512", tuple(HERE / n for n in ("gemv.cpp", "blocks.cpp", "decode.cpp")), (HERE / "decode_ops.h",),
+    "avx512": Library("avx512", tuple(HERE / n for n in ("gemv.cpp", "blocks.cpp", "decode.cpp")), OPS_HEADERS,
                       ("avx512f", "avx512bw", "avx512vl", "avx512_vnni", "f16c", "fma"),
                       ("-O3", "-fopenmp", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512vnni", "-mf16c", "-mfma")),
     "avx2": Library("avx2", tuple(HERE / "avx2" / n for n in ("gemv.cpp", "blocks.cpp", "decode.cpp")),
-                    (HERE / "decode_ops.h", HERE / "avx2" / "lanes.h"),
+                    (*OPS_HEADERS, HERE / "avx2" / "lanes.h"),
                     ("avx2", "fma", "f16c"), ("-O3", "-fopenmp", "-mavx2", "-mfma", "-mf16c")),
 }
 

@@ -25,20 +25,15 @@
 // weights unpacked once per tile (up to 8 rows for q4, 4 for q8, whose unpacked block
 // leaves fewer registers: measured on the default model); each row's arithmetic is the
 // same in any tile, so every row gets exactly the numbers it would get alone.
-#include <ATen/ATen.h>
-#include <ATen/Parallel.h>
 #include <immintrin.h>
-#include <torch/library.h>
 
-#include <algorithm>
-#include <cmath>
 #include <cstdint>
 #include <vector>
 
 namespace {
 
-constexpr int64_t kGroup = 32, kRows = 16, kBlockBytes = 320, kQ8BlockBytes = 544, kTile = 8;
-constexpr int64_t kQ4Tile = 8, kQ8Tile = 4;  // rows per tile, at most kTile
+constexpr int64_t kGroup = 32, kRows = 16, kBlockBytes = 320, kQ8BlockBytes = 544;
+constexpr int kQ4Tile = 8, kQ8Tile = 4;  // rows per tile, at most
 
 // The rows of activations, as the kernels read them: int8 values in their natural
 // order, and each group's scale, sum and the sum of its int8 values. `Row` is one
@@ -85,7 +80,7 @@ inline __m512i four(const int8_t* q) { return _mm512_set1_epi32(*reinterpret_cas
 
 // T rows of x against one block of 16 weight rows: out[t][r].
 template <int T>
-void block_rows(const uint8_t* block, const Row* const* x, int64_t groups, float (*out)[kRows]) {
+void q4_block_rows(const uint8_t* block, const Row* const* x, int64_t groups, float (*out)[kRows]) {
   const __m512i low4 = _mm512_set1_epi8(15);
   __m512 total[T];
   for (int t = 0; t < T; ++t) total[t] = _mm512_setzero_ps();
@@ -136,133 +131,24 @@ void q8_block_rows(const uint8_t* block, const Row* const* x, int64_t groups, fl
   for (int t = 0; t < T; ++t) _mm512_storeu_ps(out[t], total[t]);
 }
 
-// A block's kernel for a tile of 1 to kTile rows, by its size.
-template <typename Kernel>
-struct Tiles {
-  void operator()(const uint8_t* block, const Row* const* tile, int64_t size, int64_t groups, float (*out)[kRows]) const {
-    switch (size) {
-      case 8: Kernel::template run<8>(block, tile, groups, out); break;
-      case 7: Kernel::template run<7>(block, tile, groups, out); break;
-      case 6: Kernel::template run<6>(block, tile, groups, out); break;
-      case 5: Kernel::template run<5>(block, tile, groups, out); break;
-      case 4: Kernel::template run<4>(block, tile, groups, out); break;
-      case 3: Kernel::template run<3>(block, tile, groups, out); break;
-      case 2: Kernel::template run<2>(block, tile, groups, out); break;
-      default: Kernel::template run<1>(block, tile, groups, out); break;
-    }
-  }
-};
-
-struct Q4Kernel {
-  template <int T>
-  static void run(const uint8_t* b, const Row* const* x, int64_t g, float (*o)[kRows]) { block_rows<T>(b, x, g, o); }
-};
-
-struct Q8Kernel {
-  template <int T>
-  static void run(const uint8_t* b, const Row* const* x, int64_t g, float (*o)[kRows]) { q8_block_rows<T>(b, x, g, o); }
-};
-
-// y [rows, n] from the rows of x through `tile(block, rows of a tile, count, out)` for
-// each block of 16 weight rows (blocks shared among ATen's threads, a block's weights
-// kept in L1 while the tiles of x pass).
-template <typename Tile>
-at::Tensor by_blocks(const at::Tensor& x, const uint8_t* blocks, int64_t count, int64_t block_bytes, int64_t n,
-                     Tile tile, int64_t tile_rows) {
-  const int64_t rows = x.size(0), k = x.size(1), groups = k / kGroup;
-  const auto xc = x.contiguous();
-  const Prepared prepared = prepare(xc.data_ptr<float>(), rows, groups);
-  auto y = at::empty({rows, n}, x.options());
-  float* yp = y.data_ptr<float>();
-  at::parallel_for(0, count, 4, [&](int64_t begin, int64_t end) {
-    const Row* rows_of_tile[kTile];
-    float out[kTile][kRows];
-    for (int64_t b = begin; b < end; ++b) {
-      const uint8_t* block = blocks + b * groups * block_bytes;
-      const int64_t width = std::min(kRows, n - b * kRows);
-      for (int64_t i = 0; i < rows; i += tile_rows) {
-        const int64_t size = std::min(tile_rows, rows - i);
-        for (int64_t t = 0; t < size; ++t) rows_of_tile[t] = &prepared.rows[i + t];
-        tile(block, rows_of_tile, size, groups, out);
-        for (int64_t t = 0; t < size; ++t) std::copy(out[t], out[t] + width, yp + (i + t) * n + b * kRows);
-      }
-    }
-  });
-  return y;
+// 16 fp32 values rounded to the nearest even bf16, as torch's .to(bfloat16) does.
+inline void to_bf16(__m512 v, uint16_t* out) {
+  const __m512i bits = _mm512_castps_si512(v);
+  const __m512i rounded = _mm512_add_epi32(
+      bits, _mm512_add_epi32(_mm512_set1_epi32(0x7FFF), _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1))));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm512_cvtepi32_epi16(_mm512_srli_epi32(rounded, 16)));
 }
 
-at::Tensor q8_blocks_gemv(const at::Tensor& x, const at::Tensor& packed, int64_t n) {
-  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == at::kFloat, "q8_blocks_gemv: x must be 2-D fp32");
-  TORCH_CHECK(packed.dim() == 3 && packed.scalar_type() == at::kByte && packed.size(2) == kQ8BlockBytes,
-              "q8_blocks_gemv: packed must be [blocks, groups, 544] uint8");
-  const int64_t blocks = packed.size(0), groups = packed.size(1);
-  TORCH_CHECK(x.size(1) == groups * kGroup && n <= blocks * kRows && n > (blocks - 1) * kRows,
-              "q8_blocks_gemv: x, packed and n do not match");
-  const auto pc = packed.contiguous();
-  return by_blocks(x, pc.data_ptr<uint8_t>(), blocks, kQ8BlockBytes, n,
-                   Tiles<Q8Kernel>(), kQ8Tile);
-}
-
-at::Tensor q4_blocks_gemv(const at::Tensor& x, const at::Tensor& packed, int64_t n) {
-  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == at::kFloat, "q4_blocks_gemv: x must be 2-D fp32");
-  TORCH_CHECK(packed.dim() == 3 && packed.scalar_type() == at::kByte && packed.size(2) == kBlockBytes,
-              "q4_blocks_gemv: packed must be [blocks, groups, 320] uint8");
-  const int64_t blocks = packed.size(0), groups = packed.size(1);
-  TORCH_CHECK(x.size(1) == groups * kGroup && n <= blocks * kRows && n > (blocks - 1) * kRows,
-              "q4_blocks_gemv: x, packed and n do not match");
-  const auto pc = packed.contiguous();
-  return by_blocks(x, pc.data_ptr<uint8_t>(), blocks, kBlockBytes, n,
-                   Tiles<Q4Kernel>(), kQ4Tile);
-}
-
-// The bf16 weights [n, k] (for prompts, whose many rows run faster as a dense
-// product): q * d + m in fp32 (a product, then a sum, as torch computes it), rounded
-// to the nearest even bf16, as torch's .to(bfloat16) does.
-at::Tensor q4_blocks_dequant(const at::Tensor& packed, int64_t n) {
-  TORCH_CHECK(packed.dim() == 3 && packed.scalar_type() == at::kByte && packed.size(2) == kBlockBytes,
-              "q4_blocks_dequant: packed must be [blocks, groups, 320] uint8");
-  const int64_t blocks = packed.size(0), groups = packed.size(1), k = groups * kGroup;
-  TORCH_CHECK(n <= blocks * kRows && n > (blocks - 1) * kRows, "q4_blocks_dequant: packed and n do not match");
-  const auto pc = packed.contiguous();
-  auto w = at::empty({n, k}, packed.options().dtype(at::kBFloat16));
-  const uint8_t* pp = pc.data_ptr<uint8_t>();
-  auto* wp = reinterpret_cast<uint16_t*>(w.data_ptr<at::BFloat16>());
-  const __m512i low4 = _mm512_set1_epi32(15), one = _mm512_set1_epi32(1), half = _mm512_set1_epi32(0x7FFF);
-  auto to_bf16 = [&](__m512 v, uint16_t* out) {
-    const __m512i bits = _mm512_castps_si512(v);
-    const __m512i rounded = _mm512_add_epi32(bits, _mm512_add_epi32(half, _mm512_and_si512(_mm512_srli_epi32(bits, 16), one)));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm512_cvtepi32_epi16(_mm512_srli_epi32(rounded, 16)));
-  };
-  at::parallel_for(0, blocks * groups, 16, [&](int64_t begin, int64_t end) {
-    for (int64_t bg = begin; bg < end; ++bg) {
-      const int64_t b = bg / groups, g = bg % groups;
-      const uint8_t* block = pp + bg * kBlockBytes;
-      const auto* d = reinterpret_cast<const uint16_t*>(block + 256);
-      const auto* m = reinterpret_cast<const uint16_t*>(block + 288);
-      for (int64_t r = 0; r < std::min(kRows, n - b * kRows); ++r) {
-        // row r's word of each chunk: low nibbles are its inputs 0..15 in order, high ones 16..31
-        const auto* word = reinterpret_cast<const int32_t*>(block) + r;
-        const __m512i q = _mm512_cvtepu8_epi32(_mm_set_epi32(word[48], word[32], word[16], word[0]));
-        const __m512 scale = _mm512_set1_ps(_cvtsh_ss(d[r])), minimum = _mm512_set1_ps(_cvtsh_ss(m[r]));
-        uint16_t* out = wp + (b * kRows + r) * k + g * kGroup;
-        to_bf16(_mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(q, low4)), scale), minimum), out);
-        to_bf16(_mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(q, 4)), scale), minimum), out + 16);
-      }
-    }
-  });
-  return w;
+// One row's group of q4 weights, q * d + m, as bf16: `words` its word of the first
+// chunk (the others 16 words apart), low nibbles its inputs 0..15 in order, high ones 16..31.
+inline void q4_row_to_bf16(const int32_t* words, uint16_t d, uint16_t m, uint16_t* out) {
+  const __m512i q = _mm512_cvtepu8_epi32(_mm_set_epi32(words[48], words[32], words[16], words[0]));
+  const __m512 scale = _mm512_set1_ps(_cvtsh_ss(d)), minimum = _mm512_set1_ps(_cvtsh_ss(m));
+  const __m512i low4 = _mm512_set1_epi32(15);
+  to_bf16(_mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(q, low4)), scale), minimum), out);
+  to_bf16(_mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(q, 4)), scale), minimum), out + 16);
 }
 
 }  // namespace
 
-TORCH_LIBRARY_FRAGMENT(pml, lib) {
-  lib.def("q4_blocks_gemv(Tensor x, Tensor packed, int n) -> Tensor");
-  lib.def("q4_blocks_dequant(Tensor packed, int n) -> Tensor");
-  lib.def("q8_blocks_gemv(Tensor x, Tensor packed, int n) -> Tensor");
-}
-
-TORCH_LIBRARY_IMPL(pml, CPU, lib) {
-  lib.impl("q4_blocks_gemv", &q4_blocks_gemv);
-  lib.impl("q4_blocks_dequant", &q4_blocks_dequant);
-  lib.impl("q8_blocks_gemv", &q8_blocks_gemv);
-}
+#include "blocks_ops.h"  // the ops around the functions above, and their registration

@@ -14,10 +14,7 @@
 //     head h reading kv head h / (H / KV).
 // attend_rows(qkv, rotations, keys, values, ends, layer, heads):
 //     attend_one for one new token of each of several sequences, in one call.
-#include <ATen/ATen.h>
-#include <ATen/Parallel.h>
 #include <immintrin.h>
-#include <torch/library.h>
 
 #include <cmath>
 #include <cstdint>
@@ -51,47 +48,24 @@ float dot(const float* a, const float* b, int64_t n) {
   return _mm512_reduce_add_ps(acc);
 }
 
-at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
-  TORCH_CHECK(x.scalar_type() == at::kFloat && weight.scalar_type() == at::kFloat, "rms_norm: fp32 only");
-  const auto xc = x.contiguous(), wc = weight.contiguous();
-  const int64_t d = xc.size(-1), rows = xc.numel() / d;
-  TORCH_CHECK(wc.numel() == d, "rms_norm: weight does not match x");
-  auto y = at::empty_like(xc);
-  const float *xp = xc.data_ptr<float>(), *wp = wc.data_ptr<float>();
-  float* yp = y.data_ptr<float>();
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* row = xp + r * d;
-    const __m512 scale = _mm512_set1_ps(1.f / std::sqrt(dot(row, row, d) / d + static_cast<float>(eps)));
-    for (int64_t i = 0; i < d; i += 16) {
-      const __mmask16 k = tail_mask(d - i);
-      const __m512 v = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, row + i), scale),
-                                     _mm512_maskz_loadu_ps(k, wp + i));
-      _mm512_mask_storeu_ps(yp + r * d + i, k, v);
-    }
+// rms_norm's row once its scale is known: out = x * scale * w over d values.
+void scale_row(const float* x, const float* w, float scale, int64_t d, float* out) {
+  const __m512 s = _mm512_set1_ps(scale);
+  for (int64_t i = 0; i < d; i += 16) {
+    const __mmask16 k = tail_mask(d - i);
+    const __m512 v = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), s), _mm512_maskz_loadu_ps(k, w + i));
+    _mm512_mask_storeu_ps(out + i, k, v);
   }
-  return y;
 }
 
-at::Tensor silu_mul(const at::Tensor& gate_up) {
-  TORCH_CHECK(gate_up.scalar_type() == at::kFloat && gate_up.size(-1) % 2 == 0, "silu_mul: fp32 [.., 2n]");
-  const auto gu = gate_up.contiguous();
-  const int64_t n = gu.size(-1) / 2, rows = gu.numel() / (2 * n);
-  auto sizes = gu.sizes().vec();
-  sizes.back() = n;
-  auto y = at::empty(sizes, gu.options());
-  const float* gp = gu.data_ptr<float>();
-  float* yp = y.data_ptr<float>();
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t i = 0; i < n; i += 16) {
-      const __mmask16 k = tail_mask(n - i);
-      const __m512 g = _mm512_maskz_loadu_ps(k, gp + r * 2 * n + i);
-      const __m512 u = _mm512_maskz_loadu_ps(k, gp + r * 2 * n + n + i);
-      const __m512 silu = _mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.f), exp16(_mm512_sub_ps(_mm512_setzero_ps(), g))));
-      _mm512_mask_storeu_ps(yp + r * n + i, k, _mm512_mul_ps(silu, u));
-    }
-  return y;
+void silu_mul_row(const float* gate, const float* up, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 k = tail_mask(n - i);
+    const __m512 g = _mm512_maskz_loadu_ps(k, gate + i), u = _mm512_maskz_loadu_ps(k, up + i);
+    const __m512 silu = _mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.f), exp16(_mm512_sub_ps(_mm512_setzero_ps(), g))));
+    _mm512_mask_storeu_ps(out + i, k, _mm512_mul_ps(silu, u));
+  }
 }
-
 constexpr int64_t kMaxGroup = 16;  // query heads per kv head
 constexpr int64_t kMaxChunks = 16;  // head_dim up to 256
 
@@ -151,47 +125,10 @@ void attend_kv_head_as(const float* q, const float* kh, int64_t ks1, const float
       _mm512_mask_storeu_ps(out + j * hd + 16 * c, tail_mask(hd - 16 * c), _mm512_mul_ps(acc[j][c], _mm512_set1_ps(inverse[j])));
 }
 
-using AttendKvHead = void (*)(const float*, const float*, int64_t, const float*, int64_t, int64_t, int64_t, int64_t,
-                              float*, std::vector<float>&);
-
-template <int C>
-AttendKvHead attend_kv_head_for_group(int64_t group) {
-  switch (group) {
-    case 1: return &attend_kv_head_as<1, C>;
-    case 2: return &attend_kv_head_as<2, C>;
-    case 3: return &attend_kv_head_as<3, C>;
-    case 4: return &attend_kv_head_as<4, C>;
-    case 5: return &attend_kv_head_as<5, C>;
-    case 6: return &attend_kv_head_as<6, C>;
-    case 7: return &attend_kv_head_as<7, C>;
-    case 8: return &attend_kv_head_as<8, C>;
-    default: return &attend_kv_head_as<0, 0>;
-  }
-}
-
-// attend_kv_head_as for a model's heads: compiled for them where head_dim is 64 or 128
-// and a kv head has up to 8 query heads (most Llama-family models), else the general one.
-AttendKvHead attend_kv_head_for(int64_t group, int64_t hd) {
-  if (hd == 64) return attend_kv_head_for_group<4>(group);
-  if (hd == 128) return attend_kv_head_for_group<8>(group);
-  return &attend_kv_head_as<0, 0>;
-}
-
-#include "decode_ops.h"  // attend_one and attend_rows around the kernel above
+// attend_kv_head_as is compiled for groups of up to 8 query heads and head_dim 64 and
+// 128 (hd / 16 up to 8): decode_ops.h's attend_kv_head_for.
+constexpr int kCompiledGroup = 8, kCompiledChunks = 8;
 
 }  // namespace
 
-TORCH_LIBRARY_FRAGMENT(pml, lib) {
-  lib.def("rms_norm(Tensor x, Tensor weight, float eps) -> Tensor");
-  lib.def("silu_mul(Tensor gate_up) -> Tensor");
-  lib.def("attend_one(Tensor qkv, Tensor rotation, Tensor(a!) keys, Tensor(b!) values, int heads) -> Tensor");
-  lib.def("attend_rows(Tensor qkv, Tensor rotations, Tensor(a!)[] keys, Tensor(b!)[] values, int[] ends, int layer, "
-          "int heads) -> Tensor");
-}
-
-TORCH_LIBRARY_IMPL(pml, CPU, lib) {
-  lib.impl("rms_norm", &rms_norm);
-  lib.impl("silu_mul", &silu_mul);
-  lib.impl("attend_one", &attend_one);
-  lib.impl("attend_rows", &attend_rows);
-}
+#include "decode_ops.h"  // the ops around the functions above, and their registration

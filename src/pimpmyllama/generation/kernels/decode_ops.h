@@ -1,9 +1,79 @@
-// The parts of attend_one and attend_rows that do not depend on the vector
-// instructions: argument checks, the rotation of q and k, the cache writes and the
-// split of the work among threads. Included, inside its anonymous namespace, by each
-// instruction set's decode.cpp after it defines kMaxGroup, kMaxChunks, AttendKvHead
-// and attend_kv_head_for(group, head_dim) (the attention over one kv head).
+// The ops of ../decode.cpp around an instruction set's arithmetic: argument checks,
+// the loops over rows, the rotation of q and k, the cache writes, the choice of the
+// attention kernel compiled for a model's heads and the split of the work among
+// threads, and the ops' schemas and registration. Included at the end of each
+// instruction set's decode.cpp, after its anonymous namespace defines
+//   dot(a, b, n)                          the fp32 dot product of rms_norm;
+//   scale_row(x, w, scale, d, out)        out = x * scale * w over d values;
+//   silu_mul_row(gate, up, n, out)        out = silu(gate) * up over n values;
+//   kMaxGroup, kMaxChunks                 query heads per kv head and hd / 16, at most;
+//   attend_kv_head_as<G, C>               the attention over one kv head (G and C, when
+//                                         not 0, the group size and hd / 16);
+//   kCompiledGroup, kCompiledChunks       the largest G and C it is compiled for,
+// and reopening that namespace (one per file) for the ops.
 #pragma once
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+namespace {
+
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  TORCH_CHECK(x.scalar_type() == at::kFloat && weight.scalar_type() == at::kFloat, "rms_norm: fp32 only");
+  const auto xc = x.contiguous(), wc = weight.contiguous();
+  const int64_t d = xc.size(-1), rows = xc.numel() / d;
+  TORCH_CHECK(wc.numel() == d, "rms_norm: weight does not match x");
+  auto y = at::empty_like(xc);
+  const float *xp = xc.data_ptr<float>(), *wp = wc.data_ptr<float>();
+  float* yp = y.data_ptr<float>();
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = xp + r * d;
+    scale_row(row, wp, 1.f / std::sqrt(dot(row, row, d) / d + static_cast<float>(eps)), d, yp + r * d);
+  }
+  return y;
+}
+
+at::Tensor silu_mul(const at::Tensor& gate_up) {
+  TORCH_CHECK(gate_up.scalar_type() == at::kFloat && gate_up.size(-1) % 2 == 0, "silu_mul: fp32 [.., 2n]");
+  const auto gu = gate_up.contiguous();
+  const int64_t n = gu.size(-1) / 2, rows = gu.numel() / (2 * n);
+  auto sizes = gu.sizes().vec();
+  sizes.back() = n;
+  auto y = at::empty(sizes, gu.options());
+  const float* gp = gu.data_ptr<float>();
+  float* yp = y.data_ptr<float>();
+  for (int64_t r = 0; r < rows; ++r) silu_mul_row(gp + r * 2 * n, gp + r * 2 * n + n, n, yp + r * n);
+  return y;
+}
+
+using AttendKvHead = void (*)(const float*, const float*, int64_t, const float*, int64_t, int64_t, int64_t, int64_t,
+                              float*, std::vector<float>&);
+
+// attend_kv_head_as<group, C> for a group of 1 to G query heads, else the general one.
+template <int C, int G>
+AttendKvHead attend_kv_head_for_group(int64_t group) {
+  if constexpr (G == 0) {
+    return &attend_kv_head_as<0, 0>;
+  } else {
+    return group == G ? &attend_kv_head_as<G, C> : attend_kv_head_for_group<C, G - 1>(group);
+  }
+}
+
+// attend_kv_head_as for a model's heads: compiled for them where head_dim is 64 (or
+// 128, where kCompiledChunks reaches 8) and a kv head has up to kCompiledGroup query
+// heads (most Llama-family models), else the general one (the same arithmetic).
+AttendKvHead attend_kv_head_for(int64_t group, int64_t hd) {
+  if (hd == 64) return attend_kv_head_for_group<4, kCompiledGroup>(group);
+  if constexpr (kCompiledChunks >= 8) {
+    if (hd == 128) return attend_kv_head_for_group<8, kCompiledGroup>(group);
+  }
+  return &attend_kv_head_as<0, 0>;
+}
 
 void rotate(const float* in, const float* rotation, float* out, int64_t hd) {
   for (int64_t i = 0; i < hd / 2; ++i) {
@@ -112,3 +182,19 @@ at::Tensor attend_rows(const at::Tensor& qkv, const at::Tensor& rotations, at::T
   return out;
 }
 
+}  // namespace
+
+TORCH_LIBRARY_FRAGMENT(pml, lib) {
+  lib.def("rms_norm(Tensor x, Tensor weight, float eps) -> Tensor");
+  lib.def("silu_mul(Tensor gate_up) -> Tensor");
+  lib.def("attend_one(Tensor qkv, Tensor rotation, Tensor(a!) keys, Tensor(b!) values, int heads) -> Tensor");
+  lib.def("attend_rows(Tensor qkv, Tensor rotations, Tensor(a!)[] keys, Tensor(b!)[] values, int[] ends, int layer, "
+          "int heads) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(pml, CPU, lib) {
+  lib.impl("rms_norm", &rms_norm);
+  lib.impl("silu_mul", &silu_mul);
+  lib.impl("attend_one", &attend_one);
+  lib.impl("attend_rows", &attend_rows);
+}

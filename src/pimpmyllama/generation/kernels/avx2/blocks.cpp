@@ -14,12 +14,8 @@
 // Each group's dot product is thus the same integer as vpdpbusd's, and the fp32
 // steps after it (and the activations' rounding, and their sums, in order) are the
 // AVX-512 kernel's per lane: the results are bit for bit the same.
-#include <ATen/ATen.h>
-#include <ATen/Parallel.h>
 #include <immintrin.h>
-#include <torch/library.h>
 
-#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -30,7 +26,7 @@ namespace {
 using namespace pml_avx2;
 
 constexpr int64_t kGroup = 32, kRows = 16, kBlockBytes = 320, kQ8BlockBytes = 544;
-constexpr int64_t kTile = 4;  // rows of x per pass over a block, at most (measured on the default model's layers)
+constexpr int kQ4Tile = 4, kQ8Tile = 4;  // rows of x per pass over a block, at most (measured on the default model's layers)
 
 struct Row {
   const int8_t* q;
@@ -149,99 +145,18 @@ void q8_block_rows(const uint8_t* block, const Row* const* x, int64_t groups, fl
     for (int h = 0; h < 2; ++h) _mm256_storeu_ps(out[t] + 8 * h, total[t][h]);
 }
 
-using BlockKernel = void (*)(const uint8_t*, const Row* const*, int64_t, float (*)[kRows]);
-
-// y [rows, n] from the rows of x, kTile at a time through `kernels[tile size - 1]`,
-// for each block of 16 weight rows (blocks shared among ATen's threads).
-at::Tensor by_blocks(const at::Tensor& x, const at::Tensor& packed, int64_t n, int64_t block_bytes,
-                     const BlockKernel (&kernels)[kTile]) {
-  const int64_t rows = x.size(0), count = packed.size(0), groups = packed.size(1);
-  const auto xc = x.contiguous(), pc = packed.contiguous();
-  const uint8_t* blocks = pc.data_ptr<uint8_t>();
-  const Prepared prepared = prepare(xc.data_ptr<float>(), rows, groups);
-  auto y = at::empty({rows, n}, x.options());
-  float* yp = y.data_ptr<float>();
-  at::parallel_for(0, count, 4, [&](int64_t begin, int64_t end) {
-    const Row* tile[kTile];
-    float out[kTile][kRows];
-    for (int64_t b = begin; b < end; ++b) {
-      const int64_t width = std::min(kRows, n - b * kRows);
-      for (int64_t i = 0; i < rows; i += kTile) {
-        const int64_t size = std::min(kTile, rows - i);
-        for (int64_t t = 0; t < size; ++t) tile[t] = &prepared.rows[i + t];
-        kernels[size - 1](blocks + b * groups * block_bytes, tile, groups, out);
-        for (int64_t t = 0; t < size; ++t) std::copy(out[t], out[t] + width, yp + (i + t) * n + b * kRows);
-      }
-    }
-  });
-  return y;
-}
-
-void check(const at::Tensor& x, const at::Tensor& packed, int64_t n, int64_t block_bytes, const char* name) {
-  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == at::kFloat, name, ": x must be 2-D fp32");
-  TORCH_CHECK(packed.dim() == 3 && packed.scalar_type() == at::kByte && packed.size(2) == block_bytes, name,
-              ": packed must be [blocks, groups, ", block_bytes, "] uint8");
-  const int64_t blocks = packed.size(0), groups = packed.size(1);
-  TORCH_CHECK(x.size(1) == groups * kGroup && n <= blocks * kRows && n > (blocks - 1) * kRows, name,
-              ": x, packed and n do not match");
-}
-
-at::Tensor q4_blocks_gemv(const at::Tensor& x, const at::Tensor& packed, int64_t n) {
-  check(x, packed, n, kBlockBytes, "q4_blocks_gemv");
-  static const BlockKernel kernels[kTile] = {&q4_block_rows<1>, &q4_block_rows<2>, &q4_block_rows<3>, &q4_block_rows<4>};
-  return by_blocks(x, packed, n, kBlockBytes, kernels);
-}
-
-at::Tensor q8_blocks_gemv(const at::Tensor& x, const at::Tensor& packed, int64_t n) {
-  check(x, packed, n, kQ8BlockBytes, "q8_blocks_gemv");
-  static const BlockKernel kernels[kTile] = {&q8_block_rows<1>, &q8_block_rows<2>, &q8_block_rows<3>, &q8_block_rows<4>};
-  return by_blocks(x, packed, n, kQ8BlockBytes, kernels);
-}
-
-// The bf16 weights [n, k] (for prompts): q * d + m in fp32 (a product, then a sum, as
-// torch computes it), rounded to the nearest even bf16.
-at::Tensor q4_blocks_dequant(const at::Tensor& packed, int64_t n) {
-  TORCH_CHECK(packed.dim() == 3 && packed.scalar_type() == at::kByte && packed.size(2) == kBlockBytes,
-              "q4_blocks_dequant: packed must be [blocks, groups, 320] uint8");
-  const int64_t blocks = packed.size(0), groups = packed.size(1), k = groups * kGroup;
-  TORCH_CHECK(n <= blocks * kRows && n > (blocks - 1) * kRows, "q4_blocks_dequant: packed and n do not match");
-  const auto pc = packed.contiguous();
-  auto w = at::empty({n, k}, packed.options().dtype(at::kBFloat16));
-  const uint8_t* pp = pc.data_ptr<uint8_t>();
-  auto* wp = reinterpret_cast<uint16_t*>(w.data_ptr<at::BFloat16>());
+// One row's group of q4 weights, q * d + m, as bf16: `words` its word of the first
+// chunk (the others 16 words apart), low nibbles its inputs 0..15 in order, high ones 16..31.
+inline void q4_row_to_bf16(const int32_t* words, uint16_t d, uint16_t m, uint16_t* out) {
+  const __m256i lo = _mm256_cvtepu8_epi32(_mm_set_epi32(0, 0, words[16], words[0]));
+  const __m256i hi = _mm256_cvtepu8_epi32(_mm_set_epi32(0, 0, words[48], words[32]));
+  const __m256 scale = _mm256_set1_ps(_cvtsh_ss(d)), minimum = _mm256_set1_ps(_cvtsh_ss(m));
   const __m256i low4 = _mm256_set1_epi32(15);
-  at::parallel_for(0, blocks * groups, 16, [&](int64_t begin, int64_t end) {
-    for (int64_t bg = begin; bg < end; ++bg) {
-      const int64_t b = bg / groups, g = bg % groups;
-      const uint8_t* block = pp + bg * kBlockBytes;
-      const auto* d = reinterpret_cast<const uint16_t*>(block + 256);
-      const auto* m = reinterpret_cast<const uint16_t*>(block + 288);
-      for (int64_t r = 0; r < std::min(kRows, n - b * kRows); ++r) {
-        // row r's word of each chunk: low nibbles are its inputs 0..15 in order, high ones 16..31
-        const auto* word = reinterpret_cast<const int32_t*>(block) + r;
-        const __m256i lo = _mm256_cvtepu8_epi32(_mm_set_epi32(0, 0, word[16], word[0]));
-        const __m256i hi = _mm256_cvtepu8_epi32(_mm_set_epi32(0, 0, word[48], word[32]));
-        const __m256 scale = _mm256_set1_ps(_cvtsh_ss(d[r])), minimum = _mm256_set1_ps(_cvtsh_ss(m[r]));
-        auto weights = [&](__m256i q) { return _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(q), scale), minimum); };
-        uint16_t* out = wp + (b * kRows + r) * k + g * kGroup;
-        to_bf16(weights(_mm256_and_si256(lo, low4)), weights(_mm256_and_si256(hi, low4)), out);
-        to_bf16(weights(_mm256_srli_epi32(lo, 4)), weights(_mm256_srli_epi32(hi, 4)), out + 16);
-      }
-    }
-  });
-  return w;
+  auto weights = [&](__m256i q) { return _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(q), scale), minimum); };
+  to_bf16(weights(_mm256_and_si256(lo, low4)), weights(_mm256_and_si256(hi, low4)), out);
+  to_bf16(weights(_mm256_srli_epi32(lo, 4)), weights(_mm256_srli_epi32(hi, 4)), out + 16);
 }
 
 }  // namespace
 
-TORCH_LIBRARY_FRAGMENT(pml, lib) {
-  lib.def("q4_blocks_gemv(Tensor x, Tensor packed, int n) -> Tensor");
-  lib.def("q4_blocks_dequant(Tensor packed, int n) -> Tensor");
-  lib.def("q8_blocks_gemv(Tensor x, Tensor packed, int n) -> Tensor");
-}
-
-TORCH_LIBRARY_IMPL(pml, CPU, lib) {
-  lib.impl("q4_blocks_gemv", &q4_blocks_gemv);
-  lib.impl("q4_blocks_dequant", &q4_blocks_dequant);
-  lib.impl("q8_blocks_gemv", &q8_blocks_gemv);
-}
+#include "../blocks_ops.h"  // the ops around the functions above, and their registration

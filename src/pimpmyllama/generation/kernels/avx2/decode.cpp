@@ -5,10 +5,7 @@
 // made from its exponent bits (exact where _mm512_scalef_ps is, for results above
 // ~1e-38): the results are those of the AVX-512 kernels, bit for bit but for e^x
 // below that.
-#include <ATen/ATen.h>
-#include <ATen/Parallel.h>
 #include <immintrin.h>
-#include <torch/library.h>
 
 #include <cmath>
 #include <cstdint>
@@ -62,46 +59,24 @@ float dot(const float* a, const float* b, int64_t n) {
   return sum16(lo, hi);
 }
 
-at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
-  TORCH_CHECK(x.scalar_type() == at::kFloat && weight.scalar_type() == at::kFloat, "rms_norm: fp32 only");
-  const auto xc = x.contiguous(), wc = weight.contiguous();
-  const int64_t d = xc.size(-1), rows = xc.numel() / d;
-  TORCH_CHECK(wc.numel() == d, "rms_norm: weight does not match x");
-  auto y = at::empty_like(xc);
-  const float *xp = xc.data_ptr<float>(), *wp = wc.data_ptr<float>();
-  float* yp = y.data_ptr<float>();
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* row = xp + r * d;
-    const __m256 scale = _mm256_set1_ps(1.f / std::sqrt(dot(row, row, d) / d + static_cast<float>(eps)));
-    for (int64_t i = 0; i < d; i += 8) {
-      const __m256i k = lanes(d - i);
-      const __m256 v = _mm256_mul_ps(_mm256_mul_ps(_mm256_maskload_ps(row + i, k), scale), _mm256_maskload_ps(wp + i, k));
-      _mm256_maskstore_ps(yp + r * d + i, k, v);
-    }
+// rms_norm's row once its scale is known: out = x * scale * w over d values.
+void scale_row(const float* x, const float* w, float scale, int64_t d, float* out) {
+  const __m256 s = _mm256_set1_ps(scale);
+  for (int64_t i = 0; i < d; i += 8) {
+    const __m256i k = lanes(d - i);
+    const __m256 v = _mm256_mul_ps(_mm256_mul_ps(_mm256_maskload_ps(x + i, k), s), _mm256_maskload_ps(w + i, k));
+    _mm256_maskstore_ps(out + i, k, v);
   }
-  return y;
 }
 
-at::Tensor silu_mul(const at::Tensor& gate_up) {
-  TORCH_CHECK(gate_up.scalar_type() == at::kFloat && gate_up.size(-1) % 2 == 0, "silu_mul: fp32 [.., 2n]");
-  const auto gu = gate_up.contiguous();
-  const int64_t n = gu.size(-1) / 2, rows = gu.numel() / (2 * n);
-  auto sizes = gu.sizes().vec();
-  sizes.back() = n;
-  auto y = at::empty(sizes, gu.options());
-  const float* gp = gu.data_ptr<float>();
-  float* yp = y.data_ptr<float>();
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t i = 0; i < n; i += 8) {
-      const __m256i k = lanes(n - i);
-      const __m256 g = _mm256_maskload_ps(gp + r * 2 * n + i, k);
-      const __m256 u = _mm256_maskload_ps(gp + r * 2 * n + n + i, k);
-      const __m256 silu = _mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.f), exp8(_mm256_sub_ps(_mm256_setzero_ps(), g))));
-      _mm256_maskstore_ps(yp + r * n + i, k, _mm256_mul_ps(silu, u));
-    }
-  return y;
+void silu_mul_row(const float* gate, const float* up, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; i += 8) {
+    const __m256i k = lanes(n - i);
+    const __m256 g = _mm256_maskload_ps(gate + i, k), u = _mm256_maskload_ps(up + i, k);
+    const __m256 silu = _mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.f), exp8(_mm256_sub_ps(_mm256_setzero_ps(), g))));
+    _mm256_maskstore_ps(out + i, k, _mm256_mul_ps(silu, u));
+  }
 }
-
 constexpr int64_t kMaxGroup = 16;   // query heads per kv head
 constexpr int64_t kMaxChunks = 16;  // 16-float chunks of head_dim: up to 256
 
@@ -161,42 +136,10 @@ void attend_kv_head_as(const float* q, const float* kh, int64_t ks1, const float
       _mm256_storeu_ps(out + j * hd + 8 * c, _mm256_mul_ps(acc[j][c], _mm256_set1_ps(inverse[j])));
 }
 
-using AttendKvHead = void (*)(const float*, const float*, int64_t, const float*, int64_t, int64_t, int64_t, int64_t,
-                              float*, std::vector<float>&);
-
-template <int C>
-AttendKvHead attend_kv_head_for_group(int64_t group) {
-  switch (group) {
-    case 1: return &attend_kv_head_as<1, C>;
-    case 2: return &attend_kv_head_as<2, C>;
-    case 3: return &attend_kv_head_as<3, C>;
-    case 4: return &attend_kv_head_as<4, C>;
-    default: return &attend_kv_head_as<0, 0>;
-  }
-}
-
-// Compiled for head_dim 64 and up to 4 query heads per kv head (what 16 registers
-// hold), else the general one (the same arithmetic).
-AttendKvHead attend_kv_head_for(int64_t group, int64_t hd) {
-  if (hd == 64) return attend_kv_head_for_group<4>(group);
-  return &attend_kv_head_as<0, 0>;
-}
-
-#include "../decode_ops.h"  // attend_one and attend_rows around the kernel above
+// Compiled for head_dim 64 (hd / 16 = 4) and up to 4 query heads per kv head (what 16
+// registers hold): decode_ops.h's attend_kv_head_for.
+constexpr int kCompiledGroup = 4, kCompiledChunks = 4;
 
 }  // namespace
 
-TORCH_LIBRARY_FRAGMENT(pml, lib) {
-  lib.def("rms_norm(Tensor x, Tensor weight, float eps) -> Tensor");
-  lib.def("silu_mul(Tensor gate_up) -> Tensor");
-  lib.def("attend_one(Tensor qkv, Tensor rotation, Tensor(a!) keys, Tensor(b!) values, int heads) -> Tensor");
-  lib.def("attend_rows(Tensor qkv, Tensor rotations, Tensor(a!)[] keys, Tensor(b!)[] values, int[] ends, int layer, "
-          "int heads) -> Tensor");
-}
-
-TORCH_LIBRARY_IMPL(pml, CPU, lib) {
-  lib.impl("rms_norm", &rms_norm);
-  lib.impl("silu_mul", &silu_mul);
-  lib.impl("attend_one", &attend_one);
-  lib.impl("attend_rows", &attend_rows);
-}
+#include "../decode_ops.h"  // the ops around the functions above, and their registration

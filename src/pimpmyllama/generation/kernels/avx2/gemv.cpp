@@ -4,12 +4,8 @@
 // each 16-lane register of the AVX-512 kernel held as two 8-lane halves, so that
 // every lane adds the same products in the same order and the reduction is
 // _mm512_reduce_add_ps's: the results are bit for bit the AVX-512 kernel's.
-#include <ATen/ATen.h>
-#include <ATen/Parallel.h>
 #include <immintrin.h>
-#include <torch/library.h>
 
-#include <algorithm>
 #include <cstdint>
 
 #include "lanes.h"
@@ -19,8 +15,6 @@ namespace {
 using namespace pml_avx2;
 
 constexpr int64_t kGroup = 32;
-constexpr int64_t kGrain = 64;  // weight rows per task at least
-constexpr int64_t kRowBlock = 16;
 constexpr int kTile = 2;  // two rows' 16 accumulators fill the 16 registers
 
 // Up to kTile rows of x against one q8 row; accumulator u of the AVX-512 kernel is
@@ -52,71 +46,13 @@ void q8_rows(const int8_t* q, const uint16_t* d, const float* const* x, int64_t 
   }
 }
 
-at::Tensor q8_gemv(const at::Tensor& x, const at::Tensor& q, const at::Tensor& d) {
-  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == at::kFloat, "q8_gemv: x must be 2-D fp32");
-  TORCH_CHECK(q.dim() == 2 && q.scalar_type() == at::kChar, "q8_gemv: q must be 2-D int8");
-  TORCH_CHECK(d.scalar_type() == at::kHalf, "q8_gemv: d must be fp16");
-  const int64_t rows = x.size(0), k = x.size(1), n = q.size(0), groups = k / kGroup;
-  TORCH_CHECK(k % kGroup == 0 && q.size(1) == k && d.numel() == n * groups, "q8_gemv: x, q and d do not match");
-  const auto xc = x.contiguous(), qc = q.contiguous(), dc = d.contiguous();
-  auto y = at::empty({rows, n}, x.options());
-  const float* xp = xc.data_ptr<float>();
-  const int8_t* qp = qc.data_ptr<int8_t>();
-  const auto* dp = reinterpret_cast<const uint16_t*>(dc.data_ptr<at::Half>());
-  float* yp = y.data_ptr<float>();
-  at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
-    const float* tile[kTile];
-    float out[kTile];
-    for (int64_t r0 = begin; r0 < end; r0 += kRowBlock) {  // a block of weight rows stays in L1 for all tiles
-      const int64_t r1 = std::min(end, r0 + kRowBlock);
-      for (int64_t i = 0; i < rows; i += kTile) {
-        const int64_t count = std::min<int64_t>(kTile, rows - i);
-        for (int64_t t = 0; t < count; ++t) tile[t] = xp + (i + t) * k;
-        for (int64_t r = r0; r < r1; ++r) {
-          if (count == 2)
-            q8_rows<2>(qp + r * k, dp + r * groups, tile, k, out);
-          else
-            q8_rows<1>(qp + r * k, dp + r * groups, tile, k, out);
-          for (int64_t t = 0; t < count; ++t) yp[(i + t) * n + r] = out[t];
-        }
-      }
-    }
-  });
-  return y;
-}
-
-// The bf16 weights of q8 rows (for prompts): q * d in fp32 (exact), rounded to the
-// nearest even bf16.
-at::Tensor q8_dequant(const at::Tensor& q, const at::Tensor& d) {
-  TORCH_CHECK(q.dim() == 2 && q.scalar_type() == at::kChar, "q8_dequant: q must be 2-D int8");
-  const int64_t n = q.size(0), k = q.size(1), groups = k / kGroup;
-  TORCH_CHECK(k % kGroup == 0 && d.numel() == n * groups && d.scalar_type() == at::kHalf,
-              "q8_dequant: q and d do not match");
-  const auto qc = q.contiguous(), dc = d.contiguous();
-  auto w = at::empty({n, k}, q.options().dtype(at::kBFloat16));
-  const int8_t* qp = qc.data_ptr<int8_t>();
-  const auto* dp = reinterpret_cast<const uint16_t*>(dc.data_ptr<at::Half>());
-  auto* wp = reinterpret_cast<uint16_t*>(w.data_ptr<at::BFloat16>());
-  at::parallel_for(0, n * groups, 256, [&](int64_t begin, int64_t end) {
-    for (int64_t g = begin; g < end; ++g) {
-      const __m256 scale = _mm256_set1_ps(_cvtsh_ss(dp[g]));
-      for (int64_t i = 0; i < kGroup; i += 16) {
-        const int8_t* src = qp + g * kGroup + i;
-        to_bf16(_mm256_mul_ps(int8_to_ps(src), scale), _mm256_mul_ps(int8_to_ps(src + 8), scale), wp + g * kGroup + i);
-      }
-    }
-  });
-  return w;
+// One group's 32 weights q * d (exact in fp32) as bf16.
+inline void q8_group_to_bf16(const int8_t* q, uint16_t d, uint16_t* out) {
+  const __m256 scale = _mm256_set1_ps(_cvtsh_ss(d));
+  for (int64_t i = 0; i < kGroup; i += 16)
+    to_bf16(_mm256_mul_ps(int8_to_ps(q + i), scale), _mm256_mul_ps(int8_to_ps(q + i + 8), scale), out + i);
 }
 
 }  // namespace
 
-TORCH_LIBRARY(pml, lib) {
-  lib.def("q8_gemv(Tensor x, Tensor q, Tensor d) -> Tensor");
-  lib.def("q8_dequant(Tensor q, Tensor d) -> Tensor");
-}
-
-TORCH_LIBRARY_IMPL(pml, CPU, lib) {
-  lib.impl("q8_gemv", &q8_gemv);
-  lib.impl("q8_dequant", &q8_dequant);
-}
+#include "../gemv_ops.h"  // q8_gemv and q8_dequant around the functions above, and their registration
