@@ -13,6 +13,7 @@ import torch
 
 from pimpmyllama.generation.layer import Block
 from pimpmyllama.generation.llama import LlamaModel, LlamaSpec
+from pimpmyllama.generation.placement import place_block, place_linear
 from pimpmyllama.generation.products import Linear
 from pimpmyllama.generation.rope import interleave_heads
 
@@ -76,13 +77,20 @@ class _Reader:
 
 
 def build_llama(spec: LlamaSpec, get: Getter, dtype: torch.dtype = torch.float32, bits: int | None = None,
-                head_bits: int | None = None, low_rank: LowRank | None = None, traced: bool = True) -> LlamaModel:
+                head_bits: int | None = None, low_rank: LowRank | None = None, traced: bool = True,
+                device: torch.device | None = None) -> LlamaModel:
     """The model from a tensor getter (Hugging Face names -> tensor or None; KeyError
     for a missing one). `bits` (8 or 4) quantizes every linear layer, the output head
     included (at `head_bits` when given); `dtype` is that of the unquantized weights
     and of the products. `low_rank` (weight name -> LoRA factors (A, scale * B) or
     None) adds an unmerged adapter beside the layers. The residual stream, norms,
-    attention and cache stay fp32 at every precision."""
+    attention and cache stay fp32 at every precision. `device` (default the CPU): where
+    the model runs; each layer is built on the CPU and moved there as it is made, and
+    off the CPU only dense weights are taken (placement.precision_on)."""
+    device = device or torch.device("cpu")
+    if device.type != "cpu" and (bits or head_bits):
+        raise ValueError(f"{bits or head_bits}-bit weights run on the CPU only, not on {device}")
+    place = (lambda block: block) if device.type == "cpu" else (lambda block: place_block(block, device))
     read = _Reader(spec, get, low_rank)
 
     def linear(prefixes: list[str], rows: list[int]) -> Linear:
@@ -94,7 +102,7 @@ def build_llama(spec: LlamaSpec, get: Getter, dtype: torch.dtype = torch.float32
     blocks = []
     for i in range(spec.num_layers):
         p = f"model.layers.{i}."
-        blocks.append(Block(
+        blocks.append(place(Block(
             index=i,
             attn_norm=read.need(p + "input_layernorm.weight"),
             qkv=linear([p + f"self_attn.{n}_proj." for n in ("q", "k", "v")], [q_rows, kv_rows, kv_rows]),
@@ -102,7 +110,7 @@ def build_llama(spec: LlamaSpec, get: Getter, dtype: torch.dtype = torch.float32
             mlp_norm=read.need(p + "post_attention_layernorm.weight"),
             gate_up=linear([p + f"mlp.{n}_proj." for n in ("gate", "up")], [spec.intermediate_size] * 2),
             down=linear([p + "mlp.down_proj."], [spec.hidden_size]),
-        ))
+        )))
     norm = read.need("model.norm.weight")
     untied = None if spec.tie_word_embeddings else get("lm_head.weight")
     # At int4 every product rounds its activations to int8 already; an 8-bit head does
@@ -113,4 +121,8 @@ def build_llama(spec: LlamaSpec, get: Getter, dtype: torch.dtype = torch.float32
     else:
         head = Linear(untied, None, dtype, head_bits or bits, read.factors(["lm_head."], [spec.vocab_size]),
                       int8_activations=int8_activations)
-    return LlamaModel(spec, embed, blocks, norm, head, bits, traced)
+    if device.type != "cpu":
+        embed, norm, head = embed.to(device), norm.to(device), place_linear(head, device)
+        if untied is None:  # tied: the head's weight is the embedding's, one copy on the device
+            head.product.weight = embed
+    return LlamaModel(spec, embed, blocks, norm, head, bits, traced, device)
