@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pimpmyllama.devices import resolve_device
 from pimpmyllama.errors import InvalidInputError, PmlError
 from pimpmyllama.models.adapters import AdapterStore
 from pimpmyllama.models.refs import resolve_model_folder
@@ -143,7 +144,8 @@ def train(config: TrainConfig, *, resume: bool = False, on_step: OnStep | None =
     checkpoints = run_dir / "checkpoints"
     if resume and latest_checkpoint(checkpoints) is None:
         raise InvalidInputError(f"nothing to resume: run {config.output!r} has no checkpoint")
-    dist = Distributed.from_env()
+    device = resolve_device(config.device)
+    dist = Distributed.from_env(device)
     seed_everything(config.seed)
     base = resolve_base(config.from_)
     tokenizer = Tokenizer(base.folder)
@@ -154,11 +156,11 @@ def train(config: TrainConfig, *, resume: bool = False, on_step: OnStep | None =
     plan = StepPlan(rows, config, dist.world_size)
     pad_id = tokenizer.pad_token and tokenizer.token_to_id(tokenizer.pad_token)
     pad_id = pad_id if pad_id is not None else 0
-    model = build_model(base, config)
+    model = build_model(base, config).to(device)  # batches follow it there (loss.batch_loss)
     loss_module = CausalLMLoss(causal_lm(model))
     trained = [p for p in loss_module.parameters() if p.requires_grad]
     if dist.world_size > 1:
-        loss_module = torch.nn.parallel.DistributedDataParallel(loss_module)
+        loss_module = torch.nn.parallel.DistributedDataParallel(loss_module, device_ids=dist.device_ids)
     optimizer = torch.optim.AdamW(trained, lr=config.learning_rate, weight_decay=config.weight_decay)
     warmup = int(plan.total * config.warmup_ratio)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
