@@ -1,0 +1,45 @@
+"""Merging computes each tensor on the device it is given: `cpu` named explicitly is the
+default path to the bit, and the sparsifiers' masks are made where the deltas are (the
+random ones drawn on the CPU, from the seeded generator, so every device gets the same)."""
+
+import pytest
+import torch
+from merge_helpers import load_tensors, write_recipe
+
+from pimpmyllama.errors import InvalidInputError
+from pimpmyllama.merging import sparsify
+from pimpmyllama.merging.merge import merge_to_store
+
+META = torch.device("meta")
+
+
+def _della(trio):
+    return {"merge_method": "della", "base_model": str(trio[0]),
+            "models": [{"model": str(trio[1]), "parameters": {"weight": 0.5, "density": 0.5, "epsilon": 0.1}},
+                       {"model": str(trio[2]), "parameters": {"weight": 0.5, "density": 0.5, "epsilon": 0.1}}]}
+
+
+def test_a_merge_on_the_cpu_named_explicitly_equals_the_default(trio, pml_home, tmp_path, monkeypatch):
+    monkeypatch.delenv("PML_DEVICE", raising=False)
+    recipe = write_recipe(tmp_path, _della(trio))
+    default = load_tensors(merge_to_store(recipe, "default", seed=3))
+    explicit = load_tensors(merge_to_store(recipe, "explicit", seed=3, device="cpu"))
+    assert default.keys() == explicit.keys() and len(default) > 10
+    assert all(torch.equal(default[k], explicit[k]) for k in default)
+
+
+def test_a_merge_on_cuda_where_there_is_none_is_refused_before_any_work(trio, pml_home, tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(InvalidInputError, match="no CUDA GPU"):
+        merge_to_store(write_recipe(tmp_path, _della(trio)), "m", device="cuda")
+    assert not (pml_home / "models" / "m").exists()
+
+
+@pytest.mark.parametrize("keep", [
+    lambda d: sparsify.keep_largest(d, 0.5),
+    lambda d: sparsify.keep_middle(d, 0.5, 0.1),
+    lambda d: sparsify.keep_random(d, 0.5, torch.Generator().manual_seed(0), rescale=False),
+])
+def test_masks_are_made_on_the_deltas_device(keep):
+    # (keep_by_rank draws from probabilities it must copy to the CPU first, which meta cannot)
+    assert keep(torch.empty(4, 8, device=META)).device == META  # a mask left on the CPU fails the product
