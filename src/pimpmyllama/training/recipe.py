@@ -139,12 +139,12 @@ def train(config: TrainConfig, *, resume: bool = False, on_step: OnStep | None =
     # setup ------------------------------------------------------------------------
     if not config.output:
         raise InvalidInputError("name the output with -o NAME")
+    device = resolve_device(config.device)  # a device that is not there: refused before any work
     output_store(config).check_new(config.output, config.force)  # before any work
     run_dir = runs_dir() / config.output
     checkpoints = run_dir / "checkpoints"
     if resume and latest_checkpoint(checkpoints) is None:
         raise InvalidInputError(f"nothing to resume: run {config.output!r} has no checkpoint")
-    device = resolve_device(config.device)
     dist = Distributed.from_env(device)
     seed_everything(config.seed)
     base = resolve_base(config.from_)
