@@ -8,6 +8,16 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from pimpmyllama.errors import InvalidInputError
+
+
+def refuse_fsdp() -> None:
+    """accelerate launch with an FSDP config sets ACCELERATE_USE_FSDP; the loop does not
+    shard (it would quietly run DDP with a whole model per process), so it says so."""
+    if os.environ.get("ACCELERATE_USE_FSDP", "").lower() in ("true", "1"):
+        raise InvalidInputError("FSDP is not wired into the training loop yet (accelerate launch with an FSDP "
+                                "config); launch with torchrun, or accelerate without FSDP, for DDP")
+
 
 def is_main_process() -> bool:
     """Rank 0, or no launcher: read from the launcher's environment, before (and without)

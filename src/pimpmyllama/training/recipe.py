@@ -30,7 +30,7 @@ from pimpmyllama.training.checkpoint import latest_checkpoint, load_checkpoint, 
 from pimpmyllama.training.config import TrainConfig
 from pimpmyllama.training.artifacts import write_artifact
 from pimpmyllama.training.dataset import PreparedData, prepare
-from pimpmyllama.training.distributed import Distributed
+from pimpmyllama.training.distributed import Distributed, refuse_fsdp
 from pimpmyllama.training.loss import CausalLMLoss, Throughput, batch_loss, normalise
 from pimpmyllama.training.packing import Row, collate, one_per_row, pack
 from pimpmyllama.training.perplexity import default_general_text, general_examples, perplexity
@@ -140,6 +140,7 @@ def train(config: TrainConfig, *, resume: bool = False, on_step: OnStep | None =
     if not config.output:
         raise InvalidInputError("name the output with -o NAME")
     device = resolve_device(config.device)  # a device that is not there: refused before any work
+    refuse_fsdp()
     output_store(config).check_new(config.output, config.force)  # before any work
     run_dir = runs_dir() / config.output
     checkpoints = run_dir / "checkpoints"
