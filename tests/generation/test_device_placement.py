@@ -101,3 +101,14 @@ def test_cuda_where_there_is_none_is_refused_before_loading(tiny_model, monkeypa
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(InvalidInputError, match="no CUDA GPU"):
         Engine.load("tiny", tiny_model, device="cuda")
+
+
+def test_a_kv_cache_is_checked_against_the_gpus_free_memory(monkeypatch):
+    from pimpmyllama.generation.kv_memory import KVCacheSize, check_kv_fits, device_memory
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (3 << 30, 80 << 30))
+    assert device_memory(torch.device("cpu")) is None  # the CPU: the system's available memory
+    assert device_memory(torch.device("cuda", 0)) == 3 << 30
+    size = KVCacheSize(num_ctx=1 << 20, layers=32, kv_heads=8, head_dim=128)  # 256 GiB
+    with pytest.raises(InvalidInputError, match=r"does not fit: 3.00 GiB of memory is available; lower num_ctx$"):
+        check_kv_fits(size, device_memory(torch.device("cuda", 0)))
