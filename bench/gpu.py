@@ -42,13 +42,11 @@ def prompt(length: int, vocab: int) -> list[int]:
     return torch.randint(10, vocab - 10, (length,), generator=torch.Generator().manual_seed(0)).tolist()
 
 
-def ours(folder: Path, device, ids: list[int], new_tokens: int) -> dict:
-    """Prefill of `ids` (one cache, chunks as the engine cuts them), then greedy decoding."""
-    from pimpmyllama.generation.engine import Engine
+def prefill_and_decode(backend, device, ids: list[int], new_tokens: int) -> dict:
+    """Prefill of `ids` (in the engine's chunks), then `new_tokens` greedy steps, each
+    bringing its logits to the CPU as the sampler does; the second of two runs (the first
+    warms up: kernels chosen, memory allocated)."""
     from pimpmyllama.generation.sequence import prefill
-
-    engine = Engine.load(folder.name, folder, device=device)  # bf16 off the CPU (placement.py)
-    backend = engine.backend
 
     def run():
         cache = backend.new_cache(len(ids) + new_tokens + 1)
@@ -64,40 +62,26 @@ def ours(folder: Path, device, ids: list[int], new_tokens: int) -> dict:
         result["decode_s"] = timed(device, decode)
         return result
 
-    run()  # warm-up: kernels chosen, memory allocated
-    r = run()
-    return {"precision": "bf16" if device.type != "cpu" else "default", "prefill": len(ids) / r["prefill_s"],
-            "decode": new_tokens / r["decode_s"]}
-
-
-def transformers_baseline(folder: Path, device, ids: list[int], new_tokens: int) -> dict:
-    """transformers' eager forward, bf16, the same prompt in one pass, then greedy steps with its cache."""
-    import torch
-    from transformers import AutoModelForCausalLM, DynamicCache
-
-    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.bfloat16).to(device).eval()
-
-    @torch.inference_mode()
-    def run():
-        cache, result = DynamicCache(), {}
-        x = torch.tensor([ids], device=device)
-        result["prefill_s"] = timed(device, lambda: result.update(out=model(input_ids=x, past_key_values=cache,
-                                                                              use_cache=True)))
-        token = result["out"].logits[0, -1].argmax().view(1, 1)
-
-        def decode():
-            nonlocal token
-            for _ in range(new_tokens):
-                out = model(input_ids=token, past_key_values=cache, use_cache=True)
-                token = out.logits[0, -1].argmax().view(1, 1)
-                int(token)  # the sampler's copy to the CPU, as ours makes
-
-        result["decode_s"] = timed(device, decode)
-        return result
-
     run()
     r = run()
     return {"prefill": len(ids) / r["prefill_s"], "decode": new_tokens / r["decode_s"]}
+
+
+def ours(folder: Path, device, ids: list[int], new_tokens: int) -> dict:
+    from pimpmyllama.generation.engine import Engine
+
+    engine = Engine.load(folder.name, folder, device=device)  # bf16 off the CPU (placement.py)
+    return prefill_and_decode(engine.backend, device, ids, new_tokens)
+
+
+def transformers_baseline(folder: Path, device, ids: list[int], new_tokens: int) -> dict:
+    """transformers' own forward and cache, bf16 on the same device (our HFBackend: the model's
+    forward called as is, logits to the CPU)."""
+    import torch
+
+    from pimpmyllama.generation.hf_backend import HFBackend
+
+    return prefill_and_decode(HFBackend(folder, torch.bfloat16, device=device), device, ids, new_tokens)
 
 
 def lora_step(folder: Path, device, rows: int, length: int, steps: int) -> dict:
@@ -178,8 +162,8 @@ def main() -> None:
     mine, theirs = ours(folder, device, ids, args.new_tokens), transformers_baseline(folder, device, ids, args.new_tokens)
     print("| engine | prefill tok/s | decode tok/s |")
     print("|---|---:|---:|")
-    print(f"| ours ({mine['precision']}) | {mine['prefill']:,.0f} | {mine['decode']:,.1f} |")
-    print(f"| transformers (bf16, eager) | {theirs['prefill']:,.0f} | {theirs['decode']:,.1f} |")
+    print(f"| ours ({'bf16' if device.type == 'cuda' else 'default precision'}) | {mine['prefill']:,.0f} | {mine['decode']:,.1f} |")
+    print(f"| transformers (bf16) | {theirs['prefill']:,.0f} | {theirs['decode']:,.1f} |")
     print(f"| ratio | {mine['prefill'] / theirs['prefill']:.2f}x | {mine['decode'] / theirs['decode']:.2f}x |")
     lora = lora_step(folder, device, args.rows, args.length, args.steps)
     print(f"\nLoRA step (r 8, all linear, {args.rows}x{args.length} tokens): {lora['step_s'] * 1000:.1f} ms, "
