@@ -20,6 +20,8 @@ COMMANDS = {
     "kb search": ["kb", "search", "notes", "post office"],
     "kb eval": ["kb", "eval", "notes", "questions.jsonl"],
     "train": ["train", "sft", "data.jsonl", "-o", "tuned"],
+    "extract-lora": ["extract-lora", "tuned", "--base", "base", "-o", "lora"],
+    "eval ppl": ["eval", "ppl", "base", "notes.txt"],
 }
 
 

@@ -8,6 +8,7 @@ from merge_helpers import load_tensors, write_recipe
 
 from pimpmyllama.errors import InvalidInputError
 from pimpmyllama.merging import sparsify
+from pimpmyllama.merging.lora import extract_lora
 from pimpmyllama.merging.merge import merge_to_store
 
 META = torch.device("meta")
@@ -33,6 +34,17 @@ def test_a_merge_on_cuda_where_there_is_none_is_refused_before_any_work(trio, pm
     with pytest.raises(InvalidInputError, match="no CUDA GPU"):
         merge_to_store(write_recipe(tmp_path, _della(trio)), "m", device="cuda")
     assert not (pml_home / "models" / "m").exists()
+
+
+def test_an_extraction_on_the_cpu_named_explicitly_equals_the_default(trio, pml_home, monkeypatch):
+    from safetensors.torch import load_file
+
+    monkeypatch.delenv("PML_DEVICE", raising=False)
+    default = extract_lora(str(trio[1]), str(trio[0]), 4, "default")
+    explicit = extract_lora(str(trio[1]), str(trio[0]), 4, "explicit", device="cpu")
+    assert explicit.relative_error == default.relative_error
+    a, b = (load_file(str(pml_home / "adapters" / n / "adapter_model.safetensors")) for n in ("default", "explicit"))
+    assert a.keys() == b.keys() and len(a) > 10 and all(torch.equal(a[k], b[k]) for k in a)
 
 
 @pytest.mark.parametrize("keep", [

@@ -73,8 +73,10 @@ def extract_lora(
     rank: int = typer.Option(16, "--rank", help="LoRA rank"),
     output: str = typer.Option(None, "--output", "-o", help="adapter name (default: TUNED-lora)"),
     force: bool = typer.Option(False, "--force", help="replace an adapter of the same name"),
+    device: str = device_option.DEVICE,
 ):
     """Extract a LoRA adapter from a fine-tune: the difference from its base, by SVD."""
+    device_option.use(device)
     from pimpmyllama.merging.lora import extract_lora as run
 
     with progress_reporter(f"Extracting {tuned}") as report:
