@@ -55,3 +55,34 @@ def test_an_extraction_on_the_cpu_named_explicitly_equals_the_default(trio, pml_
 def test_masks_are_made_on_the_deltas_device(keep):
     # (keep_by_rank draws from probabilities it must copy to the CPU first, which meta cannot)
     assert keep(torch.empty(4, 8, device=META)).device == META  # a mask left on the CPU fails the product
+
+
+# Those that read values on the way (slerp's and nuslerp's angles, DARE's rescaling by
+# the kept mass) cannot run on meta; they are the same code over the same tensors.
+ON_META = ["linear", "task_arithmetic", "ties", "breadcrumbs", "breadcrumbs_ties", "della", "della_linear",
+           "model_stock", "passthrough"]
+
+
+@pytest.mark.parametrize("name", ON_META)
+def test_every_tensor_a_method_makes_is_on_its_inputs_device(name):
+    from device_recorder import record
+
+    from pimpmyllama.merging.methods import METHODS
+    from pimpmyllama.merging.methods.base import TensorInputs
+
+    method = METHODS[name]
+    n = 1 if method.passthrough else 3
+
+    def filled(parameters, density):
+        given = {"weight": 0.5, "t": 0.5, "density": density}
+        return {k: given.get(k, v) for k, v in parameters.items()}
+
+    density = 1.0 if name.startswith("della") else 0.5  # della's draw copies its probabilities to the CPU
+    inputs = TensorInputs("model.layers.0.mlp.down_proj.weight", [torch.empty(8, 8, device=META) for _ in range(n)],
+                          0 if method.needs_base else None, filled(method.parameters, density),
+                          [filled(method.tensor_parameters, density) for _ in range(n)])
+    result = {}
+    recorder = record(lambda: result.update(merged=method.merge(inputs)))
+    assert recorder.error is None
+    assert result["merged"].device == META and tuple(result["merged"].shape) == (8, 8)
+    assert recorder.off(META) == []
