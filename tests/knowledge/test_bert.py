@@ -44,3 +44,27 @@ def test_other_forms_go_to_sentence_transformers(tmp_path):
     assert lean_bert(tmp_path) is not None
     (tmp_path / "modules.json").write_text(json.dumps(modules[:2]))
     assert lean_bert(tmp_path) is None  # no Normalize step
+
+
+def test_the_embedder_on_the_cpu_named_explicitly_equals_the_default(monkeypatch):
+    from pimpmyllama.knowledge.embedders import Embedder
+    from pimpmyllama.models.defaults import DEFAULT_EMBEDDER
+
+    monkeypatch.delenv("PML_DEVICE", raising=False)
+    default = Embedder(DEFAULT_EMBEDDER).encode(TEXTS)
+    explicit = Embedder(DEFAULT_EMBEDDER, device="cpu").encode(TEXTS)
+    assert explicit.shape == (5, 384) and np.array_equal(default, explicit)
+
+
+def test_every_tensor_of_the_lean_encoder_is_on_its_device():
+    import torch
+
+    from device_recorder import record
+
+    meta = torch.device("meta")
+    lean = lean_bert(bundled_default_embedder(), meta)
+    ids = torch.zeros(2, 7, dtype=torch.long, device=meta)
+    mask = torch.ones(2, 7, device=meta)
+    recorder = record(lambda: lean._pooled(ids, ids, mask))
+    assert recorder.error is None and len(recorder.seen) > 50
+    assert recorder.off(meta) == []

@@ -5,6 +5,7 @@ import sys
 
 import typer
 
+from pimpmyllama.cli import device as device_option
 from pimpmyllama.cli.console import read_stdin
 from pimpmyllama.cli.oneshot import NO_SERVICE, one_shot
 from pimpmyllama.cli.terminal import Terminal, local_terminal
@@ -44,8 +45,10 @@ def chat(
     adapter: str = ADAPTER,
     precision: str = PRECISION,
     style: list[str] = STYLE,
+    device: str = device_option.DEVICE,
 ):
     """Chat in the terminal, streaming replies; the conversation is kept in a session."""
+    device_option.use(device)
     from pimpmyllama.cli.repl import ChatRepl
 
     conversation, resolved = open_conversation(build, session, continue_latest=continue_latest, knowledge=kb,
@@ -91,14 +94,16 @@ def ask(
     precision: str = PRECISION,
     style: list[str] = STYLE,
     no_service: bool = NO_SERVICE,
+    device: str = device_option.DEVICE,
 ):
     """Ask one question and print the reply (for scripts). The model stays loaded in a
-    background service between calls (see docs/serving.md)."""
+    background service between calls (see docs/serving.md); with --device, in this process."""
+    device_option.use(device)
     build, question = _split_ask_args(args or [])
     request = {"build": build, "question": question, "session": session, "json": as_json,
                "show_context": show_context, "kb": kb or [], "adapter": adapter, "precision": precision,
                "style": style or []}
-    one_shot("ask", request, no_service, run_ask)
+    one_shot("ask", request, no_service or device is not None, run_ask)
 
 
 def run_ask(request: dict, term: Terminal, engine_for=None) -> None:

@@ -6,6 +6,7 @@ import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from pimpmyllama.cli import device as device_option
 from pimpmyllama.cli.console import cells, err, escape, out
 
 
@@ -13,9 +14,11 @@ def compare(
     spec: Path = typer.Argument(..., help="the compare spec (YAML): variants, questions, texts"),
     output: Path = typer.Option(None, "--output", "-o", help="output folder (default: compare-SPEC in the "
                                                              "current folder)"),
+    device: str = device_option.DEVICE,
 ):
     """Ask the same questions of several variants (prompted, with knowledge, fine-tuned,
     merged...) and report who does what: report.html, report.md, results.jsonl."""
+    device_option.use(device)
     from pimpmyllama.api import compare as run
     from pimpmyllama.evaluation.runner import default_output
 

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import typer
 
+from pimpmyllama.cli import device as device_option
 from pimpmyllama.cli.app import new_app
 from pimpmyllama.cli.console import err, out, progress_reporter
 from pimpmyllama.config_files import validate
@@ -53,8 +54,10 @@ def ppl(
     rope_factor: float = typer.Option(None, "--rope-factor", help="with --rope-scaling: the factor (≥ 1)"),
     precision: str = typer.Option(None, "--precision", help="with --num-ctx: fp32, bf16, int8 or int4"),
     windows: int = typer.Option(None, "--windows", min=1, help="with --num-ctx: score only the first N windows"),
+    device: str = device_option.DEVICE,
 ):
     """Perplexity of a model on some text: lower means the text is less surprising to it."""
+    device_option.use(device)
     if num_ctx is not None:
         return _window_ppl(model, files, adapter, num_ctx, rope_scaling, rope_factor, precision, windows)
     if rope_scaling or rope_factor or precision or windows:

@@ -7,6 +7,7 @@ import typer
 from rich.table import Table
 
 from pimpmyllama.cli.app import new_app
+from pimpmyllama.cli import device as device_option
 from pimpmyllama.cli.console import cells, err, escape, human_size, out, progress_reporter
 from pimpmyllama.cli.oneshot import NO_SERVICE, one_shot
 from pimpmyllama.cli.terminal import Terminal
@@ -51,8 +52,10 @@ def add(
     paths: list[str] = typer.Argument(..., help="files, folders or globs (.txt .md .html .pdf .docx .json .jsonl)"),
     batch_size: int = typer.Option(256, "--batch-size", help="chunks embedded per batch"),
     db: str = DB,
+    device: str = device_option.DEVICE,
 ):
     """Add or update documents (unchanged files are skipped)."""
+    device_option.use(device)
     from pimpmyllama.knowledge.bases import open_base
 
     base = open_base(name, db)
@@ -123,15 +126,18 @@ def search(
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
     db: str = DB,
     no_service: bool = NO_SERVICE,
+    device: str = device_option.DEVICE,
 ):
     """Print the passages nearest a query, with source, position and score. The
-    embedder stays loaded in a background service between calls (see docs/serving.md)."""
+    embedder stays loaded in a background service between calls (see docs/serving.md);
+    with --device, in this process."""
+    device_option.use(device)
     from pimpmyllama.text import check_text
 
     check_text(query, "the query")  # before the database opens and the embedder loads
     request = {"name": name, "query": query, "k": k, "filters": filters or [], "mode": mode, "mmr": mmr,
                "embedder": embedder, "json": as_json, "db": db}
-    one_shot("kb_search", request, no_service, run_search)
+    one_shot("kb_search", request, no_service or device is not None, run_search)
 
 
 def run_search(request: dict, term: Terminal) -> None:
@@ -179,8 +185,10 @@ def eval_(
     k: int = typer.Option(defaults.TOP_K, "-k", help="passages retrieved per question"),
     mode: str = typer.Option("hybrid", "--mode", help="hybrid, dense or keyword"),
     db: str = DB,
+    device: str = device_option.DEVICE,
 ):
     """Recall@k and MRR of retrieval on a question set, to tune chunking and k."""
+    device_option.use(device)
     from pimpmyllama.knowledge.evaluation import evaluate, read_questions
 
     store = _store(db)

@@ -6,6 +6,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from pimpmyllama.cli import device as device_option
 from pimpmyllama.cli.console import cells, escape, out, progress_reporter
 from pimpmyllama.errors import InvalidInputError
 
@@ -17,8 +18,10 @@ def merge(
     seed: int = typer.Option(0, "--seed", help="seed of the random methods (dare_*, della*)"),
     as_json: bool = typer.Option(False, "--json", help="with --dry-run: the plan as JSON"),
     force: bool = typer.Option(False, "--force", help="replace a model of the same name"),
+    device: str = device_option.DEVICE,
 ):
     """Merge models with a mergekit recipe (or bake a LoRA adapter into its base)."""
+    device_option.use(device)
     if args[0] == "lora":
         if len(args) != 3:
             raise InvalidInputError("usage: pml merge lora BASE ADAPTER -o NAME")
@@ -70,8 +73,10 @@ def extract_lora(
     rank: int = typer.Option(16, "--rank", help="LoRA rank"),
     output: str = typer.Option(None, "--output", "-o", help="adapter name (default: TUNED-lora)"),
     force: bool = typer.Option(False, "--force", help="replace an adapter of the same name"),
+    device: str = device_option.DEVICE,
 ):
     """Extract a LoRA adapter from a fine-tune: the difference from its base, by SVD."""
+    device_option.use(device)
     from pimpmyllama.merging.lora import extract_lora as run
 
     with progress_reporter(f"Extracting {tuned}") as report:

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import typer
 
+from pimpmyllama.cli import device as device_option
 from pimpmyllama.errors import InvalidInputError
 
 
@@ -20,8 +21,10 @@ def serve(
                                       help="largest request body, in MB (document uploads: 20 MB); more get 413"),
     model: list[str] = typer.Option([], "--model", help="a build or model to load at start (repeatable); "
                                     "/health answers 503 until loaded"),
+    device: str = device_option.DEVICE,
 ):
     """Serve builds and models over an OpenAI-compatible HTTP API, with a web page at / (see docs/serving.md)."""
+    device_option.use(device)
     from pimpmyllama.serving.auth import read_api_key
     from pimpmyllama.serving.run import serve as run
 

@@ -45,6 +45,7 @@ TRAIN_OPTIONS = [
     FieldOption("seed"),
     FieldOption("save_steps"),
     FieldOption("log_steps"),
+    FieldOption("device"),
 ]
 # Pre-training's rows are blocks of the context size, so it also answers to --num-ctx.
 PRETRAIN_OPTIONS = [FieldOption("max_length", ("--max-length", "--num-ctx"), help="block size, in tokens [default: 512]")
@@ -53,14 +54,14 @@ PRETRAIN_OPTIONS = [FieldOption("max_length", ("--max-length", "--num-ctx"), hel
 
 def _run(kind: str, data: list[Path], config_file: Path | None, resume: bool, overrides: dict) -> None:
     from pimpmyllama.training.config import load_train_config
-    from pimpmyllama.training.distributed import Distributed
+    from pimpmyllama.training.distributed import is_main_process
     from pimpmyllama.training.recipe import train
 
     overrides = {**overrides, "kind": kind}
     if data:
         overrides["data"] = [str(p) for p in data]
     config = load_train_config(config_file, overrides)
-    main = Distributed.from_env().is_main
+    main = is_main_process()
     with step_reporter(enabled=main) as on_step:
         result = train(config, resume=resume, on_step=on_step)
     if not main:

@@ -31,7 +31,7 @@ class PromptAttention:
         self.pos0, self.end = pos0, pos0 + rotations.shape[0]
         self.mask = None
         if pos0 > 0:  # a chunk after a cached prefix: causal with an offset
-            self.mask = torch.ones(self.end - pos0, self.end, dtype=torch.bool).tril(diagonal=pos0)
+            self.mask = torch.ones(self.end - pos0, self.end, dtype=torch.bool, device=keys.device).tril(diagonal=pos0)
 
     def __call__(self, i: int, qkv: torch.Tensor) -> torch.Tensor:
         (H, KV, hd), T = self.heads, qkv.shape[0]

@@ -13,6 +13,7 @@ import torch
 
 from pimpmyllama.generation.layer import Block
 from pimpmyllama.generation.llama import LlamaModel, LlamaSpec
+from pimpmyllama.generation.placement import place_block, place_linear
 from pimpmyllama.generation.prepared import PreparedProducts
 from pimpmyllama.generation.products import Linear, product_for
 from pimpmyllama.generation.rope import interleave_heads
@@ -80,7 +81,7 @@ class _Reader:
 
 def build_llama(spec: LlamaSpec, get: Getter, dtype: torch.dtype = torch.float32, bits: int | None = None,
                 head_bits: int | None = None, low_rank: LowRank | None = None, traced: bool = True,
-                prepared: PreparedProducts | None = None) -> LlamaModel:
+                prepared: PreparedProducts | None = None, device: torch.device | None = None) -> LlamaModel:
     """The model from a tensor getter (Hugging Face names -> tensor or None; KeyError
     for a missing one). `bits` (8 or 4) quantizes every linear layer, the output head
     included (at `head_bits` when given); `dtype` is that of the unquantized weights
@@ -88,7 +89,13 @@ def build_llama(spec: LlamaSpec, get: Getter, dtype: torch.dtype = torch.float32
     None) adds an unmerged adapter beside the layers. The residual stream, norms,
     attention and cache stay fp32 at every precision. `prepared`: products kept from an
     earlier load of these weights at this precision (found there, their weights are not
-    read), and where this load's are kept."""
+    read), and where this load's are kept. `device` (default the CPU): where the model
+    runs; each layer is built on the CPU and moved there as it is made, and off the CPU
+    only dense weights are taken (placement.precision_on)."""
+    device = device or torch.device("cpu")
+    if device.type != "cpu" and (bits or head_bits):
+        raise ValueError(f"{bits or head_bits}-bit weights run on the CPU only, not on {device}")
+    place = (lambda block: block) if device.type == "cpu" else (lambda block: place_block(block, device))
     read = _Reader(spec, get, low_rank)
 
     def product(prefixes: list[str], make):
@@ -103,7 +110,7 @@ def build_llama(spec: LlamaSpec, get: Getter, dtype: torch.dtype = torch.float32
     blocks = []
     for i in range(spec.num_layers):
         p = f"model.layers.{i}."
-        blocks.append(Block(
+        blocks.append(place(Block(
             index=i,
             attn_norm=read.need(p + "input_layernorm.weight"),
             qkv=linear([p + f"self_attn.{n}_proj." for n in ("q", "k", "v")], [q_rows, kv_rows, kv_rows]),
@@ -111,17 +118,23 @@ def build_llama(spec: LlamaSpec, get: Getter, dtype: torch.dtype = torch.float32
             mlp_norm=read.need(p + "post_attention_layernorm.weight"),
             gate_up=linear([p + f"mlp.{n}_proj." for n in ("gate", "up")], [spec.intermediate_size] * 2),
             down=linear([p + "mlp.down_proj."], [spec.hidden_size]),
-        ))
+        )))
     norm = read.need("model.norm.weight")
     # At int4 every product rounds its activations to int8 already; an 8-bit head does
     # too, as llama.cpp computes the Q8_0 head of its Q4_1 files (products.Int8).
     int8_activations = bits == 4 and head_bits == 8
+    stored_head = None
 
     def head_weight() -> torch.Tensor:  # tied (or no head stored): the embedding matrix
-        stored = None if spec.tie_word_embeddings else get("lm_head.weight")
-        return embed if stored is None else stored
+        nonlocal stored_head
+        stored_head = None if spec.tie_word_embeddings else get("lm_head.weight")
+        return embed if stored_head is None else stored_head
 
     made = product(["lm_head."], lambda: product_for(head_weight(), dtype, head_bits or bits, int8_activations))
     head_lora = None if spec.tie_word_embeddings else read.factors(["lm_head."], [spec.vocab_size])
     head = Linear.around(made, None, head_lora)
-    return LlamaModel(spec, embed, blocks, norm, head, bits, traced)
+    if device.type != "cpu":  # (nothing is prepared off the CPU: the head was made here, from its weight)
+        embed, norm, head = embed.to(device), norm.to(device), place_linear(head, device)
+        if stored_head is None:  # tied: the head's weight is the embedding's, one copy on the device
+            head.product.weight = embed
+    return LlamaModel(spec, embed, blocks, norm, head, bits, traced, device)

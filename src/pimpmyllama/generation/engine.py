@@ -11,8 +11,9 @@ from pathlib import Path
 
 import torch
 
+from pimpmyllama.devices import resolve_device
 from pimpmyllama.errors import ContextOverflowError, InvalidInputError
-from pimpmyllama.generation.kv_memory import KVCacheSize, check_kv_fits, kv_cache_size
+from pimpmyllama.generation.kv_memory import KVCacheSize, check_kv_fits, device_memory, kv_cache_size
 from pimpmyllama.generation.loading import load_backend
 from pimpmyllama.generation.logprobs import TokenLogprob, prompt_logprobs, worth_sending
 from pimpmyllama.generation.rope import scaled_config
@@ -90,12 +91,16 @@ class Engine:
     @classmethod
     def load(cls, name: str, folder: Path, adapter: Path | None = None, precision: str | None = None,
              rope_scaling: RopeScaling | None = None, num_ctx: int | None = None,
-             progress: Progress | None = None) -> "Engine":
+             progress: Progress | None = None, device=None) -> "Engine":
         """`precision` None: the model's default one (precision.default_precision), or fp32 for a model
         that only transformers runs. `rope_scaling` stretches the context to factor × the trained
         length (a `dynamic` base is computed for `num_ctx`). Before any weight is read, the KV
         cache for `num_ctx` (None: the whole context) is stated through `progress` and refused
-        with its numbers if it does not fit in the memory available."""
+        with its numbers if it does not fit in the memory available (the GPU's, on one).
+        `device`: a name or torch.device for devices.resolve_device (None: the default in
+        force: --device, $PML_DEVICE, auto); off the CPU the precision is
+        placement.precision_on's."""
+        device = resolve_device(device)
         config = read_config(folder)
         trained = int(config.get("max_position_embeddings", 2048))
         context_length = rope_scaling.context_length(trained) if rope_scaling else trained
@@ -109,9 +114,9 @@ class Engine:
         kv_cache = kv_cache_size(config, num_ctx or context_length)
         (progress or no_progress)(kv_cache.describe(), 0, None)
         if num_ctx is not None:
-            check_kv_fits(kv_cache)
+            check_kv_fits(kv_cache, device_memory(device))
         tokenizer = Tokenizer(folder)
-        backend = load_backend(folder, precision, adapter, config if rope_scaling else None)
+        backend = load_backend(folder, precision, adapter, config if rope_scaling else None, device)
         if adapter is not None:
             name = f"{name}+{adapter.name}"
         return cls(name, folder, backend, tokenizer, context_length, sampling_defaults(folder), kv_cache)

@@ -17,9 +17,11 @@ class _HFCache:
 
 
 class HFBackend:
-    def __init__(self, folder: Path, dtype=torch.float32, adapter=None, rope: dict | None = None):
+    def __init__(self, folder: Path, dtype=torch.float32, adapter=None, rope: dict | None = None,
+                 device: torch.device | None = None):
         """`rope`: rope parameters to run with instead of the stored ones (rope.scaled_config);
-        transformers recomputes a `dynamic` base as the sequence grows."""
+        transformers recomputes a `dynamic` base as the sequence grows. `device`: where the
+        model and its inputs go (default the CPU); logits come back to the CPU."""
         from transformers import AutoConfig, AutoModelForCausalLM
 
         quiet_transformers()
@@ -31,6 +33,9 @@ class HFBackend:
         self.dtype = dtype
         if adapter is not None:
             adapter.apply_to_module(self.model)
+        self.device = device or torch.device("cpu")
+        if self.device.type != "cpu":
+            self.model.to(self.device)
         # transformers is renaming `past_key_values` to `cache`; use whichever it takes.
         accepted = inspect.signature(self.model.forward).parameters
         self._cache_arg = "cache" if "cache" in accepted else "past_key_values"
@@ -47,9 +52,10 @@ class HFBackend:
             cache.past = DynamicCache()
         elif held > pos0:
             cache.past.crop(pos0 - held)  # a negative count drops that many positions
-        positions = torch.arange(pos0, pos0 + len(ids)).unsqueeze(0)
+        positions = torch.arange(pos0, pos0 + len(ids), device=self.device).unsqueeze(0)
         out = self.model(
-            input_ids=torch.tensor([ids]), position_ids=positions, use_cache=True, **{self._cache_arg: cache.past}
+            input_ids=torch.tensor([ids], device=self.device), position_ids=positions, use_cache=True,
+            **{self._cache_arg: cache.past}
         )
-        logits = out.logits[0].float()
+        logits = out.logits[0].float().cpu()
         return logits if all_logits else logits[-1]

@@ -42,6 +42,15 @@ def available_memory() -> int:
     return psutil.virtual_memory().available
 
 
+def device_memory(device) -> int | None:
+    """Bytes free on a GPU (torch.device), None on the CPU (then: available_memory)."""
+    if device.type != "cuda":
+        return None
+    import torch
+
+    return torch.cuda.mem_get_info(device)[0]
+
+
 def check_kv_fits(size: KVCacheSize, available: int | None = None) -> None:
     """Refuse (one line, with the numbers) a cache larger than the memory available."""
     available = available_memory() if available is None else available

@@ -103,12 +103,12 @@ class KVCache:
     fp32 at every precision: an fp16 cache, as llama.cpp keeps, was faster at long
     contexts but moved the default model's greedy replies."""
 
-    def __init__(self, spec: LlamaSpec, max_len: int):
+    def __init__(self, spec: LlamaSpec, max_len: int, device: torch.device | None = None):
         shape = (spec.num_layers, spec.num_kv_heads, max_len, spec.head_dim)
         # Uninitialised: a position is only ever read after it was written, and the
         # memory of positions not yet written is not touched (nor resident).
-        self.k = torch.empty(shape)  # fp32 at every precision
-        self.v = torch.empty(shape)
+        self.k = torch.empty(shape, device=device)  # fp32 at every precision
+        self.v = torch.empty(shape, device=device)
         self.ids: list[int] = []
 
     @property
@@ -160,18 +160,24 @@ class LlamaModel:
     made them; `forward` runs them over a prompt or a single token."""
 
     def __init__(self, spec: LlamaSpec, embed: torch.Tensor, blocks: list[Block], norm: torch.Tensor, head: Linear,
-                 bits: int | None = None, traced: bool = True):
+                 bits: int | None = None, traced: bool = True, device: torch.device | None = None):
         """`embed` [vocab, hidden] (as the precision holds it), `norm` the final RMS norm's
         weight, `bits` the layers' weight format (for callers to read). `traced=False`
         keeps single-token steps on the Python path. `fused` (our kernels for the
         step's attention and small operations, where they built and the shapes fit)
         and `traced` are read at each step; a trace, once made, keeps the strategies it
-        was made with."""
+        was made with. `device`: where the weights are (building.py puts them there) and
+        where the cache, the rope table and every intermediate of a step are made; off
+        the CPU neither our kernels nor the trace are used (both are CPU-only here), and
+        `forward` / `forward_batch` copy their logits to the CPU for the sampler (a
+        `meta` model, which has no values, keeps them: it serves to check placement)."""
         self.spec, self.embed, self.layers, self.norm, self.head, self.bits = spec, embed, blocks, norm, head, bits
-        self.traced = traced
+        self.device = device or torch.device("cpu")
+        on_cpu = self.device.type == "cpu"
+        self.traced = traced and on_cpu
         self._heads = (spec.num_heads, spec.num_kv_heads, spec.head_dim)
         # our kernels for the step's small operations, where they built and the shapes fit
-        self.fused = kernels.load() and FusedOneQueryAttention.fits(self._heads)
+        self.fused = on_cpu and kernels.load() and FusedOneQueryAttention.fits(self._heads)
         # A short prompt's rows can then join a batched step (forward_batch) and get exactly
         # what `forward` gives them: both go row by row through the same kernels, where every
         # layer is our int4 product (an int8 or dense layer takes a prompt as one dense
@@ -179,17 +185,18 @@ class LlamaModel:
         self.prompt_rows_batch = self.fused and all(
             linear.product.bits == 4 and linear.product.ours and linear.low_rank is None
             for block in blocks for linear in (block.qkv, block.out, block.gate_up, block.down))
-        self._rotations = torch.empty(0, dtype=torch.complex64)
+        self._rotations = torch.empty(0, dtype=torch.complex64, device=self.device)
+        self._to_host = (lambda t: t) if self.device.type in ("cpu", "meta") else (lambda t: t.cpu())
         self._step = None  # the traced single-token step, made on first use
 
     def new_cache(self, max_len: int) -> KVCache:
-        return KVCache(self.spec, max_len)
+        return KVCache(self.spec, max_len, self.device)
 
     def _rope(self, pos0: int, length: int) -> torch.Tensor:
         end = pos0 + length
         if self._rotations.shape[0] < end:
             size = max(end, 2 * self._rotations.shape[0], 256)
-            self._rotations = rope_rotations(self.spec.head_dim, self.spec.rope, size)
+            self._rotations = rope_rotations(self.spec.head_dim, self.spec.rope, size, self.device)
         return self._rotations[pos0:end]
 
     def _logits(self, x: torch.Tensor, attention: Attention, ops: SmallOps, last_only: bool,
@@ -228,9 +235,9 @@ class LlamaModel:
             attention = PromptAttention(cache.k, cache.v, pos0, rotations, self._heads)
             # PyTorch's small operations: over many rows they thread, ours do not
             ops = TorchOps(self.spec.hidden_size, self.spec.rms_norm_eps)
-        x = self.embed[torch.tensor(ids, dtype=torch.long)].float()
+        x = self.embed[torch.tensor(ids, dtype=torch.long, device=self.device)].float()
         logits = self._logits(x, attention, ops, not all_logits)
-        return logits if all_logits else logits[0]
+        return self._to_host(logits if all_logits else logits[0])
 
     @torch.inference_mode()
     def forward_batch(self, tokens: list[int], caches: list[KVCache], positions: list[int],
@@ -250,12 +257,13 @@ class LlamaModel:
             attention = FusedBatchAttention([c.k for c in caches], [c.v for c in caches], positions,
                                             torch.view_as_real(torch.cat(rotations)), self._heads)
         else:
-            attention = BatchAttention([OneQueryAttention(c.k[:, :, : pos + 1], c.v[:, :, : pos + 1], torch.tensor([pos]),
+            attention = BatchAttention([OneQueryAttention(c.k[:, :, : pos + 1], c.v[:, :, : pos + 1],
+                                                          torch.tensor([pos], device=self.device),
                                                           rotation, self._heads)
                                         for c, pos, rotation in zip(caches, positions, rotations)])
-        x = self.embed[torch.tensor(tokens, dtype=torch.long)].float()
+        x = self.embed[torch.tensor(tokens, dtype=torch.long, device=self.device)].float()
         ops = KernelOps(self.spec.rms_norm_eps) if self.fused else TorchOps(self.spec.hidden_size, self.spec.rms_norm_eps)
-        return self._logits(x, attention, ops, last_only=False, rowwise=True, rows=logits_of)
+        return self._to_host(self._logits(x, attention, ops, last_only=False, rowwise=True, rows=logits_of))
 
     def _one_token(self, x: torch.Tensor, rotation: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
                    position: torch.Tensor) -> torch.Tensor:
@@ -274,9 +282,9 @@ class LlamaModel:
     def _decode_step(self, token: int, cache: KVCache, pos: int, rotation: torch.Tensor) -> torch.Tensor:
         end = pos + 1
         inputs = (self.embed[token : token + 1].float(), rotation, cache.k[:, :, :end], cache.v[:, :, :end],
-                  torch.tensor([pos]))
+                  torch.tensor([pos], device=self.device))
         if not self.traced:
-            return self._one_token(*inputs)[0]
+            return self._to_host(self._one_token(*inputs)[0])
         if self._step is None:
             with warnings.catch_warnings():  # TorchScript's deprecation notice
                 warnings.simplefilter("ignore")

@@ -3,13 +3,16 @@
 import json
 from pathlib import Path
 
+import torch
+
 from pimpmyllama.errors import InvalidInputError
 from pimpmyllama.generation.building import build_llama
 from pimpmyllama.generation.heap import freed_memory_returned
 from pimpmyllama.generation.hf_backend import HFBackend
 from pimpmyllama.generation.llama import LlamaSpec, lean_unsupported_reason
 from pimpmyllama.generation import kernels, prepared
-from pimpmyllama.generation.precision import check_precision, default_precision
+from pimpmyllama.generation.placement import precision_on
+from pimpmyllama.generation.precision import default_precision
 from pimpmyllama.models.adapters import load_adapter
 from pimpmyllama.models.manifest import MODEL_MANIFEST, read_manifest
 from pimpmyllama.models.weights import open_tensors
@@ -20,14 +23,16 @@ def _made_by(folder: Path) -> str | None:
     return manifest.made_by if manifest else None
 
 
-def load_backend(folder: Path, precision: str | None = None, adapter: Path | None = None, config: dict | None = None):
+def load_backend(folder: Path, precision: str | None = None, adapter: Path | None = None, config: dict | None = None,
+                 device: torch.device | None = None):
     """The lean Llama forward where it applies, transformers otherwise; a LoRA adapter,
     if given, is merged into the weights as they load (before any quantization), or
     at int4 runs beside them.
     `precision` None is the model's default on the lean forward (precision.default_precision:
     int4, or int8 for a model made by fine-tuning or merging), fp32 on transformers.
     `config`: the model's config.json as it should run (rope.scaled_config), when not
-    as stored."""
+    as stored. `device` (default the CPU): where it runs, at the precision placement.precision_on
+    gives there."""
 
     config_path = folder / "config.json"
     if not config_path.exists():
@@ -35,7 +40,8 @@ def load_backend(folder: Path, precision: str | None = None, adapter: Path | Non
     stored = json.loads(config_path.read_text())
     config = config or stored
     reason = lean_unsupported_reason(config)
-    chosen = check_precision(precision or ("fp32" if reason else default_precision(_made_by(folder))))
+    device = device or torch.device("cpu")
+    chosen = precision_on(device, precision, "fp32" if reason else default_precision(_made_by(folder)))
     dtype = chosen.dtype
     applied = None
     if adapter is not None:
@@ -44,7 +50,7 @@ def load_backend(folder: Path, precision: str | None = None, adapter: Path | Non
         if chosen.weight_bits:
             raise InvalidInputError(f"precision {precision} needs the lean engine, which does not run {reason}; "
                                     "use fp32 or bf16")
-        return HFBackend(folder, dtype, applied, config.get("rope_parameters") if config is not stored else None)
+        return HFBackend(folder, dtype, applied, config.get("rope_parameters") if config is not stored else None, device)
     spec = LlamaSpec.from_config(config)
     merge = chosen.merge_adapters
     # quantized products are kept for the next load, unless a LoRA is merged into them
@@ -55,7 +61,7 @@ def load_backend(folder: Path, precision: str | None = None, adapter: Path | Non
         low_rank = None if merge or applied is None else applied.low_rank
         try:
             model = build_llama(spec, get, dtype, chosen.weight_bits, chosen.head_bits, low_rank=low_rank,
-                                prepared=kept)
+                                prepared=kept, device=device)
         except KeyError as exc:
             raise InvalidInputError(f"{folder.name}: tensor {exc.args[0]} is missing from the weights") from None
         except RuntimeError as exc:  # shape mismatches surface from torch.cat/linear

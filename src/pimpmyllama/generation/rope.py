@@ -71,15 +71,15 @@ def _yarn_inverse_frequencies(inv_freq: torch.Tensor, head_dim: int, params: dic
     high = min(math.ceil(dimension(beta_slow)), head_dim - 1)
     if low == high:
         high += 0.001  # as transformers does: no division by zero
-    ramp = ((torch.arange(head_dim // 2, dtype=torch.float64) - low) / (high - low)).clamp(0, 1)
+    ramp = ((torch.arange(head_dim // 2, dtype=torch.float64, device=inv_freq.device) - low) / (high - low)).clamp(0, 1)
     kept = 1 - ramp
     return inv_freq / factor * (1 - kept) + inv_freq * kept
 
 
-def inverse_frequencies(head_dim: int, params: dict) -> torch.Tensor:
-    """The rotation frequency of each dimension pair, [head_dim // 2] float64."""
+def inverse_frequencies(head_dim: int, params: dict, device: torch.device | None = None) -> torch.Tensor:
+    """The rotation frequency of each dimension pair, [head_dim // 2] float64, on `device`."""
     theta = float(params["rope_theta"])
-    exponents = torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim
+    exponents = torch.arange(0, head_dim, 2, dtype=torch.float64, device=device) / head_dim
     inv_freq = 1.0 / (theta ** exponents)
     kind = params["rope_type"]
     if kind == "default":
@@ -118,12 +118,12 @@ def attention_factor(params: dict) -> float:
     return 1.0 if factor <= 1 else 0.1 * math.log(factor) + 1.0
 
 
-def rope_rotations(head_dim: int, params: dict, length: int) -> torch.Tensor:
+def rope_rotations(head_dim: int, params: dict, length: int, device: torch.device | None = None) -> torch.Tensor:
     """The rotation of each position as complex numbers, [length, head_dim // 2], of
     modulus `attention_factor(params)`: rotating q and k by them scales both, as
-    transformers scales its cos and sin."""
-    inv_freq = inverse_frequencies(head_dim, params).float()
-    angles = torch.outer(torch.arange(length, dtype=torch.float32), inv_freq)
+    transformers scales its cos and sin. Made on `device` (default the CPU)."""
+    inv_freq = inverse_frequencies(head_dim, params, device).float()
+    angles = torch.outer(torch.arange(length, dtype=torch.float32, device=device), inv_freq)
     return torch.polar(torch.full_like(angles, attention_factor(params)), angles)
 
 

@@ -25,8 +25,9 @@ def _read(path: Path) -> dict | list | None:
         return None
 
 
-def lean_bert(folder: Path) -> "LeanBert | None":
-    """The lean encoder for `folder`, or None when it is not of the form it computes."""
+def lean_bert(folder: Path, device=None) -> "LeanBert | None":
+    """The lean encoder for `folder` on `device` (a torch.device; default the CPU), or None
+    when it is not of the form it computes."""
     modules = _read(folder / "modules.json")
     config = _read(folder / "config.json")
     if not isinstance(modules, list) or [m.get("type") for m in modules] != _FORM or not isinstance(config, dict):
@@ -40,13 +41,13 @@ def lean_bert(folder: Path) -> "LeanBert | None":
             and modules[0].get("path", "") == "" and not st_config.get("do_lower_case")
             and (folder / "model.safetensors").exists() and (folder / "tokenizer.json").exists()):
         return None
-    return LeanBert(folder, config, int(st_config.get("max_seq_length", 256)))
+    return LeanBert(folder, config, int(st_config.get("max_seq_length", 256)), device)
 
 
 class LeanBert:
     """What Embedder needs of a SentenceTransformer: encode, max_seq_length, the dimension."""
 
-    def __init__(self, folder: Path, config: dict, max_seq_length: int):
+    def __init__(self, folder: Path, config: dict, max_seq_length: int, device=None):
         import torch
         from safetensors.torch import load_file
         from tokenizers import Tokenizer
@@ -55,7 +56,9 @@ class LeanBert:
         self.heads = int(config["num_attention_heads"])
         self.layers = int(config["num_hidden_layers"])
         self.eps = float(config["layer_norm_eps"])
-        self.weights = {k.removeprefix("bert."): v.float() for k, v in load_file(folder / "model.safetensors").items()}
+        self.device = device or torch.device("cpu")
+        self.weights = {k.removeprefix("bert."): v.float().to(self.device)
+                        for k, v in load_file(folder / "model.safetensors").items()}
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.enable_truncation(self.max_seq_length)
         self.tokenizer.enable_padding(pad_id=int(config.get("pad_token_id", 0)))
@@ -72,13 +75,13 @@ class LeanBert:
             for start in range(0, len(texts), batch_size):
                 # sentence-transformers strips each text before tokenizing
                 encoded = self.tokenizer.encode_batch([t.strip() for t in texts[start:start + batch_size]])
-                ids = torch.tensor([e.ids for e in encoded])
-                types = torch.tensor([e.type_ids for e in encoded])
-                mask = torch.tensor([e.attention_mask for e in encoded], dtype=torch.float32)
+                ids = torch.tensor([e.ids for e in encoded], device=self.device)
+                types = torch.tensor([e.type_ids for e in encoded], device=self.device)
+                mask = torch.tensor([e.attention_mask for e in encoded], dtype=torch.float32, device=self.device)
                 vectors = self._pooled(ids, types, mask)
                 if normalize_embeddings:
                     vectors = torch.nn.functional.normalize(vectors, p=2, dim=1)
-                out.append(vectors)
+                out.append(vectors.cpu())
         result = torch.cat(out) if out else torch.zeros((0, self.get_sentence_embedding_dimension()))
         return result.numpy() if convert_to_numpy else result
 

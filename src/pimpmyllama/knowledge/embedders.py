@@ -34,9 +34,12 @@ def canonical_name(name: str) -> str:
 
 
 class Embedder:
-    def __init__(self, name: str):
+    def __init__(self, name: str, device=None):
+        """`device`: where the model runs (devices.resolve_device, when it first loads;
+        None: the default in force). Vectors come back to the CPU as numpy arrays."""
         self.name = canonical_name(name)
         self.folder = embedder_folder(name)
+        self._device = device
         self._model = None
         from tokenizers import Tokenizer
 
@@ -50,14 +53,16 @@ class Embedder:
             # Local folders only: nothing may be fetched from a hub at run time.
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            from pimpmyllama.devices import resolve_device
             from pimpmyllama.knowledge.bert import lean_bert
 
-            self._model = lean_bert(self.folder)  # the bundled form, without importing sentence-transformers
+            device = resolve_device(self._device)
+            self._model = lean_bert(self.folder, device)  # the bundled form, without importing sentence-transformers
             if self._model is None:
                 quiet_transformers()
                 from sentence_transformers import SentenceTransformer
 
-                self._model = SentenceTransformer(str(self.folder), device="cpu")
+                self._model = SentenceTransformer(str(self.folder), device=str(device))
         return self._model
 
     @property
@@ -99,6 +104,6 @@ class Embedder:
 
 
 @cache
-def load_embedder(name: str = DEFAULT_EMBEDDER) -> Embedder:
-    """One instance per embedder and process (the model loads once, on first encode)."""
-    return Embedder(name)
+def load_embedder(name: str = DEFAULT_EMBEDDER, device=None) -> Embedder:
+    """One instance per embedder, device and process (the model loads once, on first encode)."""
+    return Embedder(name, device)

@@ -35,7 +35,7 @@ def _read(plan: MergePlan, source_index: int, name: str) -> torch.Tensor:
 
 
 def compute_tensor(plan: MergePlan, tp: TensorPlan) -> torch.Tensor:
-    tensors = [_read(plan, i, name).to(plan.compute_dtype) for i, name in tp.inputs]
+    tensors = [_read(plan, i, name).to(plan.device, plan.compute_dtype) for i, name in tp.inputs]
     inputs = TensorInputs(tp.name, tensors, tp.base, tp.params, tp.model_params, plan.generator(tp.name))
     try:
         merged = plan.method.merge(inputs)
@@ -43,7 +43,7 @@ def compute_tensor(plan: MergePlan, tp: TensorPlan) -> torch.Tensor:
         raise InvalidInputError(f"{plan.method.name} failed on {tp.name}: {exc}") from None
     if merged.is_floating_point() and not torch.isfinite(merged).all():
         raise InvalidInputError(f"the merge produced NaN or infinite values in {tp.name}")
-    return merged.to(plan.out_dtype)
+    return merged.to("cpu", plan.out_dtype)
 
 
 def write_merged(plan: MergePlan, folder: Path, recipe_text: str, progress: Progress | None = None) -> Manifest:

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from pimpmyllama.devices import resolve_device
 from pimpmyllama.errors import InvalidInputError
 from pimpmyllama.generation.checks import check_model_runs
 from pimpmyllama.models.adapters import AdapterStore, base_fingerprint
@@ -49,9 +50,12 @@ def merge_lora_to_store(base_ref: str, adapter_ref: str, name: str, progress: Pr
 
 
 def extract_lora(tuned_ref: str, base_ref: str, rank: int, name: str, progress: Progress | None = None, *,
-                 force: bool = False) -> Extraction:
+                 force: bool = False, device=None) -> Extraction:
+    """`device`: where each SVD runs (devices.resolve_device; None: the default in force);
+    the factors are written from the CPU."""
     store = AdapterStore()
     store.check_new(name, force)
+    device = resolve_device(device)
     if rank < 1:
         raise InvalidInputError("rank must be at least 1")
     tuned_name, tuned_folder = resolve_model_folder(tuned_ref)
@@ -74,6 +78,7 @@ def extract_lora(tuned_ref: str, base_ref: str, rank: int, name: str, progress: 
             continue
         match = _LINEAR.match(tensor_name)
         if match:
+            delta = delta.to(device)
             u, s, vh = torch.linalg.svd(delta, full_matrices=False)
             r = min(rank, s.numel())
             root = s[:r].sqrt()
@@ -81,8 +86,8 @@ def extract_lora(tuned_ref: str, base_ref: str, rank: int, name: str, progress: 
             if r < rank:  # a layer narrower than the rank: zero-pad, as PEFT wants one r
                 b = torch.cat([b, b.new_zeros(b.shape[0], rank - r)], dim=1)
                 a = torch.cat([a, a.new_zeros(rank - r, a.shape[1])], dim=0)
-            tensors[f"base_model.model.{match[1]}.lora_A.weight"] = a.contiguous()
-            tensors[f"base_model.model.{match[1]}.lora_B.weight"] = b.contiguous()
+            tensors[f"base_model.model.{match[1]}.lora_A.weight"] = a.contiguous().cpu()
+            tensors[f"base_model.model.{match[1]}.lora_B.weight"] = b.contiguous().cpu()
             targets.add(match[2])
             errors.append(float(torch.linalg.norm(delta - b @ a) / torch.linalg.norm(delta)))
         else:

@@ -1,6 +1,9 @@
 """`pml merge`: a recipe in, a checked model in the store out."""
 
+import dataclasses
 from pathlib import Path
+
+from pimpmyllama.devices import resolve_device
 
 from pimpmyllama.merging.config import load_merge_config
 from pimpmyllama.merging.execute import check_merged, write_merged
@@ -10,11 +13,12 @@ from pimpmyllama.progress import Progress
 
 
 def merge_to_store(recipe: Path, name: str, *, seed: int = 0, progress: Progress | None = None,
-                   force: bool = False) -> Path:
-    """Run a recipe into a new store model (checked to load and generate before it appears)."""
+                   force: bool = False, device=None) -> Path:
+    """Run a recipe into a new store model (checked to load and generate before it appears).
+    `device`: where the tensors are computed (devices.resolve_device; None: the default in force)."""
     store = ModelStore()
     store.check_new(name, force)  # before any work
-    plan = build_plan(load_merge_config(recipe), seed)
+    plan = dataclasses.replace(build_plan(load_merge_config(recipe), seed), device=resolve_device(device))
     with store.create(name, force=force, check=check_merged) as draft:
         draft.manifest = write_merged(plan, draft.folder, recipe.read_text(encoding="utf-8"), progress)
         if progress:

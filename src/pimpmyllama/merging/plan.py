@@ -46,6 +46,7 @@ class MergePlan:
     out_dtype: torch.dtype
     seed: int
     row_maps: dict[int, torch.Tensor] = field(default_factory=dict)  # source -> output row -> its row (vocab)
+    device: torch.device = torch.device("cpu")  # where each tensor is computed (read and written on the CPU)
 
     def generator(self, tensor_name: str) -> torch.Generator | None:
         """Random methods draw from a generator seeded by (seed, tensor): the same recipe

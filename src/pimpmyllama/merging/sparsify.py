@@ -25,7 +25,7 @@ def keep_largest(delta: torch.Tensor, density: float, rescale: bool = False) -> 
     k = int(density * delta.numel())
     if k <= 0:
         raise ValueError("density too small: it would keep nothing")
-    mask = torch.zeros(delta.numel(), dtype=delta.dtype)
+    mask = torch.zeros(delta.numel(), dtype=delta.dtype, device=delta.device)
     mask[torch.topk(delta.abs().reshape(-1).float(), k).indices] = 1
     return _finish(delta, mask.view_as(delta), rescale)
 
@@ -34,7 +34,8 @@ def keep_random(delta: torch.Tensor, density: float, generator: torch.Generator,
     """Keep each entry with probability `density` (DARE's drop)."""
     if density >= 1:
         return delta
-    mask = torch.bernoulli(torch.full(delta.shape, float(density)), generator=generator).to(delta.dtype)
+    # drawn on the CPU (the seeded generator's): the same mask on every device
+    mask = torch.bernoulli(torch.full(delta.shape, float(density)), generator=generator).to(delta.device, delta.dtype)
     return _finish(delta, mask, rescale)
 
 
@@ -51,7 +52,7 @@ def keep_middle(delta: torch.Tensor, density: float, gamma: float, rescale: bool
         top += bottom
         bottom = 0
     order = torch.argsort(delta.abs().reshape(-1).float())
-    mask = torch.zeros(n, dtype=delta.dtype)
+    mask = torch.zeros(n, dtype=delta.dtype, device=delta.device)
     mask[order[bottom : n - top]] = 1
     return _finish(delta, mask.view_as(delta), rescale)
 
@@ -68,5 +69,6 @@ def keep_by_rank(delta: torch.Tensor, density: float, epsilon: float, generator:
     ranks = rows.abs().float().argsort(dim=1).argsort(dim=1).float()
     width = max(rows.shape[1] - 1, 1)
     probabilities = (density - epsilon) + (ranks / width) * 2 * epsilon
-    mask = torch.bernoulli(probabilities, generator=generator).to(delta.dtype).reshape(delta.shape)
+    # drawn on the CPU (the seeded generator's): the same mask on every device
+    mask = torch.bernoulli(probabilities.cpu(), generator=generator).to(delta.device, delta.dtype).reshape(delta.shape)
     return _finish(delta, mask, rescale)

@@ -39,6 +39,8 @@ class TrainConfig(BaseModel):
     seed: int = Field(42, description="seeds the data order, the held-out split and the initial weights")
     save_steps: int = Field(50, ge=1, description="checkpoint every N steps")
     log_steps: int = Field(1, ge=1, description="write metrics.jsonl every N steps")
+    device: str | None = Field(None, description="auto, cpu, cuda or cuda:N (default: $PML_DEVICE, else auto: "
+                               "the GPU where there is one; under torchrun each process its own, LOCAL_RANK)")
 
     @model_validator(mode="after")
     def _defaults(self):

@@ -2,6 +2,7 @@
 counted; every recipe (SFT, pre-training, one process or several) calls it."""
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -34,12 +35,23 @@ class CausalLMLoss(torch.nn.Module):
         return sum(
             (F.cross_entropy(self.lm.lm_head(hidden[i : i + 256]).float(), targets[i : i + 256], reduction="sum")
              for i in range(0, len(targets), 256)),
-            torch.zeros(()),
+            hidden.new_zeros((), dtype=torch.float32),
         )
 
 
+def autocast_for(device: torch.device):
+    """bf16 autocast on a GPU (fp32 weights and optimizer, bf16 products); nothing on the CPU,
+    whose training stays fp32 as it was."""
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+
+
 def batch_loss(module: torch.nn.Module, batch: Batch) -> torch.Tensor:
-    return module(batch.input_ids, batch.position_ids, batch.attention_mask, batch.targets)
+    """The summed loss of `batch`, moved to the device of `module`'s weights, under
+    autocast_for that device."""
+    device = next(module.parameters()).device
+    batch = batch.to(device)
+    with autocast_for(device):
+        return module(batch.input_ids, batch.position_ids, batch.attention_mask, batch.targets)
 
 
 def normalise(loss_sum: torch.Tensor, global_trained_tokens: int, world_size: int = 1) -> torch.Tensor:

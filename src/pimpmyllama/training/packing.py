@@ -5,6 +5,7 @@ so a packed row computes exactly what its examples would alone, minus the paddin
 """
 
 import bisect
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -59,6 +60,13 @@ class Batch:
     targets: torch.Tensor  # [B, T]: the token each position must predict, or IGNORE
     tokens: int  # real (non-padding) tokens
     trained_tokens: int  # positions with a target
+
+    def to(self, device: torch.device) -> "Batch":
+        """The same batch with its tensors on `device` (itself where they are there already)."""
+        if self.input_ids.device == device:
+            return self
+        return dataclasses.replace(self, **{name: getattr(self, name).to(device, non_blocking=True)
+                                            for name in ("input_ids", "position_ids", "attention_mask", "targets")})
 
 
 def collate(rows: list[Row], pad_id: int) -> Batch:

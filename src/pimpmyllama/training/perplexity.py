@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from pimpmyllama.devices import resolve_device
 from pimpmyllama.models.adapters import Adapter
 from pimpmyllama.prompting.format import ChatFormat
 from pimpmyllama.prompting.refs import resolve_model_of
@@ -63,6 +64,7 @@ def model_perplexity(model_ref: str, paths: list[Path], *, adapter: str | None =
     model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)
     if resolved.adapter:
         Adapter(resolved.adapter).apply_to_module(model)
+    model.to(resolve_device(None))  # the default in force (--device); batches follow (loss.batch_loss)
     pad = tokenizer.token_to_id(tokenizer.pad_token) if tokenizer.pad_token else None
     examples = data.train
     value = perplexity(CausalLMLoss(model), examples, pad if pad is not None else 0)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pimpmyllama.devices import resolve_device
 from pimpmyllama.errors import InvalidInputError, PmlError
 from pimpmyllama.models.adapters import AdapterStore
 from pimpmyllama.models.refs import resolve_model_folder
@@ -29,7 +30,7 @@ from pimpmyllama.training.checkpoint import latest_checkpoint, load_checkpoint, 
 from pimpmyllama.training.config import TrainConfig
 from pimpmyllama.training.artifacts import write_artifact
 from pimpmyllama.training.dataset import PreparedData, prepare
-from pimpmyllama.training.distributed import Distributed
+from pimpmyllama.training.distributed import Distributed, refuse_fsdp
 from pimpmyllama.training.loss import CausalLMLoss, Throughput, batch_loss, normalise
 from pimpmyllama.training.packing import Row, collate, one_per_row, pack
 from pimpmyllama.training.perplexity import default_general_text, general_examples, perplexity
@@ -138,12 +139,14 @@ def train(config: TrainConfig, *, resume: bool = False, on_step: OnStep | None =
     # setup ------------------------------------------------------------------------
     if not config.output:
         raise InvalidInputError("name the output with -o NAME")
+    device = resolve_device(config.device)  # a device that is not there: refused before any work
+    refuse_fsdp()
     output_store(config).check_new(config.output, config.force)  # before any work
     run_dir = runs_dir() / config.output
     checkpoints = run_dir / "checkpoints"
     if resume and latest_checkpoint(checkpoints) is None:
         raise InvalidInputError(f"nothing to resume: run {config.output!r} has no checkpoint")
-    dist = Distributed.from_env()
+    dist = Distributed.from_env(device)
     seed_everything(config.seed)
     base = resolve_base(config.from_)
     tokenizer = Tokenizer(base.folder)
@@ -154,11 +157,11 @@ def train(config: TrainConfig, *, resume: bool = False, on_step: OnStep | None =
     plan = StepPlan(rows, config, dist.world_size)
     pad_id = tokenizer.pad_token and tokenizer.token_to_id(tokenizer.pad_token)
     pad_id = pad_id if pad_id is not None else 0
-    model = build_model(base, config)
+    model = build_model(base, config).to(device)  # batches follow it there (loss.batch_loss)
     loss_module = CausalLMLoss(causal_lm(model))
     trained = [p for p in loss_module.parameters() if p.requires_grad]
     if dist.world_size > 1:
-        loss_module = torch.nn.parallel.DistributedDataParallel(loss_module)
+        loss_module = torch.nn.parallel.DistributedDataParallel(loss_module, device_ids=dist.device_ids)
     optimizer = torch.optim.AdamW(trained, lr=config.learning_rate, weight_decay=config.weight_decay)
     warmup = int(plan.total * config.warmup_ratio)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
