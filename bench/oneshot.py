@@ -11,6 +11,7 @@ Contenders, taking turns round after round (the median of the rounds is shown):
   - pml ask, cold service: no service running; the command starts one and waits for its answer
   - pml ask, warm service: the service is up (models loaded); the command is only a client
   - the same three for `pml kb search town "QUESTION"` (a base of examples/town-hall/docs)
+  - python -c 'import torch': the floor under any process that runs the engine (no answer)
 Peak RSS is the command's own process; for the service paths the service's peak is
 shown beside it. pml runs a build of the bundled model with temperature 0 and
 max_new_tokens 12. A scratch PML_HOME holds the model (hard links to ~/.pimpmyllama's
@@ -147,6 +148,7 @@ def main() -> None:
     try:
         for round_ in range(1, args.rounds + 1):
             record("llama.cpp ask", timed([args.llama_python, "-c", LLAMA, gguf(), QUESTION], env))
+            record("python -c 'import torch' (the floor)", timed([sys.executable, "-c", "import torch"], env))
             record("pml ask, in-process", timed(pml + ask, in_process))
             record("pml ask, cold service", timed(pml + ask, env), service_peak_mib(home))
             record("pml ask, warm service", timed(pml + ask, env), service_peak_mib(home))

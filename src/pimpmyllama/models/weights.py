@@ -106,18 +106,19 @@ class TensorFiles:
 
         path, info, data_start = self.index[name]
         start, end = info["data_offsets"]
-        buffer = bytearray(end - start)
+        dtype = getattr(torch, _TORCH_DTYPES[info["dtype"]])
+        # read straight into the tensor's own memory: no zero-filled buffer first, no copy after
+        tensor = torch.empty(end - start, dtype=torch.uint8)
+        if not len(tensor):
+            return torch.empty(info["shape"], dtype=dtype)
         fd = os.open(path, os.O_RDONLY)
         try:
-            view, offset = memoryview(buffer), 0
-            while offset < len(buffer):
+            view, offset = memoryview(tensor.numpy()), 0
+            while offset < len(view):
                 n = os.preadv(fd, [view[offset:]], data_start + start + offset)
                 if n <= 0:
                     raise InvalidInputError(f"{path}: truncated while reading {name}")
                 offset += n
         finally:
             os.close(fd)
-        dtype = getattr(torch, _TORCH_DTYPES[info["dtype"]])
-        if not buffer:
-            return torch.empty(info["shape"], dtype=dtype)
-        return torch.frombuffer(buffer, dtype=dtype).reshape(info["shape"])
+        return tensor.view(dtype).reshape(info["shape"])
