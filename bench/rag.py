@@ -205,7 +205,8 @@ def main() -> None:
                     folder = ann_parts.index_folder(Path(target)) if engine != "postgres" else None
                     size = sum(f.stat().st_size for f in folder.iterdir()) if folder and folder.exists() else 0
                     rows.append((engine, n, load, first, size, result))
-                    print(f"  {engine} {n}: filled in {load:.1f}s", flush=True)
+                    print(f"  {engine} {n}: filled in {load:.1f}s, dense p50 {result['dense_p50']:.2f} ms, "
+                          f"recall@10 {result['recall']:.3f}", flush=True)  # a long run's rows as they come
                     db.close()
         finally:
             if server:
