@@ -51,4 +51,10 @@ def main() -> None:
     # Deprecation notices from the libraries underneath are for us, not for users.
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
-    app()
+    from pimpmyllama.cli.quick_exit import leave
+
+    try:
+        app()  # standalone: it ends with sys.exit
+    except SystemExit as done:
+        leave(done.code)
+    leave(0)
