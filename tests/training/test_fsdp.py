@@ -33,8 +33,9 @@ def adapter(pml_home, name):
 
 
 def test_the_loop_through_accelerate_trains_as_the_plain_loop(train_config, pml_home, accelerator, short_text):
-    plain = train(train_config(output="plain", general_text=str(short_text)))
-    through = train(train_config(output="through", general_text=str(short_text)),
+    config = train_config(output="plain", general_text=str(short_text), gradient_accumulation=1)
+    plain = train(config)
+    through = train(config.model_copy(update={"output": "through"}),
                     wrapping=Fsdp(AccelerateSharder(accelerator)))
     a, b = adapter(pml_home, "plain"), adapter(pml_home, "through")
     assert a.keys() == b.keys() and len(a) == 28  # 2 layers x 7 linear layers x (A, B)
@@ -44,7 +45,7 @@ def test_the_loop_through_accelerate_trains_as_the_plain_loop(train_config, pml_
 
 def test_interrupted_and_resumed_through_accelerate_equals_uninterrupted(train_config, pml_home, accelerator,
                                                                          short_text):
-    config = train_config(output="cut", general_text=str(short_text))
+    config = train_config(output="cut", general_text=str(short_text), gradient_accumulation=1)
     train(config.model_copy(update={"output": "whole"}))
     with pytest.raises(TrainingInterrupted, match="^interrupted at step 2 of 4"):
         train(config, wrapping=Fsdp(CtrlCAtClip(AccelerateSharder(accelerator), at=3)))
