@@ -117,12 +117,14 @@ def lora_step(folder: Path, device, rows: int, length: int, steps: int) -> dict:
 
 
 def fsdp_step(folder: Path, steps: int, rows: int, length: int) -> dict:
-    """accelerate launch of bench/gpu_fsdp_step.py on every GPU, FSDP with bf16 mixed precision."""
+    """accelerate launch of bench/gpu_fsdp_step.py on every GPU, with the FSDP config the
+    package ships for training (FSDP2, bf16 mixed precision)."""
     import torch
 
-    command = ["accelerate", "launch", "--use_fsdp", "--num_processes", str(torch.cuda.device_count()),
-               "--mixed_precision", "bf16", "--fsdp_sharding_strategy", "FULL_SHARD",
-               "--fsdp_auto_wrap_policy", "TRANSFORMER_BASED_WRAP", "--fsdp_use_orig_params", "true",
+    from pimpmyllama.training.accelerate import fsdp_config_path
+
+    command = ["accelerate", "launch", "--config_file", str(fsdp_config_path()),
+               "--num_processes", str(torch.cuda.device_count()),
                str(HERE / "gpu_fsdp_step.py"), str(folder), str(steps), str(rows), str(length)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=900)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]

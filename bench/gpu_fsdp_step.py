@@ -1,8 +1,9 @@
-"""One FSDP training step's time, run by bench/gpu.py under `accelerate launch --use_fsdp`:
+"""One FSDP training step's time, run by bench/gpu.py under `accelerate launch` with the
+shipped FSDP config (src/pimpmyllama/training/accelerate/fsdp.yaml):
 a full fine-tune of the model in FOLDER (fp32 weights, accelerate's bf16 mixed precision),
 ROWS x LENGTH random tokens per process, AdamW; prints one JSON line on the main process.
 
-    accelerate launch --use_fsdp ... bench/gpu_fsdp_step.py FOLDER STEPS ROWS LENGTH
+    accelerate launch --config_file FSDP_YAML ... bench/gpu_fsdp_step.py FOLDER STEPS ROWS LENGTH
 """
 
 import json

@@ -26,3 +26,12 @@ def train_config(stored_tiny, chat_data):
         return TrainConfig.model_validate(data)
 
     return make
+
+
+@pytest.fixture
+def short_text(tmp_path):
+    """A few sentences as the general reference text: its perplexity takes a blink, where
+    the default (CPython's LICENSE) takes most of a tiny run's time."""
+    path = tmp_path / "general.txt"
+    path.write_text("The post office opens at 9am and closes at 5pm. Yesterday evening I ate ravioli.\n" * 4)
+    return path

@@ -57,9 +57,3 @@ def test_each_launched_process_reduces_on_its_own_gpu(monkeypatch):
     monkeypatch.setenv("RANK", "0")
     assert is_main_process()
 
-
-def test_an_fsdp_launch_is_refused_rather_than_run_unsharded(train_config, pml_home, monkeypatch):
-    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
-    with pytest.raises(InvalidInputError, match="^FSDP is not wired into the training loop yet"):
-        train(train_config())
-    assert not (pml_home / "runs" / "t1").exists()

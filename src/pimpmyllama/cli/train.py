@@ -97,3 +97,12 @@ def sft(data: list[Path] = DATA, config: Path = CONFIG, resume: bool = RESUME, *
 def pretrain(data: list[Path] = DATA, config: Path = CONFIG, resume: bool = RESUME, *, overrides: dict):
     """Continued pre-training: documents joined with the end-of-text token, cut into blocks."""
     _run("pretrain", data or [], config, resume, overrides)
+
+
+@app.command("fsdp-config")
+def fsdp_config():
+    """Print the path of the shipped accelerate FSDP config, for
+    `accelerate launch --config_file "$(pml train fsdp-config)" --num_processes N -m pimpmyllama train sft ...`."""
+    from pimpmyllama.training.accelerate import fsdp_config_path
+
+    typer.echo(str(fsdp_config_path()))  # plain: a path for the shell, never wrapped

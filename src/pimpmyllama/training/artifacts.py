@@ -30,9 +30,11 @@ def plot_loss(metrics_file: Path, target: Path) -> None:
     plt.close(fig)
 
 
-def write_artifact(config, base, model, tokenizer, data, metrics: dict, run_dir: Path) -> Path:
+def write_artifact(config, base, model, tokenizer, data, metrics: dict, run_dir: Path,
+                   state_dict: dict | None = None) -> Path:
     """The adapter (LoRA) or model (full) into its store, through the store's one door,
-    with its manifest, loss curve and metrics; checked before it appears."""
+    with its manifest, loss curve and metrics; checked before it appears. `state_dict`:
+    the weights to write when `model`'s own are sharded (named as in `model`)."""
     metrics_file = run_dir / "metrics.jsonl"
     if metrics_file.exists():
         plot_loss(metrics_file, run_dir / "loss.png")
@@ -47,7 +49,7 @@ def write_artifact(config, base, model, tokenizer, data, metrics: dict, run_dir:
     store = AdapterStore() if kind == "adapter" else ModelStore()
     extra_check = None if kind == "adapter" else check_model_runs
     with store.shelf.create(config.output, force=config.force, check=extra_check) as draft:
-        model.save_pretrained(str(draft.folder))
+        model.save_pretrained(str(draft.folder), **({} if state_dict is None else {"state_dict": state_dict}))
         if kind == "model":
             draft.copy_tokenizer_files(base.folder)
         draft.manifest = manifest

@@ -1,22 +1,13 @@
-"""Several processes under torchrun / accelerate launch: DDP on the gloo backend
-(CPU) or nccl (GPUs, each process on its own: devices.resolve_device gives
-cuda:LOCAL_RANK). One process needs none of it."""
+"""Several processes under torchrun / accelerate launch: their process group, on the
+gloo backend (CPU) or nccl (GPUs, each process on its own: devices.resolve_device gives
+cuda:LOCAL_RANK). One process needs none of it. How the model is wrapped over them
+(DDP, FSDP) is training/wrapping.py."""
 
 import os
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-
-from pimpmyllama.errors import InvalidInputError
-
-
-def refuse_fsdp() -> None:
-    """accelerate launch with an FSDP config sets ACCELERATE_USE_FSDP; the loop does not
-    shard (it would quietly run DDP with a whole model per process), so it says so."""
-    if os.environ.get("ACCELERATE_USE_FSDP", "").lower() in ("true", "1"):
-        raise InvalidInputError("FSDP is not wired into the training loop yet (accelerate launch with an FSDP "
-                                "config); launch with torchrun, or accelerate without FSDP, for DDP")
 
 
 def is_main_process() -> bool:

@@ -9,7 +9,6 @@ share of every global batch, and the loss is normalised over the whole of it.
 import json
 import math
 import random
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,13 +29,15 @@ from pimpmyllama.training.checkpoint import latest_checkpoint, load_checkpoint, 
 from pimpmyllama.training.config import TrainConfig
 from pimpmyllama.training.artifacts import write_artifact
 from pimpmyllama.training.dataset import PreparedData, prepare
-from pimpmyllama.training.distributed import Distributed, refuse_fsdp
+from pimpmyllama.training.distributed import Distributed
+from pimpmyllama.training.fsdp import AccelerateSharder, Fsdp, check_fsdp_launch, fsdp_requested
 from pimpmyllama.training.loss import CausalLMLoss, Throughput, batch_loss, normalise
 from pimpmyllama.training.packing import Row, collate, one_per_row, pack
 from pimpmyllama.training.perplexity import default_general_text, general_examples, perplexity
 from pimpmyllama.training.schedule import lr_factor
 from pimpmyllama.training.step_report import OnStep, StepReport
 from pimpmyllama.training.tokenize import ExampleEncoder
+from pimpmyllama.training.wrapping import Ddp, Plain
 
 
 class TrainingInterrupted(PmlError):
@@ -135,18 +136,38 @@ def causal_lm(model):
     return model.base_model.model if hasattr(model, "peft_config") else model
 
 
-def train(config: TrainConfig, *, resume: bool = False, on_step: OnStep | None = None) -> TrainResult:
+def wrapping_for(dist: Distributed):
+    """FSDP through accelerate when `accelerate launch` was given an FSDP config (checked
+    first by check_fsdp_launch), DDP for any other launch of several processes, else none."""
+    if fsdp_requested():
+        return Fsdp(AccelerateSharder())
+    return Ddp(dist.device_ids) if dist.world_size > 1 else Plain()
+
+
+def artifact_state(model, weights: dict) -> dict:
+    """The loss module's weights (names under `lm.`) named as in `model`, the PEFT or
+    transformers model whose save_pretrained writes them."""
+    prefix = "base_model.model." if hasattr(model, "peft_config") else ""
+    return {prefix + name.removeprefix("lm."): value for name, value in weights.items()}
+
+
+def train(config: TrainConfig, *, resume: bool = False, on_step: OnStep | None = None,
+          wrapping=None) -> TrainResult:
+    """One training run. `wrapping` (training/wrapping.py) is how the model is wrapped for
+    the processes it runs in; by default, chosen from the launcher's environment."""
     # setup ------------------------------------------------------------------------
     if not config.output:
         raise InvalidInputError("name the output with -o NAME")
     device = resolve_device(config.device)  # a device that is not there: refused before any work
-    refuse_fsdp()
+    if wrapping is None:
+        check_fsdp_launch(device)  # an FSDP launch this loop cannot run: refused before any work
     output_store(config).check_new(config.output, config.force)  # before any work
     run_dir = runs_dir() / config.output
     checkpoints = run_dir / "checkpoints"
     if resume and latest_checkpoint(checkpoints) is None:
         raise InvalidInputError(f"nothing to resume: run {config.output!r} has no checkpoint")
     dist = Distributed.from_env(device)
+    wrapping = wrapping or wrapping_for(dist)
     seed_everything(config.seed)
     base = resolve_base(config.from_)
     tokenizer = Tokenizer(base.folder)
@@ -157,12 +178,13 @@ def train(config: TrainConfig, *, resume: bool = False, on_step: OnStep | None =
     plan = StepPlan(rows, config, dist.world_size)
     pad_id = tokenizer.pad_token and tokenizer.token_to_id(tokenizer.pad_token)
     pad_id = pad_id if pad_id is not None else 0
-    model = build_model(base, config).to(device)  # batches follow it there (loss.batch_loss)
-    loss_module = CausalLMLoss(causal_lm(model))
+    model = build_model(base, config)
+    # On the device (batches follow its weights there: loss.batch_loss), wrapped; the
+    # optimizer over the trainable parameters as the wrapping holds them.
+    loss_module, optimizer = wrapping.prepare(
+        CausalLMLoss(causal_lm(model)), device,
+        lambda params: torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay))
     trained = [p for p in loss_module.parameters() if p.requires_grad]
-    if dist.world_size > 1:
-        loss_module = torch.nn.parallel.DistributedDataParallel(loss_module, device_ids=dist.device_ids)
-    optimizer = torch.optim.AdamW(trained, lr=config.learning_rate, weight_decay=config.weight_decay)
     warmup = int(plan.total * config.warmup_ratio)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, plan.total, warmup, config.lr_scheduler)
@@ -173,7 +195,7 @@ def train(config: TrainConfig, *, resume: bool = False, on_step: OnStep | None =
 
     start, before = 0, {}
     if resume:
-        state = load_checkpoint(latest_checkpoint(checkpoints), loss_module, optimizer, scheduler)
+        state = load_checkpoint(latest_checkpoint(checkpoints), wrapping, loss_module, optimizer, scheduler)
         if state.get("data_hash") != data.data_hash:
             raise InvalidInputError("the data changed since the checkpoint; resume needs the same data files")
         start, before = state["step"], state.get("before", {})
@@ -190,8 +212,11 @@ def train(config: TrainConfig, *, resume: bool = False, on_step: OnStep | None =
         metrics_file.write_text("".join(line + "\n" for line in kept))
 
     def checkpoint(step: int) -> None:
+        # Whole tensors gathered by every process (collectives under FSDP), written by one.
+        weights = wrapping.trainable_state(loss_module)
+        optimizer_state = wrapping.optimizer_state(loss_module, optimizer)
         if dist.is_main:
-            save_checkpoint(checkpoints, step, loss_module, optimizer, scheduler,
+            save_checkpoint(checkpoints, step, weights, optimizer_state, scheduler,
                             {"data_hash": data.data_hash, "before": before, "config": config.model_dump(by_alias=True)})
         dist.barrier()
 
@@ -206,14 +231,12 @@ def train(config: TrainConfig, *, resume: bool = False, on_step: OnStep | None =
             loss_sum = 0.0
             for m, rows_m in enumerate(micro):
                 batch = collate(rows_m, pad_id)
-                # Gradients are synchronised once per step, on the last micro-batch.
-                sync = nullcontext() if (dist.world_size == 1 or m == len(micro) - 1) else loss_module.no_sync()
-                with sync:
+                with wrapping.micro_batch(loss_module, last=m == len(micro) - 1):
                     summed = batch_loss(loss_module, batch)
-                    normalise(summed, global_trained, dist.world_size).backward()
+                    wrapping.backward(normalise(summed, global_trained, dist.world_size))
                 loss_sum += float(summed.detach())
                 throughput.add(batch)
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(trained, config.max_grad_norm))
+            grad_norm = wrapping.clip_grad_norm(trained, config.max_grad_norm)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -255,8 +278,10 @@ def train(config: TrainConfig, *, resume: bool = False, on_step: OnStep | None =
         "steps": plan.total,
         "format": data.format,
     }
+    # Sharded weights are gathered whole (by every process) for the one that writes them.
+    state = artifact_state(model, wrapping.trainable_state(loss_module)) if wrapping.shards else None
     if dist.is_main:
-        write_artifact(config, base, model, tokenizer, data, result_metrics, run_dir)
+        write_artifact(config, base, model, tokenizer, data, result_metrics, run_dir, state_dict=state)
     dist.barrier()
     dist.close()
     return TrainResult(config.output, "adapter" if config.method == "lora" else "model", plan.total,
