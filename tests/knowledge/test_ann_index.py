@@ -256,3 +256,35 @@ def test_a_replaced_document_is_found_by_its_new_vectors_only(base):
         for q in [*vectors_for(3)[:5], *vectors_for(300)[:5]]:
             assert not set(assert_dense_is_exact(store, kb, q, 10)) & old
         assert dense(store, kb, vectors_for(300)[0], 1) == [min(new)]
+
+
+def test_this_process_own_writes_are_caught_up_from_its_journal_without_a_scan(base, monkeypatch):
+    """Adding, replacing and removing documents after the index is loaded: each sync applies
+    the committed change itself (no comparison of every id with the database), and the
+    results stay those of exact search."""
+    store, kb = base
+    dense(store, kb, queries()[0], 10)  # loaded in this process
+
+    def no_scan(*args, **kwargs):
+        raise AssertionError("the part was scanned")
+
+    monkeypatch.setattr(ann_parts.PartIndex, "_compare", no_scan)
+    put(store, kb, DOCS + 1)
+    put(store, kb, 2, seed=200)  # replaced: its old rows removed, new ones added
+    store.remove_documents(kb, "doc5.md")
+    for q in [*queries(), *vectors_for(200)[:3], *vectors_for(DOCS + 1)[:3]]:
+        assert_dense_is_exact(store, kb, q, 10)
+    assert not ann_parts._journal.get(ann_parts.PartIndex(store.db, f"vec_chunks_{DIM}", DIM, kb.id)._key)
+
+
+def test_a_rolled_back_write_leaves_nothing_in_the_journal(base):
+    store, kb = base
+    dense(store, kb, queries()[0], 10)
+    key = ann_parts.PartIndex(store.db, f"vec_chunks_{DIM}", DIM, kb.id)._key
+    with pytest.raises(RuntimeError), store.db.transaction():
+        put(store, kb, DOCS + 2)
+        raise RuntimeError("fails after the rows were written")
+    assert not ann_parts._journal.get(key)
+    existing = {c.id for c in store.all_chunks(kb)}
+    for q in [*vectors_for(DOCS + 2)[:5], *queries(5)]:  # the rolled-back rows' own vectors: no phantom found
+        assert set(assert_dense_is_exact(store, kb, q, 10)) <= existing

@@ -16,12 +16,15 @@ def chat_data(tmp_path):
 
 
 @pytest.fixture
-def train_config(stored_tiny, chat_data):
+def train_config(stored_tiny, chat_data, short_text):
+    """A tiny run's config; its general reference text is `short_text` unless a test names
+    one (the default text's perplexity would take most of the run's time)."""
     from pimpmyllama.training.config import TrainConfig
 
     def make(**overrides):
         data = {"from": "tiny", "data": [str(chat_data)], "output": "t1", "max_steps": 4, "batch_size": 2,
-                "max_length": 64, "save_steps": 2, "learning_rate": 1e-2, "eval_split": 0.1}
+                "max_length": 64, "save_steps": 2, "learning_rate": 1e-2, "eval_split": 0.1,
+                "general_text": str(short_text)}
         data.update(overrides)
         return TrainConfig.model_validate(data)
 

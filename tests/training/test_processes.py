@@ -15,6 +15,16 @@ COMMON = ["--from", "tiny", "--max-steps", "20", "--save-steps", "5", "--batch-s
           "--lr", "0.01", "--eval-split", "0"]
 
 
+@pytest.fixture(autouse=True)
+def _short_general_text(short_text, monkeypatch):
+    """Every run's general reference text: a few sentences (the default's perplexity would
+    take most of these runs' time)."""
+    monkeypatch.setattr(sys.modules[__name__], "GENERAL", ["--general-text", str(short_text)])
+
+
+GENERAL: list[str] = []
+
+
 def env(pml_home, threads=None):
     e = {**os.environ, "PML_HOME": str(pml_home)}
     if threads:
@@ -23,7 +33,7 @@ def env(pml_home, threads=None):
 
 
 def train_cmd(data, output, *extra):
-    return [sys.executable, "-m", "pimpmyllama", "train", "sft", str(data), "-o", output, *COMMON, *extra]
+    return [sys.executable, "-m", "pimpmyllama", "train", "sft", str(data), "-o", output, *COMMON, *GENERAL, *extra]
 
 
 def adapter(pml_home, name):
@@ -88,7 +98,7 @@ def test_two_processes_with_half_the_batch_match_one_with_all_of_it(stored_tiny,
     one = train_cmd(chat_data, "single", "--batch-size", "4", "--max-steps", "5", "--lora-dropout", "0")
     subprocess.run(one, env=env(pml_home), check=True, capture_output=True)
     two = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
-           "pimpmyllama", "train", "sft", str(chat_data), "-o", "ddp", *COMMON, "--batch-size", "2",
+           "pimpmyllama", "train", "sft", str(chat_data), "-o", "ddp", *COMMON, *GENERAL, "--batch-size", "2",
            "--max-steps", "5", "--lora-dropout", "0"]
     result = subprocess.run(two, env=env(pml_home, threads=1), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]

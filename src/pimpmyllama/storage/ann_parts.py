@@ -56,6 +56,10 @@ class _Loaded:
 
 _cache: dict[tuple[str, str, int], _Loaded] = {}
 _lock = threading.RLock()
+# What this process's own committed writes did to each part, by the version they made:
+# (ids added, their vectors, ids removed). Catching up through versions all found here
+# needs no scan of the part (a scan of a vec0 table reads every row: 0.8 s at 200k).
+_journal: dict[tuple[str, str, int], dict[int, tuple[list[int], np.ndarray | None, list[int]]]] = {}
 
 
 def index_folder(db_path: Path) -> Path:
@@ -79,13 +83,27 @@ class PartIndex:
             (self.table, self.part, uuid.uuid4().hex, self.part),
         )
 
-    def changed(self, rows_delta: int) -> None:
+    def changed(self, rows_delta: int, added: list[int] = (), vectors: np.ndarray | None = None,
+                removed: list[int] = ()) -> None:
+        """Count a write to the part: `added` ids (with their `vectors`), `removed` ids."""
         self.db.execute("UPDATE vector_indexes SET version = version + 1, row_count = row_count + ? "
                         "WHERE name = ? AND part = ?", (int(rows_delta), self.table, self.part))
+        state = self.db.query_one("SELECT version FROM vector_indexes WHERE name = ? AND part = ?",
+                                  (self.table, self.part))
+        if state is None:
+            return
+        change = ([int(i) for i in added], vectors, [int(i) for i in removed])
+
+        def committed(version: int = state["version"], key=self._key) -> None:
+            with _lock:
+                _journal.setdefault(key, {})[version] = change
+
+        self.db.after_commit(committed)
 
     def drop(self) -> None:
         self.db.execute("DELETE FROM vector_indexes WHERE name = ? AND part = ?", (self.table, self.part))
         _cache.pop(self._key, None)
+        _journal.pop(self._key, None)
         self.path.unlink(missing_ok=True)
 
     # reading -------------------------------------------------------------------------
@@ -94,6 +112,8 @@ class PartIndex:
         state = self.db.query_one("SELECT uid, version, row_count FROM vector_indexes WHERE name = ? AND part = ?",
                                   (self.table, self.part))
         if state is None or state["row_count"] < min_rows():
+            with _lock:
+                _journal.pop(self._key, None)  # searched exactly: nothing to catch up
             return None
         stamp = {"table": self.table, "part": self.part, "uid": state["uid"]}
         loaded = _cache.get(self._key)
@@ -110,7 +130,27 @@ class PartIndex:
         return loaded.index
 
     def _catch_up(self, loaded: _Loaded, version: int) -> None:
-        """Make the index hold exactly the part's rows: add the missing ids, remove the gone ones."""
+        """Make the index hold exactly the part's rows: from this process's journal where it
+        holds every version since the index's, else by comparing ids with the database."""
+        journal = _journal.get(self._key, {})
+        steps = range(loaded.version + 1, version + 1)
+        if loaded.version >= 0 and steps and all(v in journal for v in steps):
+            for v in steps:
+                added, vectors, removed = journal[v]
+                if removed:
+                    have = loaded.index.keys()
+                    loaded.index.remove(np.intersect1d(have, np.array(removed, dtype=np.int64)))
+                if added:
+                    loaded.index.add(added, vectors)
+                loaded.pending += len(added) + len(removed)
+            loaded.version = version
+        else:
+            self._compare(loaded, version)
+        for v in [v for v in journal if v <= version]:
+            del journal[v]
+
+    def _compare(self, loaded: _Loaded, version: int) -> None:
+        """Add the ids the database has and the index lacks, remove those it no longer has."""
         ids = np.array([r["id"] for r in self.db.query(f"SELECT rowid AS id FROM {self.table} WHERE part = ?",
                                                         (self.part,))], dtype=np.int64)
         have = loaded.index.keys()

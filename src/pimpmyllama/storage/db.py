@@ -29,6 +29,15 @@ class Database:
 
     def __init__(self):
         self._depth = 0
+        self._after_commit: list = []
+
+    def after_commit(self, callback) -> None:
+        """Call `callback()` once the current transaction has committed (at once outside
+        one); never if it rolls back."""
+        if self._depth:
+            self._after_commit.append(callback)
+        else:
+            callback()
 
     # subclasses provide: _execute, _fetchall, insert, script, _begin/_commit/_rollback, close
     def execute(self, sql: str, params: tuple | list = ()) -> None:
@@ -65,12 +74,16 @@ class Database:
         try:
             yield self
         except BaseException:
+            self._after_commit.clear()
             self._rollback()
             raise
         else:
             self._commit()
         finally:
             self._depth = 0
+        callbacks, self._after_commit = self._after_commit, []
+        for callback in callbacks:
+            callback()
 
 
 class SQLiteDatabase(Database):

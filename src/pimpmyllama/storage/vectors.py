@@ -111,7 +111,7 @@ class SQLiteVectorTable(VectorTable):
 
     def add(self, ids: list[int], part: int, vectors: np.ndarray) -> None:
         super().add(ids, part, vectors)
-        self._part_index(part).changed(len(ids))
+        self._part_index(part).changed(len(ids), added=ids, vectors=np.asarray(vectors, dtype=np.float32))
 
     def delete(self, ids: list[int]) -> None:
         for start in range(0, len(ids), _BATCH):
@@ -119,8 +119,8 @@ class SQLiteVectorTable(VectorTable):
             counts = self.db.query(f"SELECT part, COUNT(*) AS n FROM {self.name} "
                                    f"WHERE rowid IN ({','.join('?' * len(batch))}) GROUP BY part", batch)
             super().delete(batch)
-            for row in counts:
-                self._part_index(row["part"]).changed(-row["n"])
+            for row in counts:  # (ids of other parts among `removed` are not in this part's index)
+                self._part_index(row["part"]).changed(-row["n"], removed=batch)
 
     def delete_part(self, part: int) -> None:
         super().delete_part(part)
