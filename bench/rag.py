@@ -21,6 +21,7 @@ with its vector plus Gaussian noise (sigma --noise per dimension, renormalised).
 
     python bench/rag.py [--sizes 10000,100000] [--pg-sizes 100000] [--real 100000]
                         [--modules 150] [--rounds 2] [--queries 200] [--cache bench/out]
+                        [--stores sqlite-ann,sqlite-exact,postgres]
 """
 
 import argparse
@@ -156,6 +157,7 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=OUT)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--skip-ingestion", action="store_true")
+    parser.add_argument("--stores", default=",".join(STORES), help="which stores to measure, comma-separated")
     args = parser.parse_args()
     embedder = load_embedder()
 
@@ -185,9 +187,11 @@ def main() -> None:
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        server = pgserver.get_server(Path(tmp) / "pg", cleanup_mode="stop") if pg_sizes else None
+        server = pgserver.get_server(Path(tmp) / "pg", cleanup_mode="stop") if pg_sizes and "postgres" in args.stores.split(",") else None
         try:
             for engine, min_rows in STORES.items():
+                if engine not in args.stores.split(","):
+                    continue
                 for n in pg_sizes if engine == "postgres" else sizes:
                     if min_rows is not None:
                         os.environ["PML_ANN_MIN_ROWS"] = min_rows
