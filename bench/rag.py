@@ -187,7 +187,8 @@ def main() -> None:
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        server = pgserver.get_server(Path(tmp) / "pg", cleanup_mode="stop") if pg_sizes and "postgres" in args.stores.split(",") else None
+        with_pg = pg_sizes and "postgres" in args.stores.split(",")
+        server = pgserver.get_server(Path(tmp) / "pg", cleanup_mode="stop") if with_pg else None
         try:
             for engine, min_rows in STORES.items():
                 if engine not in args.stores.split(","):

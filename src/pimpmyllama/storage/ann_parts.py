@@ -7,7 +7,8 @@ keeps its `row_count`. The index file beside the database (`pml.db.ann/`) carrie
 the row's `uid` and the version it was taken at. Opening the index compares the two:
 same version, it is used as it is; an older version of the same uid (a process killed
 between its database commit and its index write, or one that has not written yet),
-the missing changes are applied from the database (ids added, ids removed); another
+the missing changes are applied: from this process's journal of its own committed
+writes where it holds them all, else from the database (ids added, ids removed); another
 uid, a damaged file or none, it is rebuilt from the database. A search never uses an
 index that is behind the database it reads.
 
