@@ -78,9 +78,6 @@ class PreparedProducts:
         product = self.made[name] = make()
         return product
 
-    def complete(self) -> bool:
-        return not self.made
-
     def save(self) -> None:
         """Write every product of this load (all found again: nothing to write). A
         failure to write (a full disk, a read-only home) loses only the saving."""
