@@ -63,6 +63,7 @@ def test_the_traced_step_gives_the_python_steps_logits_to_the_bit(tiny_model, pr
     trace serves all) it must give exactly what running the step in Python gives,
     and leave exactly the same cache."""
     traced, plain = load_backend(tiny_model, precision), load_backend(tiny_model, precision)
+    traced.trace_after = 2  # two steps in Python, then the trace: both sides of the switch compared
     plain.traced = False
     results = []
     for model in (traced, plain):
@@ -74,6 +75,22 @@ def test_the_traced_step_gives_the_python_steps_logits_to_the_bit(tiny_model, pr
     assert traced._step is not None and plain._step is None
     for got, expected in zip(*results):
         assert torch.equal(got, expected)
+
+
+def test_a_model_traces_its_step_only_after_its_first_steps_in_python(tiny_model):
+    """A one-shot reply of a few tokens never pays for a trace; a longer one does once."""
+    from pimpmyllama.generation.llama import TRACE_AFTER
+
+    model = load_backend(tiny_model, "int4")
+    assert model.trace_after == TRACE_AFTER
+    model.trace_after = 3
+    cache = model.new_cache(32)
+    model.forward(IDS[:2], cache, 0)
+    made = []
+    for pos in range(2, 7):
+        model.forward([IDS[pos]], cache, pos)
+        made.append(model._step is not None)
+    assert made == [False, False, False, True, True]
 
 
 def test_chunked_prefill_after_a_cached_prefix_equals_one_pass(tiny_model):
@@ -110,6 +127,7 @@ def test_a_traced_model_is_freed_with_its_weights(tiny_model):
     from pimpmyllama.generation.llama import _tensors
 
     model = load_backend(tiny_model, "int8")
+    model.trace_after = 0
     cache = model.new_cache(32)
     model.forward([1, 2, 3], cache, 0)
     model.forward([4], cache, 3)  # the first single-token step makes the trace
@@ -120,3 +138,39 @@ def test_a_traced_model_is_freed_with_its_weights(tiny_model):
     del model, cache
     gc.collect()
     assert all(w() is None for w in weights)
+
+
+def _mapped_file(tensor: torch.Tensor) -> str | None:
+    """The file this process maps at the tensor's memory, if any (from /proc/self/maps)."""
+    address = tensor.untyped_storage().data_ptr()
+    for line in open("/proc/self/maps"):
+        fields = line.split()
+        begin, end = (int(x, 16) for x in fields[0].split("-"))
+        if begin <= address < end:
+            return fields[5] if len(fields) > 5 and fields[5].startswith("/") else None
+    return None
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int4"])
+def test_the_embeddings_are_mapped_from_the_file_and_give_the_logits_a_read_table_gives(tiny_model, precision,
+                                                                                         monkeypatch):
+    """A reply reads a few rows of the token embeddings: they are mapped, not read, and
+    each row is rounded as the read table was (int4 holds bf16 embeddings)."""
+    from pimpmyllama.models.weights import TensorFiles
+
+    mapped = load_backend(tiny_model, precision)
+    assert _mapped_file(mapped.embed) == str(tiny_model / "model.safetensors")
+    monkeypatch.setattr(TensorFiles, "mapped", lambda self, name: None)
+    read = load_backend(tiny_model, precision)
+    assert _mapped_file(read.embed) is None and read.embed.dtype == mapped.embed_dtype
+    results = []
+    for model in (mapped, read):
+        model.trace_after = 2
+        cache, other = model.new_cache(32), model.new_cache(32)
+        prompt = model.forward(IDS[:4], cache, 0, all_logits=True)
+        model.forward(IDS[:3], other, 0)
+        steps = [model.forward([token], cache, pos) for pos, token in enumerate(IDS[4:8], start=4)]
+        batch = model.forward_batch([IDS[8], IDS[3]], [cache, other], [8, 3])
+        results.append((prompt, torch.stack(steps), batch))
+    for got, expected in zip(*results):
+        assert torch.equal(got, expected)

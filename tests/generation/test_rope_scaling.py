@@ -88,6 +88,7 @@ def test_engine_logits_equal_transformers_with_the_same_scaling(short_model, nam
     engine = Engine.load("short", short_model, precision="fp32", rope_scaling=RopeScaling(**scaling),
                          num_ctx=len(IDS))
     model = engine.backend
+    model.trace_after = 0
     cache = model.new_cache(len(IDS))
     prompt = model.forward(IDS[:PROMPT], cache, 0, all_logits=True)
     steps = [model.forward([IDS[pos]], cache, pos) for pos in range(PROMPT, len(IDS))]  # the traced step

@@ -81,7 +81,8 @@ class _Reader:
 
 def build_llama(spec: LlamaSpec, get: Getter, dtype: torch.dtype = torch.float32, bits: int | None = None,
                 head_bits: int | None = None, low_rank: LowRank | None = None, traced: bool = True,
-                prepared: PreparedProducts | None = None, device: torch.device | None = None) -> LlamaModel:
+                prepared: PreparedProducts | None = None, device: torch.device | None = None,
+                mapped: Getter | None = None) -> LlamaModel:
     """The model from a tensor getter (Hugging Face names -> tensor or None; KeyError
     for a missing one). `bits` (8 or 4) quantizes every linear layer, the output head
     included (at `head_bits` when given); `dtype` is that of the unquantized weights
@@ -91,7 +92,10 @@ def build_llama(spec: LlamaSpec, get: Getter, dtype: torch.dtype = torch.float32
     earlier load of these weights at this precision (found there, their weights are not
     read), and where this load's are kept. `device` (default the CPU): where the model
     runs; each layer is built on the CPU and moved there as it is made, and off the CPU
-    only dense weights are taken (placement.precision_on)."""
+    only dense weights are taken (placement.precision_on). `mapped` (name -> the tensor
+    as stored, memory-mapped): how the token embeddings are taken when given, as a
+    reply reads a few of their rows; each row read is then rounded to `dtype` as
+    reading the whole table in `dtype` would round it."""
     device = device or torch.device("cpu")
     if device.type != "cpu" and (bits or head_bits):
         raise ValueError(f"{bits or head_bits}-bit weights run on the CPU only, not on {device}")
@@ -106,7 +110,9 @@ def build_llama(spec: LlamaSpec, get: Getter, dtype: torch.dtype = torch.float32
         return Linear.around(made, read.fused_bias(prefixes), read.factors(prefixes, rows))
 
     q_rows, kv_rows = spec.num_heads * spec.head_dim, spec.num_kv_heads * spec.head_dim
-    embed = read.need("model.embed_tokens.weight", dtype)
+    embed = mapped("model.embed_tokens.weight") if mapped else None
+    if embed is None:
+        embed = read.need("model.embed_tokens.weight", dtype)
     blocks = []
     for i in range(spec.num_layers):
         p = f"model.layers.{i}."
@@ -128,7 +134,7 @@ def build_llama(spec: LlamaSpec, get: Getter, dtype: torch.dtype = torch.float32
     def head_weight() -> torch.Tensor:  # tied (or no head stored): the embedding matrix
         nonlocal stored_head
         stored_head = None if spec.tie_word_embeddings else get("lm_head.weight")
-        return embed if stored_head is None else stored_head
+        return embed.to(dtype).contiguous() if stored_head is None else stored_head
 
     made = product(["lm_head."], lambda: product_for(head_weight(), dtype, head_bits or bits, int8_activations))
     head_lora = None if spec.tie_word_embeddings else read.factors(["lm_head."], [spec.vocab_size])
@@ -137,4 +143,4 @@ def build_llama(spec: LlamaSpec, get: Getter, dtype: torch.dtype = torch.float32
         embed, norm, head = embed.to(device), norm.to(device), place_linear(head, device)
         if stored_head is None:  # tied: the head's weight is the embedding's, one copy on the device
             head.product.weight = embed
-    return LlamaModel(spec, embed, blocks, norm, head, bits, traced, device)
+    return LlamaModel(spec, embed, blocks, norm, head, bits, traced, device, embed_dtype=dtype)

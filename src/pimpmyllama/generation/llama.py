@@ -15,7 +15,10 @@ operations of each layer, and it is the only way we have to drop that overhead
 from a step: `torch.compile` took three minutes to compile here and decoded slower.
 It is worth keeping: untraced, the default model decodes at int4 ~20 % slower after
 a 128-token prompt (148 vs 186 tokens/s) and ~14 % slower after 1024 (112 vs 130;
-bench/ab_engine.py, 2 cores, 2026-12-01). The traced step gives the same logits and cache as
+bench/ab_engine.py, 2 cores, 2026-12-01). But a trace costs ~150 ms to make and its
+first replay ~40 ms more (TorchScript's profiling run), which a one-shot `pml ask` of
+a dozen tokens never earns back: a model's first `TRACE_AFTER` single-token steps run
+in Python, and the step is traced after them. The traced step gives the same logits and cache as
 the Python step, to the bit (`tests/generation/test_llama.py`). TorchScript is
 deprecated upstream: `traced=False` keeps the Python path, and it is the one to
 keep if tracing goes away.
@@ -42,6 +45,8 @@ from pimpmyllama.generation.rope import (
     rope_parameters,
     rope_rotations,
 )
+
+TRACE_AFTER = 32  # single-token steps a model runs in Python before it traces the step (~1 ms a step saved, ~190 ms paid)
 
 LEAN_ARCHITECTURES = ("llama", "mistral", "qwen2")
 
@@ -160,10 +165,12 @@ class LlamaModel:
     made them; `forward` runs them over a prompt or a single token."""
 
     def __init__(self, spec: LlamaSpec, embed: torch.Tensor, blocks: list[Block], norm: torch.Tensor, head: Linear,
-                 bits: int | None = None, traced: bool = True, device: torch.device | None = None):
-        """`embed` [vocab, hidden] (as the precision holds it), `norm` the final RMS norm's
+                 bits: int | None = None, traced: bool = True, device: torch.device | None = None,
+                 embed_dtype: torch.dtype | None = None):
+        """`embed` [vocab, hidden] (as the precision holds it, or finer: a row read is rounded to
+        `embed_dtype`), `norm` the final RMS norm's
         weight, `bits` the layers' weight format (for callers to read). `traced=False`
-        keeps single-token steps on the Python path. `fused` (our kernels for the
+        keeps single-token steps on the Python path (else the first `trace_after` of them). `fused` (our kernels for the
         step's attention and small operations, where they built and the shapes fit)
         and `traced` are read at each step; a trace, once made, keeps the strategies it
         was made with. `device`: where the weights are (building.py puts them there) and
@@ -172,9 +179,12 @@ class LlamaModel:
         `forward` / `forward_batch` copy their logits to the CPU for the sampler (a
         `meta` model, which has no values, keeps them: it serves to check placement)."""
         self.spec, self.embed, self.layers, self.norm, self.head, self.bits = spec, embed, blocks, norm, head, bits
+        self.embed_dtype = embed_dtype or embed.dtype  # each row read is rounded to it (embed may be held finer)
         self.device = device or torch.device("cpu")
         on_cpu = self.device.type == "cpu"
         self.traced = traced and on_cpu
+        self.trace_after = TRACE_AFTER  # single-token steps in Python before the trace is made
+        self._python_steps = 0
         self._heads = (spec.num_heads, spec.num_kv_heads, spec.head_dim)
         # our kernels for the step's small operations, where they built and the shapes fit
         self.fused = on_cpu and kernels.load() and FusedOneQueryAttention.fits(self._heads)
@@ -212,6 +222,10 @@ class LlamaModel:
             x = x[rows]
         return fp32(self.head(ops.rms_norm(x, self.norm), rowwise))
 
+    def _embedded(self, rows) -> torch.Tensor:
+        """The embeddings of `rows` (an index tensor or a slice) in fp32, as held at `embed_dtype`."""
+        return self.embed[rows].to(self.embed_dtype).float()
+
     @torch.inference_mode()
     def forward(self, ids: list[int], cache: KVCache, pos0: int, all_logits: bool = False) -> torch.Tensor:
         """Logits for the last position ([vocab]) or all positions ([T, vocab]) of
@@ -235,7 +249,7 @@ class LlamaModel:
             attention = PromptAttention(cache.k, cache.v, pos0, rotations, self._heads)
             # PyTorch's small operations: over many rows they thread, ours do not
             ops = TorchOps(self.spec.hidden_size, self.spec.rms_norm_eps)
-        x = self.embed[torch.tensor(ids, dtype=torch.long, device=self.device)].float()
+        x = self._embedded(torch.tensor(ids, dtype=torch.long, device=self.device))
         logits = self._logits(x, attention, ops, not all_logits)
         return self._to_host(logits if all_logits else logits[0])
 
@@ -261,7 +275,7 @@ class LlamaModel:
                                                           torch.tensor([pos], device=self.device),
                                                           rotation, self._heads)
                                         for c, pos, rotation in zip(caches, positions, rotations)])
-        x = self.embed[torch.tensor(tokens, dtype=torch.long, device=self.device)].float()
+        x = self._embedded(torch.tensor(tokens, dtype=torch.long, device=self.device))
         ops = KernelOps(self.spec.rms_norm_eps) if self.fused else TorchOps(self.spec.hidden_size, self.spec.rms_norm_eps)
         return self._to_host(self._logits(x, attention, ops, last_only=False, rowwise=True, rows=logits_of))
 
@@ -281,9 +295,10 @@ class LlamaModel:
 
     def _decode_step(self, token: int, cache: KVCache, pos: int, rotation: torch.Tensor) -> torch.Tensor:
         end = pos + 1
-        inputs = (self.embed[token : token + 1].float(), rotation, cache.k[:, :, :end], cache.v[:, :, :end],
+        inputs = (self._embedded(slice(token, token + 1)), rotation, cache.k[:, :, :end], cache.v[:, :, :end],
                   torch.tensor([pos], device=self.device))
-        if not self.traced:
+        if not self.traced or (self._step is None and self._python_steps < self.trace_after):
+            self._python_steps += 1
             return self._to_host(self._one_token(*inputs)[0])
         if self._step is None:
             with warnings.catch_warnings():  # TorchScript's deprecation notice

@@ -60,8 +60,10 @@ def load_backend(folder: Path, precision: str | None = None, adapter: Path | Non
         get = applied.wrap(reader.get, merge) if applied else reader.get
         low_rank = None if merge or applied is None else applied.low_rank
         try:
+            # the embeddings mapped, not read, where nothing changes them and they stay on the CPU
+            mapped = reader.mapped if applied is None and device.type == "cpu" else None
             model = build_llama(spec, get, dtype, chosen.weight_bits, chosen.head_bits, low_rank=low_rank,
-                                prepared=kept, device=device)
+                                prepared=kept, device=device, mapped=mapped)
         except KeyError as exc:
             raise InvalidInputError(f"{folder.name}: tensor {exc.args[0]} is missing from the weights") from None
         except RuntimeError as exc:  # shape mismatches surface from torch.cat/linear

@@ -99,6 +99,26 @@ class TensorFiles:
     def dtype(self, name: str) -> str:
         return self.index[name][1]["dtype"]
 
+    def mapped(self, name: str):
+        """The tensor as stored, through a private memory map of its bytes in the file
+        (nothing read until a page is used, and used pages shared with the page cache);
+        None if the checkpoint has no such name. For a large table of which a process
+        reads a few rows (the token embeddings); the file must not change in place
+        meanwhile (the store replaces model folders whole)."""
+        import numpy as np
+        import torch
+
+        if name not in self.index:
+            return None
+        path, info, data_start = self.index[name]
+        start, end = info["data_offsets"]
+        dtype = getattr(torch, _TORCH_DTYPES[info["dtype"]])
+        if end == start:
+            return torch.empty(info["shape"], dtype=dtype)
+        # copy-on-write ("c"): a writable array for torch, whose writes would never reach the file
+        raw = np.memmap(path, dtype=np.uint8, mode="c", offset=data_start + start, shape=(end - start,))
+        return torch.from_numpy(raw).view(dtype).reshape(info["shape"])
+
     def read(self, name: str):
         import os
 
