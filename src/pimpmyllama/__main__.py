@@ -1,3 +1,3 @@
-from pimpmyllama.cli.main import main
+from pimpmyllama.cli.launch import main
 
 main()

@@ -102,3 +102,24 @@ def test_keep_alive_zero_answers_the_starting_command_then_stops(service_on, sto
     assert "ask answered in" in log
     assert wait_until(lambda: "stopped" in (service_on / "service" / "service.log").read_text(), timeout=30)
     assert not service_place().socket.exists()
+
+
+def test_two_first_asks_start_one_service_and_both_answer(service_on, stored_tiny):
+    """Each command starts the service before importing its CLI (cli/launch.py): the
+    start lock still lets one of them start it, and the other waits for that one."""
+    asking = [pml("ask", "tiny", "hello"), pml("ask", "tiny", "hi")]
+    outputs = [p.communicate(timeout=120) for p in asking]
+    assert [p.returncode for p in asking] == [0, 0], outputs
+    log = (service_on / "service" / "service.log").read_text()
+    assert log.count("listening on") == 1 and log.count("ask answered in") == 2
+
+
+def test_only_a_one_shot_command_starts_the_service_early(monkeypatch):
+    from pimpmyllama.cli.launch import one_shot
+
+    monkeypatch.delenv("PML_NO_SERVICE", raising=False)
+    assert one_shot(["ask", "tiny", "hello"]) and one_shot(["kb", "search", "town", "when?"])
+    assert not one_shot(["ask", "--help"]) and not one_shot(["ask", "--no-service", "tiny", "x"])
+    assert not one_shot(["chat", "tiny"]) and not one_shot(["kb", "add", "town", "docs"]) and not one_shot([])
+    monkeypatch.setenv("PML_NO_SERVICE", "1")
+    assert not one_shot(["ask", "tiny", "hello"])

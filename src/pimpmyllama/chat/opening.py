@@ -10,7 +10,6 @@ from pimpmyllama.chat.resolve import load_engine
 from pimpmyllama.errors import InvalidInputError
 from pimpmyllama.generation.engine import Engine
 from pimpmyllama.generation.precision import check_precision
-from pimpmyllama.generation.remote import RemoteEngine
 from pimpmyllama.knowledge.store import KnowledgeStore
 from pimpmyllama.memory.sessions import Session, SessionStore
 from pimpmyllama.models.refs import resolve_adapter
@@ -53,6 +52,8 @@ def load_build_engine(build: Build, progress: Progress | None = None) -> Engine:
                 raise InvalidInputError(f"{name} needs a local model; {build.from_.label} runs elsewhere")
         if p.rope_scaling is not None:
             raise InvalidInputError(f"rope_scaling needs a local model; {build.from_.label} runs elsewhere")
+        from pimpmyllama.generation.remote import RemoteEngine  # httpx: only for a model elsewhere
+
         return RemoteEngine(build.from_)
     return load_engine(build.from_, progress, adapter=build.adapter, precision=build.precision,
                        rope_scaling=p.rope_scaling, num_ctx=p.num_ctx if "num_ctx" in p.model_fields_set else None)

@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import typer
-from rich.syntax import Syntax
 from rich.table import Table
 
 from pimpmyllama.cli.app import new_app
@@ -44,6 +43,8 @@ def list_():
 def show(name: str = typer.Argument(..., help="build name")):
     """Print a build's YAML."""
     from pimpmyllama.prompting.builds import BuildStore
+
+    from rich.syntax import Syntax  # pygments: only for this command
 
     out.print(Syntax(BuildStore().text(name), "yaml", theme="ansi_dark", background_color="default"))
 

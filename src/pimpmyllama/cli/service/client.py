@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from typing import IO
 
 from pimpmyllama import __version__
 from pimpmyllama.cli.service import wire
@@ -32,19 +33,68 @@ def connect(place: Place) -> socket.socket | None:
 
 
 def spawn(place: Place) -> subprocess.Popen:
-    """A detached `pml service run` (its own session: a Ctrl-C at the terminal does not reach it),
-    its output appended to the log (the previous megabyte kept as service.log.1)."""
+    """A detached service process (`python -m pimpmyllama.cli.service`, what `pml service run`
+    runs, without the rest of the CLI to import; its own session: a Ctrl-C at the terminal does
+    not reach it), its output appended to the log (the previous megabyte kept as service.log.1)."""
     if place.log.exists() and place.log.stat().st_size > LOG_LIMIT:
         os.replace(place.log, place.log.with_name(place.log.name + ".1"))
     with open(place.log, "ab") as log:
-        return subprocess.Popen([sys.executable, "-m", "pimpmyllama", "service", "run"], stdin=subprocess.DEVNULL,
+        return subprocess.Popen([sys.executable, "-m", "pimpmyllama.cli.service"], stdin=subprocess.DEVNULL,
                                 stdout=log, stderr=log, start_new_session=True, close_fds=True)
+
+
+# A service this process started before its CLI was imported (start_early), with the
+# start lock it holds until that service listens.
+_early: tuple[subprocess.Popen, IO] | None = None
+
+
+def start_early() -> None:
+    """Start the service now, if none runs and no other command is starting one: called
+    by a one-shot command before it imports its CLI, so that the service's start (and its
+    import of torch) runs beside the command's own start instead of after it."""
+    global _early
+    place = service_place()
+    conn = connect(place)
+    if conn is not None:
+        conn.close()
+        return
+    lock = open(place.start_lock, "a")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:  # another command is starting it: connect_or_start waits for that one
+        lock.close()
+        return
+    conn = connect(place)
+    if conn is not None:
+        conn.close()
+        lock.close()
+        return
+    _early = (spawn(place), lock)
+
+
+def _listening(place: Place, process: subprocess.Popen) -> socket.socket | None:
+    """A connection to the service `process` once it listens; None if it exits first
+    (it could not start, or another one had, meanwhile) or takes over START_TIMEOUT."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        conn = connect(place)
+        if conn is not None:
+            return conn
+        if process.poll() is not None:
+            return connect(place)
+        time.sleep(0.01)
+    return None
 
 
 def connect_or_start(place: Place) -> socket.socket | None:
     """The running service, else one started now and waited for; None when it could
     not start (its log says why). Under the start lock, so concurrent first commands
     start one service between them."""
+    global _early
+    if _early is not None:  # started by this process already; the lock is released once it listens
+        (process, lock), _early = _early, None
+        with lock:
+            return _listening(place, process)
     conn = connect(place)
     if conn is not None:
         return conn
@@ -53,16 +103,7 @@ def connect_or_start(place: Place) -> socket.socket | None:
         conn = connect(place)  # another command may have started it meanwhile
         if conn is not None:
             return conn
-        process = spawn(place)
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            conn = connect(place)
-            if conn is not None:
-                return conn
-            if process.poll() is not None:  # it could not start (or another one had, meanwhile)
-                return connect(place)
-            time.sleep(0.01)
-    return None
+        return _listening(place, spawn(place))
 
 
 def request_message(command: str, request: dict, terminal: dict) -> dict:

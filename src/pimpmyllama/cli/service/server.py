@@ -235,12 +235,23 @@ class Service:
         return self.engines[key]
 
 
+def preload() -> None:
+    """What every request needs, imported once the socket listens and before the first
+    request is read: the command that started the service sends it meanwhile, while
+    that command imports its own CLI (its request waits on the socket)."""
+    from pimpmyllama.chat import opening  # noqa: F401  torch, the engine, the stores
+    from pimpmyllama.generation import kernels
+
+    kernels.load()
+
+
 def run_service(place: Place) -> None:
-    """The body of `pml service run`: bind, serve, exit when idle."""
+    """The body of `pml service run`: bind, import, serve, exit when idle."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s pml-service %(process)d %(message)s")
     service = Service(place, parse_keep_alive(os.environ.get("PML_KEEP_ALIVE")))
     service.bind()
     try:
+        preload()
         service.serve()
     finally:
         service.close()
