@@ -24,6 +24,24 @@ def test_greedy_takes_the_first_of_tied_maxima():
     assert Sampler(SamplingParams(temperature=0, repeat_penalty=1.0))(torch.tensor([0.5, 2.0, 1.0, 2.0]), []) == 1
 
 
+def test_greedy_with_a_repeat_penalty_picks_what_the_penalised_row_gives():
+    """Greedy skips the penalised copy when the first maximum is no recent token: the
+    same choice as penalising every recent logit and taking the first maximum, for
+    penalties above, at and below 1, ties and a maximum among the recent tokens."""
+    generator = torch.Generator().manual_seed(1)
+    checked = 0
+    for case in range(300):
+        logits = torch.randint(-4, 5, (50,), generator=generator).float() / 2  # many ties
+        recent = torch.randint(0, 50, (int(torch.randint(0, 20, (1,), generator=generator)),),
+                               generator=generator).tolist()
+        penalty = [0.5, 1.0, 1.1, 2.0][case % 4]
+        expected = int(apply_repeat_penalty(logits, recent, penalty).numpy().argmax())
+        got = Sampler(SamplingParams(temperature=0, repeat_penalty=penalty, repeat_last_n=-1))(logits, recent)
+        assert got == expected, (logits.tolist(), recent, penalty)
+        checked += int(penalty > 1 and int(logits.argmax()) in recent)
+    assert checked > 20  # the cases where the penalty moves the maximum were met
+
+
 def test_top_k_then_top_p_keeps_the_smallest_nucleus():
     logits = torch.log(torch.tensor([0.05, 0.5, 0.3, 0.15]))
     values, ids = filter_top_k_top_p(logits, top_k=3, top_p=0.75)

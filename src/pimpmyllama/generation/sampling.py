@@ -83,9 +83,14 @@ class Sampler:
         model away from the very facts its system prompt or documents state."""
         p = self.params
         logits = logits.detach().float()
-        if p.repeat_last_n != 0:
-            recent = generated_ids if p.repeat_last_n < 0 else generated_ids[-p.repeat_last_n :]
-            logits = apply_repeat_penalty(logits, recent, p.repeat_penalty)
+        recent = [] if p.repeat_last_n == 0 else generated_ids if p.repeat_last_n < 0 else generated_ids[-p.repeat_last_n :]
+        if p.temperature <= 0 and p.presence_penalty == 0 and p.frequency_penalty == 0:
+            # Greedy: a penalty of 1 or more only lowers the recent tokens' logits, so when
+            # the first maximum is none of them it stays the first maximum (no penalised copy).
+            best = int(logits.numpy().argmax())
+            if p.repeat_penalty == 1.0 or not recent or (p.repeat_penalty > 1.0 and best not in recent):
+                return best
+        logits = apply_repeat_penalty(logits, recent, p.repeat_penalty)
         logits = apply_presence_frequency(logits, generated_ids, p.presence_penalty, p.frequency_penalty)
         if p.temperature <= 0:  # numpy's argmax: the same first maximum, ~10x faster than torch's on one row
             return int(logits.numpy().argmax())
