@@ -115,11 +115,11 @@ def test_two_first_asks_start_one_service_and_both_answer(service_on, stored_tin
 
 
 def test_only_a_one_shot_command_starts_the_service_early(monkeypatch):
-    from pimpmyllama.cli.launch import one_shot
+    from pimpmyllama.cli.launch import goes_to_the_service as early
 
     monkeypatch.delenv("PML_NO_SERVICE", raising=False)
-    assert one_shot(["ask", "tiny", "hello"]) and one_shot(["kb", "search", "town", "when?"])
-    assert not one_shot(["ask", "--help"]) and not one_shot(["ask", "--no-service", "tiny", "x"])
-    assert not one_shot(["chat", "tiny"]) and not one_shot(["kb", "add", "town", "docs"]) and not one_shot([])
+    assert early(["ask", "tiny", "hello"]) and early(["kb", "search", "town", "when?"])
+    assert not early(["ask", "--help"]) and not early(["ask", "--no-service", "tiny", "x"])
+    assert not early(["chat", "tiny"]) and not early(["kb", "add", "town", "docs"]) and not early([])
     monkeypatch.setenv("PML_NO_SERVICE", "1")
-    assert not one_shot(["ask", "tiny", "hello"])
+    assert not early(["ask", "tiny", "hello"])

@@ -5,7 +5,7 @@ then imports the CLI: the service's start overlaps the command's own (cli/servic
 import sys
 
 
-def one_shot(args: list[str]) -> bool:
+def goes_to_the_service(args: list[str]) -> bool:
     """Whether these arguments name a command the service answers, to be run (not its help)."""
     from pimpmyllama.cli.service.place import service_disabled
 
@@ -14,7 +14,7 @@ def one_shot(args: list[str]) -> bool:
 
 
 def main() -> None:
-    if one_shot(sys.argv[1:]):
+    if goes_to_the_service(sys.argv[1:]):
         from pimpmyllama.cli.service.client import start_early
         from pimpmyllama.errors import PmlError
 
