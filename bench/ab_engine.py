@@ -25,12 +25,9 @@ from pathlib import Path
 KERNEL_CACHES = Path(__file__).parent / ".cache" / "kernels"  # one per tree
 
 
-def measure(model: str, precision: str, untraced: bool, lengths: list[int], new_tokens: int, repeats: int) -> dict:
-    sys.path.insert(0, str(Path(__file__).parent))
-    from generation import prompt_ids  # bench/generation.py: the same prompt text
-
-    from pimpmyllama.generation.engine import Engine, GenerationParams
-    from pimpmyllama.generation.sampling import SamplingParams
+def load_engine(model: str, precision: str):
+    """The engine of whichever tree is first on PYTHONPATH, loaded at `precision`."""
+    from pimpmyllama.generation.engine import Engine
     try:  # the reference resolver; trees from before it had ModelStore.resolve
         from pimpmyllama.models.refs import resolve_model_folder
     except ImportError:
@@ -38,7 +35,16 @@ def measure(model: str, precision: str, untraced: bool, lengths: list[int], new_
 
         resolve_model_folder = ModelStore().resolve
     name, folder = resolve_model_folder(model)
-    engine = Engine.load(name, folder, precision=precision)
+    return Engine.load(name, folder, precision=precision)
+
+
+def measure(model: str, precision: str, untraced: bool, lengths: list[int], new_tokens: int, repeats: int) -> dict:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from generation import prompt_ids  # bench/generation.py: the same prompt text
+
+    from pimpmyllama.generation.engine import GenerationParams
+    from pimpmyllama.generation.sampling import SamplingParams
+    engine = load_engine(model, precision)
     if untraced:
         engine.backend.traced = False
     params = GenerationParams(max_new_tokens=new_tokens, ignore_end_tokens=True,

@@ -37,17 +37,10 @@ def worker(model: str, precision: str, lengths: list[int]) -> None:
     """Load the model, make a cache per prompt length, then answer `prefill N` /
     `decode N` lines on stdin with one JSON number of seconds each."""
     sys.path.insert(0, str(Path(__file__).parent))
+    from ab_engine import load_engine
     from generation import prompt_ids  # bench/generation.py: the same prompt text
 
-    from pimpmyllama.generation.engine import Engine
-    try:  # the reference resolver; trees from before it had ModelStore.resolve
-        from pimpmyllama.models.refs import resolve_model_folder
-    except ImportError:
-        from pimpmyllama.models.store import ModelStore
-
-        resolve_model_folder = ModelStore().resolve
-    name, folder = resolve_model_folder(model)
-    engine = Engine.load(name, folder, precision=precision)
+    engine = load_engine(model, precision)
     backend = engine.backend
     prompts = {n: prompt_ids(engine.tokenizer.encode, n) for n in lengths}
     caches, first = {}, {}
