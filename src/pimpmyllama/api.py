@@ -160,7 +160,7 @@ def export(ref: str, output: str | Path, *, base: str | None = None, progress: P
            format: str = "hf", quant: str | None = None) -> Path:
     """`ref` as a standalone Hugging Face folder (`hf`, an adapter merged into its base), a
     GGUF file (`gguf`), a folder for Ollama (`ollama`: GGUF + Modelfile of the build) or a
-    GGUF LoRA (`gguf-lora`); `quant` f16 | q8_0 | q4_1 for the GGUF formats."""
+    GGUF LoRA (`gguf-lora`); `quant` f16 | f32 | q8_0 | q4_1 for the GGUF formats."""
     return export_model(ref, Path(output), base=base, progress=progress, format=format, quant=quant)
 
 

@@ -84,6 +84,15 @@ def test_f16_gguf_holds_our_weights_exactly_with_converter_names_and_metadata(st
     assert {k: field(reader, k) for k in expected} == expected
 
 
+def test_f32_gguf_holds_every_weight_exactly(stored_tiny, weights, tmp_path):
+    reader = GGUFReader(api.export("tiny", tmp_path / "tiny-f32.gguf", format="gguf", quant="f32"))
+    assert field(reader, "general.file_type") == 0  # LLAMA_FTYPE_ALL_F32
+    assert {t.tensor_type for t in reader.tensors} == {Q.F32}
+    got = tensors_of(reader)
+    for hf, ours in HF_TO_GGUF.items():
+        assert np.array_equal(got[ours], llama_cpp_layout(hf, weights[hf]).numpy()), ours
+
+
 def _block_bound(x: np.ndarray, quant: str) -> np.ndarray:
     """The largest rounding error each value may have: half a step of its 32-value block
     (plus the fp16 rounding of the block's scale and offset)."""
@@ -169,7 +178,7 @@ def stored_tiny_home():
 
 @pytest.mark.parametrize("args,fragment", [
     (["--format", "gguff"], "unknown export format 'gguff' (known: hf, gguf, ollama, gguf-lora)"),
-    (["--format", "gguf", "--quant", "q3"], "unknown quantization 'q3' (known: f16, q8_0, q4_1)"),
+    (["--format", "gguf", "--quant", "q3"], "unknown quantization 'q3' (known: f16, f32, q8_0, q4_1)"),
     (["--quant", "q8_0"], "--quant is for --format gguf or ollama"),
 ])
 def test_bad_format_or_quant_is_one_line_and_writes_nothing(stored_tiny, tmp_path, args, fragment):

@@ -63,7 +63,7 @@ def export(
     format: str = typer.Option("hf", "--format", help="hf: a Hugging Face folder; gguf: one GGUF file for "
                                "llama.cpp; ollama: a folder with the GGUF and a Modelfile of the build; "
                                "gguf-lora: the adapter as a GGUF LoRA (llama.cpp --lora)"),
-    quant: str = typer.Option(None, "--quant", help="GGUF tensor type: f16 (default), q8_0 or q4_1"),
+    quant: str = typer.Option(None, "--quant", help="GGUF tensor type: f16 (default), f32, q8_0 or q4_1"),
 ):
     """Write a model, MODEL+ADAPTER or build for Hugging Face, llama.cpp (GGUF) or Ollama."""
     from pimpmyllama.merging.export import export_model

@@ -87,7 +87,7 @@ def export_target(ref: str, base: str | None = None) -> ResolvedModel:
 def export_model(ref: str, output: Path, base: str | None = None, progress: Progress | None = None, *,
                  format: str = "hf", quant: str | None = None) -> Path:
     """`ref` exported in `format` (see FORMATS) at `output`, complete or not at all;
-    `quant` (f16, q8_0, q4_1) is for the GGUF formats."""
+    `quant` (f16, f32, q8_0, q4_1) is for the GGUF formats."""
     if format not in FORMATS:
         raise InvalidInputError(f"unknown export format {format!r} (known: {', '.join(FORMATS)})")
     if quant is not None and format not in QUANTIZED:

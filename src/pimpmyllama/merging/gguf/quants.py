@@ -1,5 +1,6 @@
 """The tensor types of an exported GGUF, per `--quant`: 1-D tensors (norms) stay F32, as
-llama.cpp's converter keeps them; matrices take the named type."""
+llama.cpp's converter keeps them; matrices take the named type (f32 keeps every weight
+exactly, a start for llama.cpp's own quantizer)."""
 
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ class Quant:
 
 QUANTS = {
     "f16": Quant("f16", LlamaFileType.MOSTLY_F16, Q.F16, Q.F16),
+    "f32": Quant("f32", LlamaFileType.ALL_F32, Q.F32, Q.F32),  # the weights as they are (llama.cpp's --outtype f32)
     "q8_0": Quant("q8_0", LlamaFileType.MOSTLY_Q8_0, Q.Q8_0, Q.Q8_0),
     # As the Q4_1 GGUF that ships with the default model: the embedding (also the output
     # head when tied) at 8 bits, where 4 would cost most quality.
