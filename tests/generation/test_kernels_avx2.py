@@ -130,12 +130,12 @@ def test_the_worker_ran_the_avx2_library(avx2):
 
 def q_dots(x, q, group):
     """x rounded to int8 per group of 32 (scale max|x| / 127) and its exact integer dot
-    products with the weights' q per group: (dots [rows, n, groups], scale, x groups)."""
+    products with the weights' q per group: (dots [rows, n, groups], scale, x groups, rounded x groups)."""
     n, k = q.shape
     xg = x.reshape(x.shape[0], 1, k // group, group)
     scale = xg.abs().amax(-1) / 127
     xq = torch.round(xg * torch.where(scale > 0, 1 / scale, 0)[..., None]).to(torch.int64)
-    return (q.reshape(1, n, k // group, group).to(torch.int64) * xq).sum(-1), scale, xg
+    return (q.reshape(1, n, k // group, group).to(torch.int64) * xq).sum(-1), scale, xg, xq
 
 
 @pytest.mark.parametrize("shape", [*(f"{n}x{k}" for n, k in SHAPES), "extremes"])
@@ -143,10 +143,11 @@ def test_avx2_products_are_the_group_arithmetic_they_state(avx2, shape):
     x, (q4, d4, m4), _, (q8, d8), _ = extremes() if shape == "extremes" else products(*map(int, shape.split("x")))
     n, k = q8.shape
     outputs = avx2["kernels"]
-    dots, scale, xg = q_dots(x, q4, INT4_GROUP)
-    q4_expected = (dots.double() * scale.double() * d4.double()[None]).sum(-1) + (m4.double()[None] * xg.sum(-1).double()).sum(-1)
+    dots, scale, _, xq = q_dots(x, q4, INT4_GROUP)
+    rounded_sums = scale.double() * xq.sum(-1).double()  # each group's sum of the rounded x
+    q4_expected = (dots.double() * scale.double() * d4.double()[None]).sum(-1) + (m4.double()[None] * rounded_sums).sum(-1)
     torch.testing.assert_close(outputs[f"q4_blocks_gemv {shape}"].double(), q4_expected, rtol=1e-5, atol=1e-5)
-    dots, scale, _ = q_dots(x, q8, INT8_GROUP)
+    dots, scale, _, _ = q_dots(x, q8, INT8_GROUP)
     q8_expected = (dots.double() * scale.double() * d8.double()[None]).sum(-1)
     torch.testing.assert_close(outputs[f"q8_blocks_gemv {shape}"].double(), q8_expected, rtol=1e-5, atol=1e-5)
     restored = (q8.reshape(n, -1, INT8_GROUP).double() * d8.double()[..., None]).reshape(n, k)
@@ -161,12 +162,12 @@ def test_avx2_products_are_the_group_arithmetic_they_state(avx2, shape):
 def test_the_extremes_are_past_what_the_offset_bytes_hold_in_int16():
     """(What makes the extremes' case a test of the q8 sign trick and the q4 int16 sums.)"""
     x, (q4, _, _), _, (q8, _), _ = extremes()
-    dots8, _, xg = q_dots(x, q8, INT8_GROUP)
+    dots8, _, xg, _ = q_dots(x, q8, INT8_GROUP)
     shifted = (q8.to(torch.int64) + 128).reshape(16, 2, 16, 2)  # the layout's bytes, in maddubs' pairs
     xq = torch.round(xg * 127).to(torch.int64).reshape(3, 1, 2, 16, 2)
     assert int((shifted[None] * xq).sum(-1).abs().max()) > 32767  # maddubs would saturate on them
     assert int(dots8.abs().max()) == 16 * (128 * 127 + 127 * 127)  # the exact sums the kernel must give
-    dots4, _, _ = q_dots(x, q4, INT4_GROUP)
+    dots4, _, _, _ = q_dots(x, q4, INT4_GROUP)
     assert int(dots4.abs().max()) == 32 * 15 * 127  # 30480 over a row's two int16 lanes: no overflow
 
 

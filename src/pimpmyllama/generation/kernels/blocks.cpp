@@ -3,8 +3,13 @@
 // max|x| / 127, as llama.cpp does) so that a group's dot product is exact integer
 // arithmetic (vpdpbusd), then in fp32, group after group:
 //   q4 (llama.cpp's Q4_1: w = q * d + m, q in 0..15, d and m fp16):
-//     y[i, r] = sum over groups of  dot * (d * scale)  +  m * sum(x group)
-//     (the x group's sum exact in fp32);
+//     y[i, r] = sum over groups of  dot * (d * scale)  +  m * (scale * qsum)
+//     where qsum is the group's integer sum of the rounded x (llama.cpp's Q8_1 keeps
+//     the same s = d * sum(q)): y is then the dequantized weights times the rounded
+//     activations. The exact sum of x in its place looks finer but is worse: it
+//     weighs each activation's rounding error by w - m (never negative, up to 15 d)
+//     instead of by w (centred), and on the default model it took top-1 agreement
+//     with fp32 at every position from 96.5 % to 91.3 %, perplexity +0.06 % to +1.42 %;
 //   q8 (llama.cpp's Q8_0, as its int8 heads compute: w = q * d, q int8, d fp16):
 //     y[i, r] = sum over groups of  dot * (d * scale).
 //
@@ -36,7 +41,7 @@ constexpr int64_t kGroup = 32, kRows = 16, kBlockBytes = 320, kQ8BlockBytes = 54
 constexpr int kQ4Tile = 8, kQ8Tile = 4;  // rows per tile, at most
 
 // The rows of activations, as the kernels read them: int8 values in their natural
-// order, and each group's scale, sum and the sum of its int8 values. `Row` is one
+// order, and each group's scale, the sum of its int8 values and that sum times the scale. `Row` is one
 // row's view into them.
 struct Row {
   const int8_t* q;
@@ -52,7 +57,7 @@ struct Prepared {
 };
 
 // x [rows, groups * 32] rounded to int8 per group (scale max|x| / 127, to the nearest
-// even integer as std::nearbyint rounds), two vectors per group.
+// even integer as std::nearbyint rounds), two vectors per group; sums of the rounded values.
 Prepared prepare(const float* x, int64_t rows, int64_t groups) {
   Prepared a{std::vector<int8_t>(rows * groups * kGroup), std::vector<float>(rows * groups),
              std::vector<float>(rows * groups), std::vector<int32_t>(rows * groups), std::vector<Row>(rows)};
@@ -66,9 +71,7 @@ Prepared prepare(const float* x, int64_t rows, int64_t groups) {
     _mm_storeu_si128(reinterpret_cast<__m128i*>(a.q.data() + i * kGroup + 16), _mm512_cvtepi32_epi8(qhi));
     a.qsum[i] = _mm512_reduce_add_epi32(_mm512_add_epi32(qlo, qhi));
     a.scale[i] = scale;
-    float sum = 0.f;  // in order, one value after another: the arithmetic the kernel states
-    for (int j = 0; j < kGroup; ++j) sum += x[i * kGroup + j];
-    a.sum[i] = sum;
+    a.sum[i] = scale * static_cast<float>(a.qsum[i]);  // the rounded group's sum (see the header)
   }
   for (int64_t r = 0; r < rows; ++r)
     a.rows[r] = Row{a.q.data() + r * groups * kGroup, a.scale.data() + r * groups, a.sum.data() + r * groups,

@@ -40,7 +40,8 @@ struct Prepared {
 };
 
 // x [rows, groups * 32] rounded to int8 per group (scale max|x| / 127, to the nearest
-// even integer), with each group's scale and fp32 sum — as ../blocks.cpp prepares them.
+// even integer), with each group's scale and the sum of its rounded values — as
+// ../blocks.cpp prepares them.
 Prepared prepare(const float* x, int64_t rows, int64_t groups) {
   Prepared a{std::vector<int8_t>(rows * groups * kGroup), std::vector<float>(rows * groups),
              std::vector<float>(rows * groups), std::vector<Row>(rows)};
@@ -59,9 +60,9 @@ Prepared prepare(const float* x, int64_t rows, int64_t groups) {
     const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(a.q.data() + i * kGroup), _mm256_permutevar8x32_epi32(bytes, order));
     a.scale[i] = scale;
-    float sum = 0.f;  // in order, one value after another, as ../blocks.cpp sums them
-    for (int j = 0; j < kGroup; ++j) sum += x[i * kGroup + j];
-    a.sum[i] = sum;
+    int32_t qsum = 0;  // the rounded group's sum, as ../blocks.cpp takes it (see its header)
+    for (int j = 0; j < kGroup; ++j) qsum += a.q[i * kGroup + j];
+    a.sum[i] = scale * static_cast<float>(qsum);
   }
   for (int64_t r = 0; r < rows; ++r)
     a.rows[r] = Row{a.q.data() + r * groups * kGroup, a.scale.data() + r * groups, a.sum.data() + r * groups};
