@@ -15,6 +15,7 @@ from pimpmyllama.generation.quant import (
     pack_nibbles,
     quantize_int4,
     quantize_int8_groups,
+    quantize_int8_minima,
     unpack_int4_blocks,
     unpack_nibbles,
 )
@@ -84,14 +85,14 @@ def test_q4_gemv_is_the_group_arithmetic_it_states(n, k, rows):
 
 @pytest.mark.parametrize("n,k", [(96, 224), (48, 576)])  # a 64-wide step and a last group of 32; steps only
 def test_q8_gemv_is_the_fp32_product_of_the_group_scaled_weights(n, k):
-    """Each weight q * d (exact in fp32: an 8-bit integer times an fp16 scale), times x, summed in fp32."""
+    """Each weight q * d + m (one rounding in fp32: q * d is exact), times x, summed in fp32."""
     weight = rand(n, k, scale=0.05)
-    q, d = quantize_int8_groups(weight)
+    q, d, m = quantize_int8_minima(weight)
     x = rand(2, k, seed=1)
-    y = torch.ops.pml.q8_gemv(x, q, d)
+    y = torch.ops.pml.q8_gemv(x, q, d, m)
     assert y.dtype == torch.float32 and y.shape == (2, n)
-    restored = (q.reshape(n, -1, INT8_GROUP).double() * d.double()[..., None]).reshape(n, k)
-    torch.testing.assert_close(y.double(), x.double() @ restored.T, rtol=1e-5, atol=1e-6)
+    restored = (q.reshape(n, -1, INT8_GROUP).float() * d.float()[..., None] + m.float()[..., None]).reshape(n, k)
+    torch.testing.assert_close(y.double(), x.double() @ restored.double().T, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("n,k", [(64, 96), (200, 1536)])
@@ -102,9 +103,9 @@ def test_a_row_among_many_gets_exactly_what_it_gets_alone(n, k):
     blocks = pack_int4_blocks(*quantize_int4(weight))
     q4 = torch.ops.pml.q4_blocks_gemv(x, blocks, n)
     assert torch.equal(q4, torch.cat([torch.ops.pml.q4_blocks_gemv(row[None], blocks, n) for row in x]))
-    q8, d8 = quantize_int8_groups(weight)
-    y = torch.ops.pml.q8_gemv(x, q8, d8)
-    assert torch.equal(y, torch.cat([torch.ops.pml.q8_gemv(row[None], q8, d8) for row in x]))
+    q8, d8, m8 = quantize_int8_minima(weight)
+    y = torch.ops.pml.q8_gemv(x, q8, d8, m8)
+    assert torch.equal(y, torch.cat([torch.ops.pml.q8_gemv(row[None], q8, d8, m8) for row in x]))
 
 
 @pytest.mark.parametrize("n,k", [(64, 96), (40, 576)])  # a partial last block
@@ -185,9 +186,9 @@ def test_q4_dequant_gives_the_bf16_weights_torch_computes(n):
 
 
 def test_q8_dequant_gives_the_bf16_weights_torch_computes():
-    q, d = quantize_int8_groups(rand(64, 96, scale=0.05))
-    expected = (q.reshape(64, -1, INT8_GROUP).float() * d.float()[..., None]).reshape(64, 96)
-    assert torch.equal(torch.ops.pml.q8_dequant(q, d), expected.bfloat16())
+    q, d, m = quantize_int8_minima(rand(64, 96, scale=0.05))
+    expected = (q.reshape(64, -1, INT8_GROUP).float() * d.float()[..., None] + m.float()[..., None]).reshape(64, 96)
+    assert torch.equal(torch.ops.pml.q8_dequant(q, d, m), expected.bfloat16())
 
 
 def test_without_the_cpu_flags_or_when_turned_off_pytorchs_kernels_serve(monkeypatch):

@@ -23,6 +23,7 @@ from pimpmyllama.generation.quant import (
     pack_int8_blocks,
     quantize_int4,
     quantize_int8_groups,
+    quantize_int8_minima,
 )
 from pimpmyllama.generation.rope import apply_rotations, rope_rotations
 
@@ -42,7 +43,8 @@ def products(n, k):
     """The inputs of the products for one shape, and their packed weights."""
     q4, d4, m4 = quantize_int4(rand(n, k, scale=0.05))
     q8, d8 = quantize_int8_groups(rand(n, k, seed=5, scale=0.05))
-    return rand(ROWS, k, seed=1), (q4, d4, m4), pack_int4_blocks(q4, d4, m4), (q8, d8), pack_int8_blocks(q8, d8)
+    a8 = quantize_int8_minima(rand(n, k, seed=6, scale=0.05))  # the int8 precision's q8_gemv weights
+    return rand(ROWS, k, seed=1), (q4, d4, m4), pack_int4_blocks(q4, d4, m4), (q8, d8), pack_int8_blocks(q8, d8), a8
 
 
 def extremes():
@@ -55,7 +57,8 @@ def extremes():
     d4, m4 = torch.full((16, 2), 0.25, dtype=torch.float16), torch.full((16, 2), -1.0, dtype=torch.float16)
     q8 = torch.where(signs < 0, -128, 127).to(torch.int8).repeat(16, 1)
     d8 = torch.full((16, 2), 2**-10, dtype=torch.float16)
-    return x, (q4, d4, m4), pack_int4_blocks(q4, d4, m4), (q8, d8), pack_int8_blocks(q8, d8)
+    a8 = (torch.where(signs < 0, 0, 255).to(torch.uint8).repeat(16, 1), d8, torch.full((16, 2), -0.125, dtype=torch.float16))
+    return x, (q4, d4, m4), pack_int4_blocks(q4, d4, m4), (q8, d8), pack_int8_blocks(q8, d8), a8
 
 
 def attention_inputs(heads, kv_heads, hd, end):
@@ -75,15 +78,15 @@ def kernel_outputs() -> dict:
     """Every op on the inputs above, through whichever library this process loaded."""
     ops, out = torch.ops.pml, {}
     for shape, inputs in [*((f"{n}x{k}", products(n, k)) for n, k in SHAPES), ("extremes", extremes())]:
-        x, _, q4_blocks, (q8, d8), q8_blocks = inputs
+        x, _, q4_blocks, (q8, d8), q8_blocks, a8 = inputs
         n = q8.shape[0]
         for name, product in (("q4_blocks_gemv", lambda rows: ops.q4_blocks_gemv(rows, q4_blocks, n)),
                               ("q8_blocks_gemv", lambda rows: ops.q8_blocks_gemv(rows, q8_blocks, n)),
-                              ("q8_gemv", lambda rows: ops.q8_gemv(rows, q8, d8))):
+                              ("q8_gemv", lambda rows: ops.q8_gemv(rows, *a8))):
             out[f"{name} {shape}"] = product(x)
             out[f"{name} {shape} row by row"] = torch.cat([product(row[None]) for row in x])
         out[f"q4_blocks_dequant {shape}"] = ops.q4_blocks_dequant(q4_blocks, n)
-        out[f"q8_dequant {shape}"] = ops.q8_dequant(q8, d8)
+        out[f"q8_dequant {shape}"] = ops.q8_dequant(*a8)
     out["rms_norm"] = ops.rms_norm(rand(3, 200), rand(200, seed=1), 1e-5)
     out["silu_mul"] = ops.silu_mul(rand(2, 300, seed=2, scale=4))
     for case in ATTENTION:
@@ -140,7 +143,7 @@ def q_dots(x, q, group):
 
 @pytest.mark.parametrize("shape", [*(f"{n}x{k}" for n, k in SHAPES), "extremes"])
 def test_avx2_products_are_the_group_arithmetic_they_state(avx2, shape):
-    x, (q4, d4, m4), _, (q8, d8), _ = extremes() if shape == "extremes" else products(*map(int, shape.split("x")))
+    x, (q4, d4, m4), _, (q8, d8), _, (a8, da8, ma8) = extremes() if shape == "extremes" else products(*map(int, shape.split("x")))
     n, k = q8.shape
     outputs = avx2["kernels"]
     dots, scale, _, xq = q_dots(x, q4, INT4_GROUP)
@@ -150,8 +153,8 @@ def test_avx2_products_are_the_group_arithmetic_they_state(avx2, shape):
     dots, scale, _, _ = q_dots(x, q8, INT8_GROUP)
     q8_expected = (dots.double() * scale.double() * d8.double()[None]).sum(-1)
     torch.testing.assert_close(outputs[f"q8_blocks_gemv {shape}"].double(), q8_expected, rtol=1e-5, atol=1e-5)
-    restored = (q8.reshape(n, -1, INT8_GROUP).double() * d8.double()[..., None]).reshape(n, k)
-    torch.testing.assert_close(outputs[f"q8_gemv {shape}"].double(), x.double() @ restored.T, rtol=1e-5, atol=1e-6)
+    restored = (a8.reshape(n, -1, INT8_GROUP).float() * da8.float()[..., None] + ma8.float()[..., None]).reshape(n, k)
+    torch.testing.assert_close(outputs[f"q8_gemv {shape}"].double(), x.double() @ restored.double().T, rtol=1e-5, atol=1e-6)
     for name in ("q4_blocks_gemv", "q8_blocks_gemv", "q8_gemv"):  # tiles of rows: each row gets what it gets alone
         assert torch.equal(outputs[f"{name} {shape} row by row"], outputs[f"{name} {shape}"])
     dense4 = q4.reshape(n, -1, INT4_GROUP).float() * d4.float()[..., None] + m4.float()[..., None]
@@ -161,7 +164,7 @@ def test_avx2_products_are_the_group_arithmetic_they_state(avx2, shape):
 
 def test_the_extremes_are_past_what_the_offset_bytes_hold_in_int16():
     """(What makes the extremes' case a test of the q8 sign trick and the q4 int16 sums.)"""
-    x, (q4, _, _), _, (q8, _), _ = extremes()
+    x, (q4, _, _), _, (q8, _), _, _ = extremes()
     dots8, _, xg, _ = q_dots(x, q8, INT8_GROUP)
     shifted = (q8.to(torch.int64) + 128).reshape(16, 2, 16, 2)  # the layout's bytes, in maddubs' pairs
     xq = torch.round(xg * 127).to(torch.int64).reshape(3, 1, 2, 16, 2)

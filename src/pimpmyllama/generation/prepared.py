@@ -28,7 +28,7 @@ from pimpmyllama.generation.products import PRODUCTS, Product
 from pimpmyllama.models.prepared_files import folder_tag, kept_for, prepared_dir
 from pimpmyllama.models.weights import TensorFiles, read_metadata, safetensors_files
 
-FORMAT = 1
+FORMAT = 2  # 2: int8 holds a minimum per group (products.Int8); a file of format 1 is made again
 _FACTS = "pml.products"  # the safetensors metadata entry: product name -> (class, facts)
 
 

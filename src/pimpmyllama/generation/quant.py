@@ -4,9 +4,11 @@ Decoding reads every weight once per token, so on a CPU its speed is set by the
 bytes it reads and by how fast they turn into products: int8 reads a quarter of
 fp32's bytes, int4 an eighth.
 
-- int8: symmetric, one fp16 scale per group of 32 inputs of a row: w ≈ q · d,
-  q in [-127, 127] (llama.cpp's Q8_0); one scale per output row where our kernels do
-  not run (PyTorch's int8 kernel takes those) or a row is not whole groups.
+- int8: an fp16 scale and minimum per group of 32 inputs of a row: w ≈ q · d + m,
+  q in [0, 255], where our kernels run; symmetric, w ≈ q · d with q in [-127, 127]
+  (llama.cpp's Q8_0), for int4's 8-bit head (products with int8 activations, as
+  llama.cpp computes its Q4_1 files' head); one scale per output row where our
+  kernels do not run (PyTorch's int8 kernel takes those) or a row is not whole groups.
 - int4: asymmetric, one fp16 scale and minimum per group of 32 inputs of a row:
   w ≈ q · d + m, q in [0, 15] (llama.cpp's Q4_1).
 
@@ -54,17 +56,35 @@ def int8_groups_supported(weight: torch.Tensor, group: int = INT8_GROUP) -> bool
     return weight.shape[1] % group == 0
 
 
-def quantize_int4(weight: torch.Tensor, group: int = INT4_GROUP) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(q [N, K] in 0..15 as uint8, scales fp16 [N, K/group], minima fp16 [N, K/group])
+def quantize_with_minima(weight: torch.Tensor, levels: int, group: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(q [N, K] in 0..levels as uint8, scales fp16 [N, K/group], minima fp16 [N, K/group])
     with weight ≈ q * scale + minimum, group by group. Each weight is rounded against
     the fp16 scale and minimum that are kept, not the exact ones."""
     n, k = weight.shape
-    w = weight.float().reshape(n, k // group, group)
-    low, high = w.amin(dim=-1), w.amax(dim=-1)
-    minima = low.half()
-    scales = ((high - minima.float()) / 15).clamp(min=1e-7).half()
-    q = torch.round((w - minima.float()[..., None]) / scales.float()[..., None]).clamp(0, 15).to(torch.uint8)
-    return q.reshape(n, k), scales, minima
+    q = torch.empty(weight.shape, dtype=torch.uint8)
+    scales = torch.empty(n, k // group, dtype=torch.float16)
+    minima = torch.empty(n, k // group, dtype=torch.float16)
+    for start in range(0, n, ROWS_AT_A_TIME):
+        rows = slice(start, start + ROWS_AT_A_TIME)
+        w = weight[rows].float().reshape(-1, k // group, group)
+        low, high = w.amin(dim=-1), w.amax(dim=-1)
+        minima[rows] = low.half()
+        scales[rows] = ((high - minima[rows].float()) / levels).clamp(min=1e-7).half()
+        rounded = torch.round((w - minima[rows].float()[..., None]) / scales[rows].float()[..., None])
+        q[rows] = rounded.clamp(0, levels).to(torch.uint8).reshape(-1, k)
+    return q, scales, minima
+
+
+def quantize_int4(weight: torch.Tensor, group: int = INT4_GROUP) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """q in 0..15 (llama.cpp's Q4_1): quantize_with_minima's (q, scales, minima)."""
+    return quantize_with_minima(weight, 15, group)
+
+
+def quantize_int8_minima(weight: torch.Tensor, group: int = INT8_GROUP) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """q in 0..255, a scale and a minimum per group (Q4_1's form with 256 levels):
+    quantize_with_minima's (q, scales, minima). Unlike Q8_0's symmetric grid it holds
+    weights that were on a Q4_1 grid (the default model's) all but exactly."""
+    return quantize_with_minima(weight, 255, group)
 
 
 def pack_nibbles(q: torch.Tensor, group: int = INT4_GROUP) -> torch.Tensor:

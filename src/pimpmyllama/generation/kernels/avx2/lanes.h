@@ -49,9 +49,9 @@ inline void to_bf16(__m256 lo, __m256 hi, uint16_t* out) {
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm256_permute4x64_epi64(packed, _MM_SHUFFLE(3, 1, 2, 0)));
 }
 
-// Eight int8 weights widened to fp32.
-inline __m256 int8_to_ps(const int8_t* q) {
-  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(q))));
+// Eight 8-bit weights (0..255) widened to fp32.
+inline __m256 uint8_to_ps(const uint8_t* q) {
+  return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(q))));
 }
 
 }  // namespace pml_avx2
