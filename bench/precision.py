@@ -4,16 +4,16 @@ One pass per precision over a real text already on the machine (CPython's
 LICENSE.txt, whose first part is the history of Python in prose), on the decode path
 — one token at a time, as generated tokens are — in windows of 512 tokens
 (generation/guard.py). Against fp32's pass over the same tokens:
-  - agreement: the share of the positions where fp32 has a clear choice (its two
-    most likely tokens NEAR_TIE logits apart or more, generation/guard.py) at which the
-    most likely next token is fp32's; and over all positions, how many disagree and
-    how many of those are near-ties in fp32 itself;
+  - agreement: the share of the positions at which the most likely next token is
+    fp32's (what the guard counts), the same over the positions where fp32 has a clear
+    choice (its two most likely tokens NEAR_TIE logits apart or more,
+    generation/guard.py), and how many of the disagreements are near-ties in fp32 itself;
   - perplexity, and its rise over fp32's;
   - decode tokens/s of those steps (wall clock), and tokens per CPU-second (the
     least noisy speed figure on a shared machine with --threads 1).
-Each precision's guard (generation/precision.py): at int8 (and bf16) agreement on the
-clear positions >= 98 % and perplexity <= +1 %; at int4 >= 95 % and <= +5 %. The fastest precision
-that passes is the one that should be the default.
+Each precision's guard (generation/precision.py): at int8 (and bf16) agreement at
+every position >= 98 % and perplexity <= +1 %; at int4 >= 95 % and <= +5 %. The fastest
+precision that passes is the one that should be the default.
 
 `--llama-python PATH` adds llama.cpp's own formats, measured the same way: the model
 exported as an F32 GGUF (`pml export --format gguf --quant f32`), quantized by
@@ -229,10 +229,10 @@ def main() -> None:
         elif verdict.passed is not False:
             passing.append((run.tokens_per_second, variant))
         differ = [i for i, (a, b) in enumerate(zip(run.top1, reference.top1)) if a != b]
-        clear_agreeing = round(verdict.agreement * verdict.clear)
-        agreeing = f"{clear_agreeing}/{verdict.clear} ({verdict.agreement:.2%})"
+        clear_agreeing = round(verdict.clear_agreement * verdict.clear)
+        agreeing = f"{clear_agreeing}/{verdict.clear} ({verdict.clear_agreement:.2%})"
         near = sum(reference.margins[i] < NEAR_TIE for i in differ)
-        every = 1 - len(differ) / len(run.top1)
+        every = verdict.agreement
         per_cpu = f"{len(run.top1) / cpu[variant]:>9.1f}" if variant in cpu else f"{'':>9}"
         print(f"{variant:<16} {agreeing:>20} {every:>15.2%} {f'{near}/{len(differ)}':>9} {run.perplexity:>10.3f} "
               f"{verdict.perplexity_rise:>+8.2%} {run.tokens_per_second:>6.1f} {per_cpu}  {label}")

@@ -16,6 +16,18 @@ def _no_background_service(monkeypatch):
 
 
 @pytest.fixture(scope="session")
+def _session_home(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("pml-session-home")
+
+
+@pytest.fixture(autouse=True)
+def _not_the_users_home(_session_home, monkeypatch):
+    """Every test's PML_HOME is the run's own (a test's fixture may give it another):
+    nothing a test loads or prepares lands in the user's ~/.pimpmyllama."""
+    monkeypatch.setenv("PML_HOME", str(_session_home))
+
+
+@pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """A 2-layer Llama (hidden 64, 4 heads, 2 key/value heads, tied embeddings)."""
     return make_tiny_model(tmp_path_factory.mktemp("tiny-llama"))

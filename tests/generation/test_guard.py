@@ -41,12 +41,15 @@ def test_the_verdict_counts_agreeing_positions_and_the_perplexity_rise():
         judge("int8", a_pass([1, 2], 10.0), reference)
 
 
-def test_agreement_is_counted_where_fp32_has_a_clear_choice():
+def test_the_guard_counts_every_position_and_reports_the_clear_ones_beside():
     reference = DecodePass(list(range(10)), [0.1, 0.49] + [0.5] * 8, nll=10 * math.log(10.0), seconds=1.0)
     measured = a_pass([99, 98] + list(range(2, 9)) + [97], 10.0)  # both near-ties and one clear position differ
     verdict = judge("int8", measured, reference)
-    assert verdict.clear == 8 and verdict.agreement == 7 / 8 and verdict.passed is False
-    assert judge("int8", a_pass([99, 98] + list(range(2, 10)), 10.0), reference).agreement == 1.0
+    assert verdict.agreement == 7 / 10 and verdict.clear == 8 and verdict.clear_agreement == 7 / 8
+    assert verdict.passed is False
+    near_ties_only = judge("int4", a_pass([99] + list(range(1, 10)), 10.0), reference)  # 9 of 10, all clear ones
+    assert near_ties_only.agreement == 0.9 and near_ties_only.clear_agreement == 1.0
+    assert near_ties_only.passed is False  # 90 % < 95 %: a near-tie counts as any other position
 
 
 def test_a_decode_pass_records_each_positions_top_token_and_the_texts_likelihood(tiny_model):

@@ -15,7 +15,8 @@ WINDOW = 512  # tokens per fresh cache: every position sees up to this much cont
 # Where fp32's two most likely next tokens are within this many logits of each other,
 # fp32 itself hardly prefers one: any rounding may swap them (bf16 activations alone do,
 # at 46 of the default model's 2048 positions of the reference text, every one such a
-# near-tie). Agreement is counted where fp32 has a clear choice.
+# near-tie). The guard counts every position; agreement where fp32 has a clear choice
+# is reported beside it.
 NEAR_TIE = 0.5
 
 
@@ -37,7 +38,8 @@ class DecodePass:
 
 @dataclass(frozen=True)
 class Verdict:
-    agreement: float  # share of the clear positions whose most likely next token is fp32's
+    agreement: float  # share of all positions whose most likely next token is fp32's
+    clear_agreement: float  # the same over the clear positions
     clear: int  # positions where fp32's top two are NEAR_TIE or more apart
     perplexity_rise: float  # perplexity / fp32's - 1
     passed: bool | None  # None for the reference itself
@@ -64,8 +66,11 @@ def judge(precision: str, measured: DecodePass, reference: DecodePass) -> Verdic
     """`measured` at `precision` against `reference`, fp32's pass over the same text."""
     if len(measured.top1) != len(reference.top1):
         raise ValueError("the two passes read different texts")
+    same = [a == b for a, b in zip(measured.top1, reference.top1)]
     clear = [i for i, margin in enumerate(reference.margins) if margin >= NEAR_TIE]
-    agreement = sum(measured.top1[i] == reference.top1[i] for i in clear) / max(len(clear), 1)
+    agreement = sum(same) / len(same)
+    clear_agreement = sum(same[i] for i in clear) / max(len(clear), 1)
     rise = measured.perplexity / reference.perplexity - 1
     guard = check_precision(precision).guard
-    return Verdict(agreement, len(clear), rise, None if guard is None else guard.passes(agreement, rise))
+    return Verdict(agreement, clear_agreement, len(clear), rise,
+                   None if guard is None else guard.passes(agreement, rise))
