@@ -32,7 +32,10 @@ def test_the_model_answers_from_the_knowledge_base(engine, tmp_path):
     ingest(store, kb, embedder, [str(write_seed(tmp_path / "seed"))])
     build = Build.model_validate({"knowledge": ["seed"], "parameters": {"temperature": 0, "max_new_tokens": 48}})
     conversation = Conversation(engine, build, knowledge=store)
-    for question in (QUERY, "When does the post office open?"):
+    # (Asked "When does the post office open?" after the French question, fp32 itself
+    # answers with the hairdresser's 9:30am from the neighbouring passage: not a
+    # question this check can ask of a precision.)
+    for question in (QUERY, "What time does the post office open?"):
         reply = conversation.send(question)
         text = reply.text()
         assert "9" in text and "9h30" not in text and "9:30" not in text, text  # not the hairdresser's hour
