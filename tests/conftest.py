@@ -15,16 +15,13 @@ def _no_background_service(monkeypatch):
     monkeypatch.setenv("PML_NO_SERVICE", "1")
 
 
-@pytest.fixture(scope="session")
-def _session_home(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("pml-session-home")
-
-
-@pytest.fixture(autouse=True)
-def _not_the_users_home(_session_home, monkeypatch):
-    """Every test's PML_HOME is the run's own (a test's fixture may give it another):
-    nothing a test loads or prepares lands in the user's ~/.pimpmyllama."""
-    monkeypatch.setenv("PML_HOME", str(_session_home))
+@pytest.fixture(scope="session", autouse=True)
+def _not_the_users_home(tmp_path_factory):
+    """The run's own PML_HOME, from its start (a fixture or a test may set another, for
+    its own scope): nothing a test loads or prepares lands in the user's ~/.pimpmyllama."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PML_HOME", str(tmp_path_factory.mktemp("pml-session-home")))
+        yield
 
 
 @pytest.fixture(scope="session")
