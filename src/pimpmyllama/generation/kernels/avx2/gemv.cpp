@@ -24,20 +24,21 @@ void q8_rows(const uint8_t* q, const uint16_t* d, const uint16_t* m, const float
   __m256 acc[T][4][2];
   for (int t = 0; t < T; ++t)
     for (int u = 0; u < 4; ++u) acc[t][u][0] = acc[t][u][1] = _mm256_setzero_ps();
-  auto add = [&](int64_t i, int u) {  // the 16 weights from i, of group i / 32, into accumulator u
+  auto add = [&](int64_t i, int u) {  // the group of 32 weights from i into accumulators u and u + 1
     const __m256 scale = _mm256_set1_ps(_cvtsh_ss(d[i / kGroup])), minimum = _mm256_set1_ps(_cvtsh_ss(m[i / kGroup]));
-    for (int h = 0; h < 2; ++h) {
-      const __m256 w = _mm256_fmadd_ps(uint8_to_ps(q + i + 8 * h), scale, minimum);
-      for (int t = 0; t < T; ++t) acc[t][u][h] = _mm256_fmadd_ps(w, _mm256_loadu_ps(x[t] + i + 8 * h), acc[t][u][h]);
-    }
+    for (int v = 0; v < 2; ++v)
+      for (int h = 0; h < 2; ++h) {
+        const __m256 w = _mm256_fmadd_ps(uint8_to_ps(q + i + 16 * v + 8 * h), scale, minimum);
+        for (int t = 0; t < T; ++t)
+          acc[t][u + v][h] = _mm256_fmadd_ps(w, _mm256_loadu_ps(x[t] + i + 16 * v + 8 * h), acc[t][u + v][h]);
+      }
   };
   int64_t i = 0;
-  for (; i + 64 <= k; i += 64)
-    for (int u = 0; u < 4; ++u) add(i + 16 * u, u);
-  if (i < k) {
+  for (; i + 64 <= k; i += 64) {
     add(i, 0);
-    add(i + 16, 1);
+    add(i + 32, 2);
   }
+  if (i < k) add(i, 0);
   for (int t = 0; t < T; ++t) {
     __m256 half[2];
     for (int h = 0; h < 2; ++h)
