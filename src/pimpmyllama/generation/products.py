@@ -47,6 +47,16 @@ def _bytes(*tensors: torch.Tensor | None) -> int:
     return sum(t.numel() * t.element_size() for t in tensors if t is not None)
 
 
+def _grouped(q: torch.Tensor, scales: torch.Tensor, minima: torch.Tensor | None) -> torch.Tensor:
+    """q [N, K] times its scales [N, groups] (+ minima), group by group, in fp32: a row
+    is one group when there is one scale per row."""
+    n, k = q.shape
+    w = q.float().reshape(n, scales.shape[-1] if scales.dim() == 2 else 1, -1) * scales.float().reshape(n, -1, 1)
+    if minima is not None:
+        w = w + minima.float().reshape(n, -1, 1)
+    return w.reshape(n, k)
+
+
 class Dense:
     """Unquantized weights held as `dtype`; x @ Wᵀ in that dtype."""
 
@@ -135,12 +145,7 @@ class Int8:
         rounding with m), rounded to the dtype."""
         if self.minima is not None and self.dtype == torch.bfloat16:  # ours, in one pass, to the same numbers
             return torch.ops.pml.q8_dequant(self.q, self.scales, self.minima)
-        n, k = self.q.shape
-        scales = self.scales.float().reshape(n, -1, 1)  # a group per scale; a row is one group
-        w = self.q.float().reshape(n, scales.shape[1], -1) * scales
-        if self.minima is not None:
-            w = w + self.minima.float().reshape(n, -1, 1)
-        return w.reshape(n, k).to(self.dtype)
+        return _grouped(self.q, self.scales, self.minima).to(self.dtype)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[0] == 1:
@@ -224,8 +229,7 @@ class Int4:
             q, d, m = unpack_int4_blocks(self.blocks, n)
         else:
             q, d, m = unpack_nibbles(self.nibbles), self.d, self.m
-        q = q.reshape(n, k // INT4_GROUP, INT4_GROUP).float()
-        return (q * d.float()[..., None] + m.float()[..., None]).reshape(n, k).to(self.dtype)
+        return _grouped(q, d, m).to(self.dtype)
 
     def dequantized(self) -> torch.Tensor:
         return self._dequantize()
