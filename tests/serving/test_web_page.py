@@ -89,6 +89,7 @@ def page(browser, server):
     page.goto(server)
     page.wait_for_function("document.querySelector('#model').value === 'web'")
     page.wait_for_function("document.querySelector('#system').value !== ''")
+    page.wait_for_function("!document.querySelector('#prompt').disabled")
     yield page
     page.close()
 
@@ -104,9 +105,10 @@ def last_reply(page):
 
 
 def wait_done(page, state: str, timeout=60_000) -> None:
-    page.wait_for_function(
-        f"(() => {{ const r = [...document.querySelectorAll('.message.assistant')].pop(); "
-        f"return r && r.dataset.done === '{state}'; }})()", timeout=timeout)
+    """Waits for the last reply to end, then checks how it ended (a failure shows the page's error)."""
+    last = "[...document.querySelectorAll('.message.assistant')].pop()"
+    page.wait_for_function(f"(() => {{ const r = {last}; return r && r.dataset.done; }})()", timeout=timeout)
+    assert page.evaluate(f"{last}.dataset.done") == state, page.inner_text("#error")
 
 
 def api_get(page, path: str):
@@ -179,6 +181,33 @@ def test_chat_streams_stops_cites_and_resumes(page, tmp_path):
     page.wait_for_function("document.querySelectorAll('.message.user').length === 3")
     assert page.locator(".message.user .body").all_inner_texts() == [
         "Hello, who are you?", "Tell me everything.", "When does the post office open?"]
+
+
+def test_nothing_can_be_sent_before_the_page_has_its_session(browser, server):
+    # The knowledge bases answer late (as on a loaded machine): until the page has them, and
+    # a session, the composer is disabled; a message typed then would lose its reply to newChat.
+    page = browser.new_page()
+    held = []
+    page.route("**/pml/knowledge", lambda route: held.append(route))  # answered when the test lets it go
+    try:
+        page.goto(server)
+        page.wait_for_function("document.querySelector('#model').value === 'web'")
+        while not held:
+            page.wait_for_timeout(50)
+        assert page.locator("#prompt").is_disabled() and page.locator("#send").is_disabled()
+        held[0].continue_()
+        send(page, "Hello?", max_tokens="5")  # Playwright's fill waits until the prompt is enabled
+        wait_done(page, "complete")
+        assert page.locator(".message.user .body").all_inner_texts() == ["Hello?"]
+        session = page.evaluate("state.session")
+        assert session.startswith("web-")
+        for _ in range(50):
+            if api_get(page, f"/pml/sessions/{session}")["turns"]:
+                break
+            time.sleep(0.2)
+        assert [t["user"] for t in api_get(page, f"/pml/sessions/{session}")["turns"]] == ["Hello?"]
+    finally:
+        page.close()
 
 
 def test_the_markdown_renderer_escapes_first(page):

@@ -242,14 +242,19 @@ async function upload(event) {
   }
 }
 
+// The composer stays disabled until the model, its settings and a session are there:
+// a message sent earlier would go without a session and its reply be cleared by newChat.
 async function start() {
   $("api-key").value = api.key;
+  $("prompt").disabled = $("send").disabled = true;
   try {
     await loadModels();
     await loadSettings();
     newChat();
   } catch (error) {
     showError(error.status === 401 ? "This server needs an API key: type it in the sidebar." : error.message);
+  } finally {
+    $("prompt").disabled = $("send").disabled = false;
   }
 }
 
