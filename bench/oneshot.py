@@ -60,7 +60,7 @@ for _ in reply:
 t.append(time.perf_counter())
 print(json.dumps([b - a for a, b in zip(t, t[1:])]))
 """
-STAGE_NAMES = ["import torch", "import the engine, chat, storage", "load: resolve, read the prepared weights",
+STAGE_NAMES = ["import torch", "import the engine, chat, storage", "load: resolve, the tokenizer, the prepared weights",
                "prompt to first token (prefill, first steps)", "the other tokens"]
 
 
