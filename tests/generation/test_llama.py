@@ -5,6 +5,7 @@ import torch
 
 from pimpmyllama.generation.llama import lean_unsupported_reason
 from pimpmyllama.generation.loading import load_backend
+from mapped import mapped_file
 from tiny import make_tiny_model
 
 IDS = [5, 17, 42, 99, 3, 250, 7, 64, 128, 11, 300, 2]
@@ -140,17 +141,6 @@ def test_a_traced_model_is_freed_with_its_weights(tiny_model):
     assert all(w() is None for w in weights)
 
 
-def _mapped_file(tensor: torch.Tensor) -> str | None:
-    """The file this process maps at the tensor's memory, if any (from /proc/self/maps)."""
-    address = tensor.untyped_storage().data_ptr()
-    for line in open("/proc/self/maps"):
-        fields = line.split()
-        begin, end = (int(x, 16) for x in fields[0].split("-"))
-        if begin <= address < end:
-            return fields[5] if len(fields) > 5 and fields[5].startswith("/") else None
-    return None
-
-
 @pytest.mark.parametrize("precision", ["fp32", "int4"])
 def test_the_embeddings_are_mapped_from_the_file_and_give_the_logits_a_read_table_gives(tiny_model, precision,
                                                                                          monkeypatch):
@@ -159,12 +149,12 @@ def test_the_embeddings_are_mapped_from_the_file_and_give_the_logits_a_read_tabl
     from pimpmyllama.models.weights import TensorFiles
 
     mapped = load_backend(tiny_model, precision)
-    assert _mapped_file(mapped.embed) == str(tiny_model / "model.safetensors")
+    assert mapped_file(mapped.embed) == str(tiny_model / "model.safetensors")
     mapping = TensorFiles.mapped  # the embeddings read instead (prepared weights are still mapped)
     monkeypatch.setattr(TensorFiles, "mapped",
                         lambda self, name: None if name.endswith("embed_tokens.weight") else mapping(self, name))
     read = load_backend(tiny_model, precision)
-    assert _mapped_file(read.embed) is None and read.embed.dtype == mapped.embed_dtype
+    assert mapped_file(read.embed) is None and read.embed.dtype == mapped.embed_dtype
     results = []
     for model in (mapped, read):
         model.trace_after = 2

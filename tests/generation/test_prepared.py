@@ -9,6 +9,7 @@ import torch
 from pimpmyllama.generation import kernels, prepared
 from pimpmyllama.generation.loading import load_backend
 from pimpmyllama.models.prepared_files import kept_for, prepared_dir
+from mapped import mapped_file
 
 
 def _products(model):
@@ -91,23 +92,12 @@ def test_an_unreadable_file_is_made_again(pml_home, tiny_model):
     assert rewritten.stat().st_size > 1000
 
 
-def _mapped_from(path) -> list[tuple[int, int]]:
-    """The address ranges of this process's memory maps of `path`."""
-    ranges = []
-    for line in open("/proc/self/maps"):
-        if line.rstrip().endswith(str(path)):
-            start, end = line.split()[0].split("-")
-            ranges.append((int(start, 16), int(end, 16)))
-    return ranges
-
-
 def test_kept_products_are_mapped_from_their_file_and_outlive_it(pml_home, tiny_model):
     load_backend(tiny_model, "int4")
     [kept] = kept_for(tiny_model)
     second = load_backend(tiny_model, "int4")  # reads what the first kept: mapped, not copied
-    ranges = _mapped_from(kept)
     held = [t for product in _products(second) for t in product.state()[1].values()]
-    assert ranges and all(any(a <= t.data_ptr() < b for a, b in ranges) for t in held)
+    assert held and all(mapped_file(t) == str(kept) for t in held)
     logits = _logits(second)
     kept.unlink()  # as a re-import's load or `pml models rm` does while a service holds the model
     load_backend(tiny_model, "int4")  # prepares and keeps a new file
