@@ -55,7 +55,7 @@ def test_bad_input_is_a_4xx_naming_it_and_the_server_is_unharmed(server):
     assert error(post(server, good(messages="Hi")), 400)["param"] == "messages"
     assert error(post(server, good(), headers={}), 401)["message"].startswith("missing or wrong API key")
     assert error(post(server, good(), headers={"Authorization": "Bearer nope"}), 401)["code"] == "invalid_api_key"
-    reply = post(server, good())
+    reply = post(server, good(ignore_eos=True))  # a random tiny model may sample its end-of-text early
     assert reply.status_code == 200 and reply.json()["usage"]["completion_tokens"] == 3
 
 
