@@ -35,6 +35,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "tiles.h"
+
 namespace {
 
 constexpr int64_t kGroup = 32, kRows = 16, kBlockBytes = 320, kQ8BlockBytes = 544;
@@ -88,6 +90,7 @@ void q4_block_rows(const uint8_t* block, const Row* const* x, int64_t groups, fl
   __m512 total[T];
   for (int t = 0; t < T; ++t) total[t] = _mm512_setzero_ps();
   for (int64_t g = 0; g < groups; ++g, block += kBlockBytes) {
+    pml_kernels::prefetch(block + groups * kBlockBytes, kBlockBytes);  // the next block's group g
     __m512i low[4], high[4];
     for (int c = 0; c < 4; ++c) {
       const __m512i bytes = _mm512_loadu_si512(block + 64 * c);
@@ -117,6 +120,7 @@ void q8_block_rows(const uint8_t* block, const Row* const* x, int64_t groups, fl
   __m512 total[T];
   for (int t = 0; t < T; ++t) total[t] = _mm512_setzero_ps();
   for (int64_t g = 0; g < groups; ++g, block += kQ8BlockBytes) {
+    pml_kernels::prefetch(block + groups * kQ8BlockBytes, kQ8BlockBytes);  // the next block's group g
     __m512i w[8];
     for (int c = 0; c < 8; ++c) w[c] = _mm512_loadu_si512(block + 64 * c);
     const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 512)));

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "../tiles.h"
 #include "lanes.h"
 
 namespace {
@@ -80,6 +81,7 @@ void q4_block_rows(const uint8_t* block, const Row* const* x, int64_t groups, fl
   __m256 total[T][2];
   for (int t = 0; t < T; ++t) total[t][0] = total[t][1] = _mm256_setzero_ps();
   for (int64_t g = 0; g < groups; ++g, block += kBlockBytes) {
+    pml_kernels::prefetch(block + groups * kBlockBytes, kBlockBytes);  // the next block's group g
     __m256i pairs[T][2];
     for (int t = 0; t < T; ++t) pairs[t][0] = pairs[t][1] = _mm256_setzero_si256();
     for (int c = 0; c < 4; ++c) {
@@ -120,6 +122,7 @@ void q8_block_rows(const uint8_t* block, const Row* const* x, int64_t groups, fl
   __m256 total[T][2];
   for (int t = 0; t < T; ++t) total[t][0] = total[t][1] = _mm256_setzero_ps();
   for (int64_t g = 0; g < groups; ++g, block += kQ8BlockBytes) {
+    pml_kernels::prefetch(block + groups * kQ8BlockBytes, kQ8BlockBytes);  // the next block's group g
     __m256i dots[T][2];
     for (int t = 0; t < T; ++t) dots[t][0] = dots[t][1] = _mm256_setzero_si256();
     for (int c = 0; c < 8; ++c) {
