@@ -1,20 +1,21 @@
-// The tile of activation rows a product takes at a time, as a compile-time size: the
-// kernels keep a tile's accumulators in registers, so each size is its own function.
+// The tile of activation rows a product takes at a time, as a compile-time size (the
+// kernels keep a tile's accumulators in registers, so each size is its own function),
+// and the prefetch of the weights a product reads next.
 #pragma once
-
-#include <xmmintrin.h>
 
 #include <cstdint>
 #include <type_traits>
 
 namespace pml_kernels {
 
-// Asks for `bytes` from `p` on into L1 (a hint: never faults, even past an array's
-// end). The products call it for the next block's group while they compute one:
-// with several rows a block's arithmetic is long enough that the hardware's own
-// prefetch falls behind, and the loads of the next block then wait on memory.
+// Asks for `bytes` from `p` on into L1: a hint that never faults, even past an
+// array's end (the compiler's builtin, prefetcht0 on x86, so any instruction set's
+// kernels can call it). The products call it for the next block's group while they
+// compute one: with several rows a block's arithmetic is long enough that the
+// hardware's own prefetch falls behind, and the loads of the next block then wait
+// on memory.
 inline void prefetch(const uint8_t* p, int64_t bytes) {
-  for (int64_t i = 0; i < bytes; i += 64) _mm_prefetch(reinterpret_cast<const char*>(p + i), _MM_HINT_T0);
+  for (int64_t i = 0; i < bytes; i += 64) __builtin_prefetch(p + i, 0, 3);
 }
 
 // run(std::integral_constant<int, size>{}) for a size in 1..kMax (sizes past kMax run
