@@ -27,7 +27,9 @@ def post(url, body=None, *, content=None, headers=AUTH, path="/v1/chat/completio
 
 
 def good(**fields) -> dict:
-    return {"model": "tiny", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 3, **fields}
+    # ignore_eos: a reply's length is max_tokens (a random tiny model may sample its end-of-text early)
+    return {"model": "tiny", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 3, "ignore_eos": True,
+            **fields}
 
 
 def error(response, status: int) -> dict:
@@ -55,18 +57,18 @@ def test_bad_input_is_a_4xx_naming_it_and_the_server_is_unharmed(server):
     assert error(post(server, good(messages="Hi")), 400)["param"] == "messages"
     assert error(post(server, good(), headers={}), 401)["message"].startswith("missing or wrong API key")
     assert error(post(server, good(), headers={"Authorization": "Bearer nope"}), 401)["code"] == "invalid_api_key"
-    reply = post(server, good(ignore_eos=True))  # a random tiny model may sample its end-of-text early
+    reply = post(server, good())
     assert reply.status_code == 200 and reply.json()["usage"]["completion_tokens"] == 3
 
 
 def test_a_timeout_ends_the_reply_with_408(server):
     # 20 ms a step: 200 tokens take 4 s; the timeout is 0.5 s
-    late = error(post(server, good(max_tokens=200, ignore_eos=True, timeout=0.5)), 408)
+    late = error(post(server, good(max_tokens=200, timeout=0.5)), 408)
     assert late["param"] == "timeout" and late["message"].startswith("the request's timeout passed after ")
     generated = int(late["message"].split("after ")[1].split()[0])
     assert 5 <= generated < 60
     with httpx.stream("POST", f"{server}/v1/chat/completions", headers=AUTH, timeout=60,
-                      json=good(max_tokens=200, ignore_eos=True, timeout=0.5, stream=True)) as response:
+                      json=good(max_tokens=200, timeout=0.5, stream=True)) as response:
         events = [line[6:] for line in response.iter_lines() if line.startswith("data: ")]
     assert events[-1] == "[DONE]"
     assert json.loads(events[-2])["error"]["code"] == "timeout"
